@@ -4,7 +4,7 @@
 #   scripts/testenv.sh build   build etcd and kube-apiserver from the Go module proxy (cached)
 #   scripts/testenv.sh start   start both on 127.0.0.1 with free ports; prints KUBECONFIG path
 #   scripts/testenv.sh stop    stop exactly the processes that `start` recorded
-#   scripts/testenv.sh env     print `export KUBECONFIG=...` for the running plane
+#   scripts/testenv.sh env     print the exports (KUBECONFIG, PATH with the matching kubectl)
 #
 # The binaries are build outputs: they live under ${XDG_CACHE_HOME:-~/.cache}, never in git.
 # Run state (certificates, etcd data, logs, pids, kubeconfig) lives under target/testenv/.
@@ -13,6 +13,7 @@ set -euo pipefail
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"          # k8s-openapi's `v1_37` feature matches this
 CACHE_ROOT="${REMOTEASSIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/remote-assist-operator}"
 BIN_DIR="$CACHE_ROOT/kube-$KUBE_VERSION/bin"
+KUBECTL="$BIN_DIR/kubectl"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_DIR="${TESTENV_DIR:-$REPO_ROOT/target/testenv}"
 
@@ -23,7 +24,7 @@ free_port() {
 }
 
 build() {
-  if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/etcd" ]]; then
+  if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/etcd" && -x "$BIN_DIR/kubectl" ]]; then
     log "using cached binaries in $BIN_DIR"
     return 0
   fi
@@ -33,7 +34,7 @@ build() {
   export GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
   local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
   local staging="v0.${KUBE_VERSION#v1.}"
-  log "building kube-apiserver and etcd $KUBE_VERSION (first run only; ~15-25 min on 2 cores)"
+  log "building kube-apiserver, etcd and kubectl $KUBE_VERSION (first run only; ~15-25 min on 2 cores)"
   (
     cd "$wrap"
     go mod init remoteassist.dev/testenv-wrapper >/dev/null 2>&1
@@ -51,8 +52,9 @@ build() {
     ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
     go build -trimpath -ldflags "$ld" -o "$BIN_DIR/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
     go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/etcd.tmp" go.etcd.io/etcd/server/v3
-    mv "$BIN_DIR/kube-apiserver.tmp" "$BIN_DIR/kube-apiserver"
-    mv "$BIN_DIR/etcd.tmp" "$BIN_DIR/etcd"
+    # kubectl of the same version, so tests see no version-skew warnings.
+    go build -trimpath -ldflags "$ld" -o "$BIN_DIR/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl
+    for b in kube-apiserver etcd kubectl; do mv "$BIN_DIR/$b.tmp" "$BIN_DIR/$b"; done
   )
   # The wrapper module is only needed for the build; Go's own module and build caches stay,
   # so a rebuild for another version reuses them.
@@ -108,15 +110,15 @@ start() {
     || { tail -30 "$RUN_DIR/kube-apiserver.log"; exit 1; }
 
   local kc="$RUN_DIR/kubeconfig"
-  kubectl config --kubeconfig="$kc" set-cluster testenv --server="https://127.0.0.1:$api_port" \
+  "$KUBECTL" config --kubeconfig="$kc" set-cluster testenv --server="https://127.0.0.1:$api_port" \
     --certificate-authority="$RUN_DIR/certs/apiserver.crt" --embed-certs=true >/dev/null
-  kubectl config --kubeconfig="$kc" set-credentials test-admin --token="$admin_token" >/dev/null
-  kubectl config --kubeconfig="$kc" set-credentials tester --token="$user_token" >/dev/null
-  kubectl config --kubeconfig="$kc" set-context admin --cluster=testenv --user=test-admin >/dev/null
-  kubectl config --kubeconfig="$kc" set-context tester --cluster=testenv --user=tester >/dev/null
-  kubectl config --kubeconfig="$kc" use-context admin >/dev/null
+  "$KUBECTL" config --kubeconfig="$kc" set-credentials test-admin --token="$admin_token" >/dev/null
+  "$KUBECTL" config --kubeconfig="$kc" set-credentials tester --token="$user_token" >/dev/null
+  "$KUBECTL" config --kubeconfig="$kc" set-context admin --cluster=testenv --user=test-admin >/dev/null
+  "$KUBECTL" config --kubeconfig="$kc" set-context tester --cluster=testenv --user=tester >/dev/null
+  "$KUBECTL" config --kubeconfig="$kc" use-context admin >/dev/null
   chmod 600 "$kc"
-  wait_for 120 "$RUN_DIR/kube-apiserver.pid" "kube-apiserver /readyz" kubectl --kubeconfig="$kc" get --raw /readyz \
+  wait_for 120 "$RUN_DIR/kube-apiserver.pid" "kube-apiserver /readyz" "$KUBECTL" --kubeconfig="$kc" get --raw /readyz \
     || { log "see $RUN_DIR/kube-apiserver.log"; tail -30 "$RUN_DIR/kube-apiserver.log"; exit 1; }
   log "ready: kube-apiserver $KUBE_VERSION on https://127.0.0.1:$api_port"
   echo "$kc"
@@ -143,6 +145,6 @@ case "${1:-}" in
   build) build ;;
   start) start ;;
   stop) stop ;;
-  env) echo "export KUBECONFIG=$RUN_DIR/kubeconfig" ;;
+  env) printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "$RUN_DIR/kubeconfig" "$BIN_DIR" ;;
   *) echo "usage: $0 build|start|stop|env" >&2; exit 2 ;;
 esac

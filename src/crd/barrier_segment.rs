@@ -1,5 +1,9 @@
 //! `BarrierSegment`: one information-barrier organization segment and the policy assigned to it.
 
+// kube's derive repeats `type_ = "string"` across printer columns, which clippy misreads as a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use super::formats;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -12,6 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "remoteassist.dev",
+    cel,
     version = "v1alpha1",
     kind = "BarrierSegment",
     plural = "barriersegments",
@@ -115,7 +120,7 @@ pub struct UserAttributeMatch {
     pub value: String,
 }
 
-/// User attributes a segment can filter on by value.
+// User attributes a segment can filter on by value.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum SegmentAttribute {
@@ -140,7 +145,7 @@ pub enum SegmentAttribute {
     UsageLocation,
 }
 
-/// Whether a policy takes effect when policies are applied.
+// Whether a policy takes effect when policies are applied.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PolicyState {
     /// The policy is applied.
@@ -150,7 +155,7 @@ pub enum PolicyState {
     Inactive,
 }
 
-/// Kind of information-barrier policy, fixed at creation.
+// Kind of information-barrier policy, fixed at creation.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyType {
     /// Members may reach only the listed segments.

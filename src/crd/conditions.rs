@@ -151,10 +151,10 @@ pub fn ready_rollup(conditions: &[Condition], aspects: &[&str]) -> ConditionUpda
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeZone, Utc};
+    use k8s_openapi::jiff::Timestamp;
 
     fn at(secs: i64) -> Time {
-        Time(Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap())
+        Time(Timestamp::from_second(1_800_000_000 + secs).unwrap())
     }
 
     fn account(status: Status, reason: &str) -> ConditionUpdate {

@@ -7,12 +7,18 @@
 //!
 //! Defaults are documented on each field and applied in code, never injected by the apiserver,
 //! so GitOps tools see exactly the spec that was written.
+//!
+//! Enum types carry `//` comments rather than doc comments: schemars would put an enum's doc in
+//! place of the field's, and the field's doc is what `kubectl explain` should show.
 
 pub mod barrier_segment;
 pub mod conditions;
 pub mod formats;
 pub mod remote_assist_license;
 pub mod vendor_tenant;
+
+#[cfg(test)]
+mod cel_tests;
 
 pub use barrier_segment::{BarrierSegment, BarrierSegmentSpec, BarrierSegmentStatus};
 pub use remote_assist_license::{RemoteAssistLicense, RemoteAssistLicenseSpec, RemoteAssistLicenseStatus};
@@ -29,10 +35,41 @@ pub const CATEGORY: &str = "remoteassist";
 /// Every CRD of the API with the file name it is committed under in `crds/`.
 pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("vendortenants.yaml", VendorTenant::crd()),
-        ("barriersegments.yaml", BarrierSegment::crd()),
-        ("remoteassistlicenses.yaml", RemoteAssistLicense::crd()),
+        ("vendortenants.yaml", unwrap_descriptions(VendorTenant::crd())),
+        ("barriersegments.yaml", unwrap_descriptions(BarrierSegment::crd())),
+        (
+            "remoteassistlicenses.yaml",
+            unwrap_descriptions(RemoteAssistLicense::crd()),
+        ),
     ]
+}
+
+/// Doc comments are wrapped at 110 columns in the source; `kubectl explain` wraps again, so
+/// join the lines of each paragraph and keep only the blank-line paragraph breaks.
+fn unwrap_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match v {
+                        serde_json::Value::String(text) if key == "description" => {
+                            let paragraphs: Vec<String> = text
+                                .split("\n\n")
+                                .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+                                .collect();
+                            *text = paragraphs.join("\n\n");
+                        }
+                        _ => walk(v),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    walk(&mut value);
+    serde_json::from_value(value).expect("only descriptions changed")
 }
 
 /// Renders a CRD the way it is committed: YAML with a generated-file header.

@@ -1,5 +1,9 @@
 //! `RemoteAssistLicense`: one vendor service account, licensed for Remote Assist.
 
+// kube's derive repeats `type_ = "string"` across printer columns, which clippy misreads as a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use super::{LicenseRequest, formats};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -12,6 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "remoteassist.dev",
+    cel,
     version = "v1alpha1",
     kind = "RemoteAssistLicense",
     plural = "remoteassistlicenses",
@@ -109,7 +114,7 @@ pub struct VendorRef {
     pub name: String,
 }
 
-/// What happens to the Entra user when its RemoteAssistLicense is deleted.
+// What happens to the Entra user when its RemoteAssistLicense is deleted.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeletionPolicy {
     /// Delete the user (soft delete; restorable for 30 days).
@@ -121,7 +126,7 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
-/// How a pre-existing user with the same principal name is treated.
+// How a pre-existing user with the same principal name is treated.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AdoptionPolicy {
     /// Adopt an existing user, or create one.

@@ -1,6 +1,10 @@
 //! `VendorTenant`: one external vendor company whose engineers call the host company's support
 //! engineers with Remote Assist.
 
+// kube's derive repeats `type_ = "string"` across printer columns, which clippy misreads as a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use super::{LicenseRequest, formats};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
@@ -19,6 +23,7 @@ pub const ENGINEERS_GROUP_SUFFIX: &str = "_SupportEngineer";
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "remoteassist.dev",
+    cel,
     version = "v1alpha1",
     kind = "VendorTenant",
     plural = "vendortenants",
@@ -123,7 +128,7 @@ pub struct SupportEngineers {
     pub membership: Option<MembershipMode>,
 }
 
-/// How the operator treats group members it was not told about.
+// How the operator treats group members it was not told about.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MembershipMode {
     /// Add the listed members; leave any others in place.
@@ -133,7 +138,7 @@ pub enum MembershipMode {
     Exclusive,
 }
 
-/// How licences are assigned.
+// How licences are assigned.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LicenseMode {
     /// Assign licences to each account directly.
@@ -186,7 +191,7 @@ pub struct BarrierSettings {
     pub membership_attribute: Option<MembershipAttribute>,
 }
 
-/// A user attribute that information-barrier segments can filter on.
+// A user attribute that information-barrier segments can filter on.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[allow(missing_docs)]
 pub enum MembershipAttribute {
