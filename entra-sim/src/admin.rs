@@ -1,0 +1,105 @@
+//! The admin API under `/_sim`, never mixed into Graph routes: a dump of the tenant, reset,
+//! misbehaviour settings at run time, request counters, and a password check (so tests can
+//! prove a generated password works without the simulator ever showing one).
+
+use crate::misbehave::Settings;
+use crate::server::{Counters, Sim};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/state", get(state))
+        .route("/reset", post(reset))
+        .route("/settings", get(get_settings).put(put_settings))
+        .route("/counters", get(counters))
+        .route("/counters/reset", post(reset_counters))
+        .route("/verify-password", post(verify_password))
+}
+
+async fn state(State(sim): State<Arc<Sim>>) -> Response {
+    let t = sim.tenant();
+    let user = |u: &crate::model::User| {
+        let mut j = u.to_json();
+        j.insert(
+            "groups".into(),
+            json!(
+                t.groups
+                    .values()
+                    .filter(|g| g.members.contains(&u.id))
+                    .map(|g| g.id.clone())
+                    .collect::<Vec<_>>()
+            ),
+        );
+        Value::Object(j)
+    };
+    let body = json!({
+        "tenantId": t.tenant_id,
+        "domains": t.domains,
+        "users": t.users.values().map(user).collect::<Vec<_>>(),
+        "deletedUsers": t.deleted_users.values().map(user).collect::<Vec<_>>(),
+        "groups": t.groups.values().map(|g| {
+            let mut j = g.to_json();
+            j.insert("members".into(), json!(g.members.iter().collect::<Vec<_>>()));
+            Value::Object(j)
+        }).collect::<Vec<_>>(),
+        "skus": t.skus.iter().map(|s| json!({
+            "skuId": s.sku_id, "skuPartNumber": s.part_number, "prepaidUnits": s.prepaid,
+            "consumedUnits": t.consumed.get(&s.sku_id).copied().unwrap_or(0),
+        })).collect::<Vec<_>>(),
+    });
+    axum::Json(body).into_response()
+}
+
+async fn reset(State(sim): State<Arc<Sim>>) -> StatusCode {
+    sim.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_settings(State(sim): State<Arc<Sim>>) -> Response {
+    axum::Json(sim.misbehaviour.lock().unwrap().settings.clone()).into_response()
+}
+
+async fn put_settings(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Settings>(&body) {
+        Ok(s) => {
+            sim.misbehaviour.lock().unwrap().set(s.clone());
+            axum::Json(s).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn counters(State(sim): State<Arc<Sim>>) -> Response {
+    axum::Json(sim.counters.lock().unwrap().clone()).into_response()
+}
+
+async fn reset_counters(State(sim): State<Arc<Sim>>) -> StatusCode {
+    *sim.counters.lock().unwrap() = Counters::default();
+    StatusCode::NO_CONTENT
+}
+
+async fn verify_password(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let upn = v["userPrincipalName"].as_str().unwrap_or_default();
+    let password = v["password"].as_str().unwrap_or_default();
+    let t = sim.tenant();
+    let valid = t
+        .user_id(upn)
+        .and_then(|id| t.users.get(&id))
+        .and_then(|u| u.password.as_deref())
+        .is_some_and(|p| p == password);
+    axum::Json(json!({"valid": valid})).into_response()
+}

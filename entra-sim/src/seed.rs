@@ -1,0 +1,131 @@
+//! The seed file: what the tenant holds when the simulator starts or is reset.
+
+use serde::{Deserialize, Serialize};
+
+/// The default seed: the host company ABC with its support engineers, the licences of the
+/// Remote Assist scenario, and one app registration for the operator.
+pub const DEFAULT_SEED: &str = include_str!("../seeds/default.yaml");
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Seed {
+    pub tenant_id: String,
+    /// The `<name>.onmicrosoft.com` domain every tenant has.
+    pub initial_domain: String,
+    #[serde(default)]
+    pub verified_domains: Vec<String>,
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_seconds: u64,
+    #[serde(default)]
+    pub skus: Vec<SeedSku>,
+    #[serde(default)]
+    pub apps: Vec<SeedApp>,
+    #[serde(default)]
+    pub users: Vec<SeedUser>,
+    #[serde(default)]
+    pub groups: Vec<SeedGroup>,
+    /// Misbehaviour at start; all off when absent.
+    #[serde(default)]
+    pub misbehaviour: crate::misbehave::Settings,
+}
+
+fn default_token_lifetime() -> u64 {
+    3599
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedSku {
+    pub sku_part_number: String,
+    pub sku_id: String,
+    pub prepaid_units: i64,
+    #[serde(default)]
+    pub service_plans: Vec<SeedServicePlan>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedServicePlan {
+    pub service_plan_name: String,
+    pub service_plan_id: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedApp {
+    pub display_name: String,
+    pub client_id: String,
+    /// Client secret values (the simulator compares them in constant time).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// PEM certificates whose keys may sign client assertions.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    #[serde(default)]
+    pub federated_credentials: Vec<SeedFederatedCredential>,
+    /// Granted application permissions per resource, e.g. `User.ReadWrite.All` for Graph.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedFederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default = "default_audiences")]
+    pub audiences: Vec<String>,
+    /// PEM public keys (or certificates) of the issuer, which the simulator uses in place of
+    /// fetching the issuer's OIDC discovery document.
+    pub issuer_keys: Vec<String>,
+}
+
+fn default_audiences() -> Vec<String> {
+    vec!["api://AzureADTokenExchange".into()]
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedUser {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub user_principal_name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(default = "yes")]
+    pub account_enabled: bool,
+    #[serde(default)]
+    pub usage_location: Option<String>,
+    #[serde(default)]
+    pub department: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedGroup {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub display_name: String,
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    /// Members by user principal name.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+impl Seed {
+    pub fn parse(yaml: &str) -> anyhow::Result<Seed> {
+        Ok(serde_saphyr::from_str(yaml)?)
+    }
+
+    pub fn default_seed() -> Seed {
+        Seed::parse(DEFAULT_SEED).expect("the embedded seed parses")
+    }
+}
