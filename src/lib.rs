@@ -2,3 +2,4 @@
 //! (Entra ID accounts, licences, groups and information barriers) from Kubernetes resources.
 
 pub mod crd;
+pub mod graph;

@@ -155,6 +155,11 @@ impl Query {
                 "Operator 'ne', 'not' or 'endsWith' is an advanced query: it requires the ConsistencyLevel header set to 'eventual' and $count=true.",
             ));
         }
+        // Counting directory objects is an advanced query: without the header Graph silently
+        // ignores `$count=true` (aad-advanced-queries, "Error handling").
+        if !eventual {
+            q.count = false;
+        }
         q.raw = pairs;
         Ok(q)
     }

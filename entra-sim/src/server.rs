@@ -195,6 +195,9 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v1.0/$batch", post(batch::batch))
         .route_layer(middleware::from_fn_with_state(sim.clone(), graph_pipeline))
         .method_not_allowed_fallback(method_not_allowed)
+        .fallback(unknown_segment)
+        // Outermost, so 405s and unknown segments carry request ids too.
+        .layer(middleware::from_fn(request_ids))
         .with_state(sim.clone());
     let _ = sim.graph.set(graph.clone());
     let rest = Router::new()
@@ -204,8 +207,39 @@ pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .merge(graph)
         .merge(rest)
-        .fallback(unknown_segment)
         .layer(middleware::from_fn_with_state(sim, count_tokens))
+}
+
+/// Every Graph answer (also 405s, unknown segments and `$batch` items): a fresh `request-id`,
+/// the client's `client-request-id` echoed, both available to error rendering.
+async fn request_ids(req: Request, next: Next) -> Response {
+    let client_request_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let ctx = Ctx {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        client_request_id,
+        base_url: format!("http://{host}"),
+    };
+    let request_id = ctx.request_id.clone();
+    let echo = ctx.client_request_id.clone();
+    let mut response = CTX.scope(ctx, next.run(req)).await;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("request-id", v);
+    }
+    if let Some(v) = echo.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        headers.insert("client-request-id", v);
+    }
+    response
 }
 
 async fn method_not_allowed() -> Response {
@@ -244,7 +278,8 @@ async fn count_tokens(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
     response
 }
 
-/// Every Graph request: ids, latency, bearer check, random failure, throttling, counters.
+/// Every routed Graph request: latency, bearer check, random failure, throttling, counters
+/// (inside `request_ids`).
 async fn graph_pipeline(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
     let item = req.extensions().get::<BatchItem>().is_some();
     let is_batch = req.uri().path() == "/v1.0/$batch";
@@ -257,67 +292,41 @@ async fn graph_pipeline(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
             .unwrap_or_else(|| req.uri().path().to_owned())
     );
     let (cost, write) = misbehave::cost(req.method(), req.uri().path(), req.uri().query());
-    let client_request_id = req
-        .headers()
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost")
-        .to_owned();
-    let ctx = Ctx {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        client_request_id,
-        base_url: format!("http://{host}"),
-    };
-    let request_id = ctx.request_id.clone();
-    let echo = ctx.client_request_id.clone();
-
-    let response = CTX
-        .scope(ctx, async {
-            if !item {
-                let delay = sim.misbehaviour.lock().unwrap().latency();
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
+    let response = async {
+        if !item {
+            let delay = sim.misbehaviour.lock().unwrap().latency();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
-            let principal = match auth::authenticate(&sim, req.headers()) {
-                Ok(p) => p,
-                Err(e) => return (e.into_response(), None),
-            };
-            if is_batch {
-                let mut req = req;
-                req.extensions_mut().insert(principal);
-                return (next.run(req).await, None);
-            }
-            let users = sim.tenant.lock().unwrap().users.len();
-            let (failure, charge) = {
-                let mut m = sim.misbehaviour.lock().unwrap();
-                let tenant_id = sim.seed.tenant_id.clone();
-                match m.charge(&principal.app_id, &tenant_id, cost, write, users) {
-                    Err(e) => (Some(e), None),
-                    Ok(c) => (m.random_failure(), Some(c)),
-                }
-            };
-            if let Some(e) = failure {
-                return (e.into_response(), charge);
-            }
+        }
+        let principal = match auth::authenticate(&sim, req.headers()) {
+            Ok(p) => p,
+            Err(e) => return (e.into_response(), None),
+        };
+        if is_batch {
             let mut req = req;
             req.extensions_mut().insert(principal);
-            (next.run(req).await, charge)
-        })
-        .await;
+            return (next.run(req).await, None);
+        }
+        let users = sim.tenant.lock().unwrap().users.len();
+        let (failure, charge) = {
+            let mut m = sim.misbehaviour.lock().unwrap();
+            let tenant_id = sim.seed.tenant_id.clone();
+            match m.charge(&principal.app_id, &tenant_id, cost, write, users) {
+                Err(e) => (Some(e), None),
+                Ok(c) => (m.random_failure(), Some(c)),
+            }
+        };
+        if let Some(e) = failure {
+            return (e.into_response(), charge);
+        }
+        let mut req = req;
+        req.extensions_mut().insert(principal);
+        (next.run(req).await, charge)
+    }
+    .await;
     let (mut response, charge) = response;
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        headers.insert("request-id", v);
-    }
-    if let Some(v) = echo.and_then(|e| HeaderValue::from_str(&e).ok()) {
-        headers.insert("client-request-id", v);
-    }
     if let Some(c) = charge {
         headers.insert("x-ms-resource-unit", HeaderValue::from(c.resource_units));
         if let Some(p) = c

@@ -1,0 +1,740 @@
+//! Conformance tests for `/users` and `/directory/deletedItems` against the reference
+//! (`entra-graph-and-barriers.md` §1.1, §1.4, §3.3, §3.4, §7).
+
+mod common;
+
+use common::{Env, GOOD_PASSWORD, REMOTE_ASSIST};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const DOMAIN: &str = "vendors.abc.example";
+
+/// Percent-encodes a query-option value.
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// An OData string literal: quotes around, a quote inside doubled.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `/users?$filter=<filter>` with the filter encoded.
+fn filter_path(filter: &str) -> String {
+    format!("/users?$filter={}", enc(filter))
+}
+
+fn valid_body(nickname: &str) -> Value {
+    json!({
+        "accountEnabled": true,
+        "displayName": format!("User {nickname}"),
+        "mailNickname": nickname,
+        "userPrincipalName": format!("{nickname}@{DOMAIN}"),
+        "passwordProfile": {"password": GOOD_PASSWORD, "forceChangePasswordNextSignIn": false},
+    })
+}
+
+async fn create_named(env: &Env, nickname: &str, display_name: &str) -> Value {
+    let mut body = valid_body(nickname);
+    body["displayName"] = json!(display_name);
+    let a = env.graph(Method::POST, "/users", Some(body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "create: {:?}", a.body);
+    a.body
+}
+
+fn ids(body: &Value) -> BTreeSet<String> {
+    body["value"]
+        .as_array()
+        .expect("a collection")
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn id_of(user: &Value) -> String {
+    user["id"].as_str().unwrap().to_owned()
+}
+
+/// GET with `ConsistencyLevel: eventual`.
+async fn get_eventual(env: &Env, path: &str) -> common::Answer {
+    env.graph_as(
+        &env.token,
+        Method::GET,
+        path,
+        None,
+        &[("ConsistencyLevel", "eventual")],
+    )
+    .await
+}
+
+async fn consumed(env: &Env, sku: &str) -> i64 {
+    let a = env.graph(Method::GET, "/subscribedSkus", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    a.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["skuId"] == sku)
+        .expect("sku present")["consumedUnits"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Follows `@odata.nextLink` verbatim from `first` until it is absent; returns every page.
+async fn all_pages(env: &Env, first: &str) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut next = Some(first.to_owned());
+    while let Some(url) = next {
+        assert!(pages.len() < 100, "paging does not terminate");
+        let a = env.graph(Method::GET, &url, None).await;
+        assert_eq!(a.status, StatusCode::OK, "page {url}: {:?}", a.body);
+        next = a.body["@odata.nextLink"].as_str().map(str::to_owned);
+        if let Some(n) = &next {
+            assert!(n.starts_with(&env.url()), "nextLink is a full URL: {n}");
+        }
+        pages.push(a.body);
+    }
+    pages
+}
+
+fn assert_bad_request(a: &common::Answer, what: &str) {
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{what}: {:?}", a.body);
+    assert_eq!(a.error_code(), "Request_BadRequest", "{what}: {:?}", a.body);
+}
+
+// ---- create (§1.1 create details, §1.4) ----
+
+#[tokio::test]
+async fn create_returns_201_with_the_user() {
+    let env = common::start().await;
+    let a = env.graph(Method::POST, "/users", Some(valid_body("new1"))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let id = a.body["id"].as_str().expect("id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "id is a guid: {id}");
+    assert_eq!(a.body["userPrincipalName"], format!("new1@{DOMAIN}"));
+    assert_eq!(a.body["displayName"], "User new1");
+    // Readable afterwards.
+    let got = env.graph(Method::GET, &format!("/users/{id}"), None).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["id"], id);
+}
+
+#[tokio::test]
+async fn create_without_each_required_property_is_400() {
+    let env = common::start().await;
+    for (i, missing) in [
+        "accountEnabled",
+        "displayName",
+        "mailNickname",
+        "userPrincipalName",
+        "passwordProfile",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let nickname = format!("req{i}");
+        let mut body = valid_body(&nickname);
+        body.as_object_mut().unwrap().remove(missing);
+        let a = env.graph(Method::POST, "/users", Some(body)).await;
+        assert_bad_request(&a, missing);
+        // Nothing was created.
+        let upn = format!("{nickname}@{DOMAIN}");
+        let found = env
+            .graph(
+                Method::GET,
+                &filter_path(&format!("userPrincipalName eq {}", lit(&upn))),
+                None,
+            )
+            .await;
+        assert_eq!(found.status, StatusCode::OK);
+        assert!(
+            ids(&found.body).is_empty(),
+            "{missing}: a user was created anyway"
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_in_an_unverified_domain_is_400() {
+    let env = common::start().await;
+    let mut body = valid_body("dom1");
+    body["userPrincipalName"] = json!("dom1@not-ours.example");
+    let a = env.graph(Method::POST, "/users", Some(body)).await;
+    assert_bad_request(&a, "unverified domain");
+    assert!(
+        a.error_message()
+            .contains("domain portion of the userPrincipalName property is invalid"),
+        "{}",
+        a.error_message()
+    );
+}
+
+#[tokio::test]
+async fn create_with_a_disallowed_upn_character_is_400() {
+    let env = common::start().await;
+    for local in ["jos\u{e9}", "a b", "a(b)", "a,b", "a*b"] {
+        let mut body = valid_body("chars");
+        body["userPrincipalName"] = json!(format!("{local}@{DOMAIN}"));
+        let a = env.graph(Method::POST, "/users", Some(body)).await;
+        assert_bad_request(&a, local);
+    }
+    // The documented specials are allowed.
+    let mut body = valid_body("okchars");
+    body["userPrincipalName"] = json!(format!("a'b.c-d_e!f#g^h~i@{DOMAIN}"));
+    let a = env.graph(Method::POST, "/users", Some(body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+}
+
+#[tokio::test]
+async fn create_with_a_weak_password_is_400() {
+    let env = common::start().await;
+    for weak in ["password", "short1!", "alllowercaseletters"] {
+        let mut body = valid_body("weak");
+        body["passwordProfile"]["password"] = json!(weak);
+        let a = env.graph(Method::POST, "/users", Some(body)).await;
+        assert_bad_request(&a, weak);
+        assert!(
+            a.error_message()
+                .starts_with("The specified password does not comply with password complexity requirements."),
+            "{}",
+            a.error_message()
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_upn_is_400_with_an_object_conflict_detail() {
+    let env = common::start().await;
+    env.create_user("dup", Some("US")).await;
+    // Same UPN, different case: UPNs compare case-insensitively.
+    let mut body = valid_body("dup2");
+    body["userPrincipalName"] = json!(format!("DUP@{}", DOMAIN.to_uppercase()));
+    for body in [valid_body("dup"), body] {
+        let a = env.graph(Method::POST, "/users", Some(body)).await;
+        assert_bad_request(&a, "duplicate");
+        assert_eq!(
+            a.error_message(),
+            "Another object with the same value for property userPrincipalName already exists."
+        );
+        let detail = &a.body["error"]["details"][0];
+        assert_eq!(detail["code"], "ObjectConflict");
+        assert_eq!(detail["target"], "userPrincipalName");
+    }
+}
+
+// ---- read (§1.1 read details, §1.4 not found) ----
+
+#[tokio::test]
+async fn get_by_id_and_by_upn_return_the_same_user() {
+    let env = common::start().await;
+    let created = env.create_user("reader", Some("US")).await;
+    let id = id_of(&created);
+    for key in [
+        id.clone(),
+        format!("reader@{DOMAIN}"),
+        format!("Reader@{}", DOMAIN.to_uppercase()),
+    ] {
+        let a = env.graph(Method::GET, &format!("/users/{key}"), None).await;
+        assert_eq!(a.status, StatusCode::OK, "{key}: {:?}", a.body);
+        assert_eq!(a.body["id"], id.as_str());
+        assert_eq!(a.body["userPrincipalName"], format!("reader@{DOMAIN}"));
+    }
+}
+
+#[tokio::test]
+async fn unknown_user_is_404_with_the_documented_message() {
+    let env = common::start().await;
+    for key in [uuid::Uuid::new_v4().to_string(), format!("nobody@{DOMAIN}")] {
+        let a = env.graph(Method::GET, &format!("/users/{key}"), None).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{key}");
+        assert_eq!(a.error_code(), "Request_ResourceNotFound");
+        assert_eq!(
+            a.error_message(),
+            format!(
+                "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+            )
+        );
+        let inner = &a.body["error"]["innerError"];
+        assert!(
+            inner["request-id"].is_string() && inner["date"].is_string(),
+            "{inner}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn default_properties_exclude_licensing_fields_unless_selected() {
+    let env = common::start().await;
+    let id = id_of(&env.create_user("props", Some("US")).await);
+
+    let plain = env.graph(Method::GET, &format!("/users/{id}"), None).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    for absent in ["accountEnabled", "usageLocation", "assignedLicenses"] {
+        assert!(
+            plain.body.get(absent).is_none(),
+            "{absent} returned without $select"
+        );
+    }
+    for present in ["id", "displayName", "userPrincipalName"] {
+        assert!(plain.body.get(present).is_some(), "{present} missing by default");
+    }
+
+    let path =
+        format!("/users/{id}?$select=id,userPrincipalName,accountEnabled,usageLocation,assignedLicenses");
+    let selected = env.graph(Method::GET, &path, None).await;
+    assert_eq!(selected.status, StatusCode::OK);
+    assert_eq!(selected.body["accountEnabled"], true);
+    assert_eq!(selected.body["usageLocation"], "US");
+    assert_eq!(selected.body["assignedLicenses"], json!([]));
+    assert!(selected.body.get("displayName").is_none(), "not selected");
+
+    // Same in a collection.
+    let filter = format!("userPrincipalName eq {}", lit(&format!("props@{DOMAIN}")));
+    let list = env.graph(Method::GET, &filter_path(&filter), None).await;
+    assert!(list.body["value"][0].get("usageLocation").is_none());
+    let list = env
+        .graph(
+            Method::GET,
+            &format!("{}&$select=id,usageLocation", filter_path(&filter)),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["value"][0]["usageLocation"], "US");
+}
+
+// ---- list and $filter (§1.1 find by UPN / by licence, §3.4) ----
+
+#[tokio::test]
+async fn filter_eq_on_upn_and_display_name_needs_no_advanced_headers() {
+    let env = common::start().await;
+    let a = id_of(&env.create_user("eqa", Some("US")).await);
+    let b = id_of(&env.create_user("eqb", Some("US")).await);
+
+    let by_upn = env
+        .graph(
+            Method::GET,
+            &filter_path(&format!("userPrincipalName eq 'eqa@{DOMAIN}'")),
+            None,
+        )
+        .await;
+    assert_eq!(by_upn.status, StatusCode::OK, "{:?}", by_upn.body);
+    assert_eq!(ids(&by_upn.body), BTreeSet::from([a]));
+
+    let by_name = env
+        .graph(Method::GET, &filter_path("displayName eq 'User eqb'"), None)
+        .await;
+    assert_eq!(by_name.status, StatusCode::OK);
+    assert_eq!(ids(&by_name.body), BTreeSet::from([b]));
+
+    let none = env
+        .graph(Method::GET, &filter_path("displayName eq 'User nobody'"), None)
+        .await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert!(ids(&none.body).is_empty());
+}
+
+#[tokio::test]
+async fn filter_startswith() {
+    let env = common::start().await;
+    let a = id_of(&create_named(&env, "sw1", "Vendor1 Alpha").await);
+    let b = id_of(&create_named(&env, "sw2", "Vendor1 Beta").await);
+    create_named(&env, "sw3", "Vendor2 Gamma").await;
+    let r = env
+        .graph(
+            Method::GET,
+            &filter_path("startswith(displayName,'Vendor1 ')"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(ids(&r.body), BTreeSet::from([a, b]));
+}
+
+#[tokio::test]
+async fn filter_by_assigned_licence() {
+    let env = common::start().await;
+    let licensed = id_of(&env.create_user("lic1", Some("US")).await);
+    env.create_user("lic2", Some("US")).await;
+    let assign = env
+        .graph(
+            Method::POST,
+            &format!("/users/{licensed}/assignLicense"),
+            Some(
+                json!({"addLicenses": [{"skuId": REMOTE_ASSIST, "disabledPlans": []}], "removeLicenses": []}),
+            ),
+        )
+        .await;
+    assert_eq!(assign.status, StatusCode::OK, "{:?}", assign.body);
+    let r = env
+        .graph(
+            Method::GET,
+            &filter_path(&format!("assignedLicenses/any(s:s/skuId eq {REMOTE_ASSIST})")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(ids(&r.body), BTreeSet::from([licensed]));
+}
+
+#[tokio::test]
+async fn a_doubled_quote_in_a_literal_is_data() {
+    let env = common::start().await;
+    let obrien = id_of(&create_named(&env, "obrien", "Dan O'Brien").await);
+    create_named(&env, "obrian", "Dan OBrien").await;
+    let r = env
+        .graph(
+            Method::GET,
+            &filter_path(&format!("displayName eq {}", lit("Dan O'Brien"))),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(ids(&r.body), BTreeSet::from([obrien]));
+}
+
+#[tokio::test]
+async fn an_injection_attempt_inside_one_literal_matches_nothing() {
+    let env = common::start().await;
+    create_named(&env, "injx", "x").await;
+    create_named(&env, "injy", "y").await;
+    // What a careless client would splice in; properly escaped it is one literal.
+    let value = "x' or displayName eq 'y";
+    let r = env
+        .graph(
+            Method::GET,
+            &filter_path(&format!("displayName eq {}", lit(value))),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(ids(&r.body).is_empty(), "matched: {:?}", r.body);
+    // The unescaped form is a real `or` and matches both (the control).
+    let r = env
+        .graph(
+            Method::GET,
+            &filter_path(&format!("displayName eq '{value}'")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(ids(&r.body).len(), 2);
+}
+
+#[tokio::test]
+async fn advanced_operators_need_consistency_level_and_count() {
+    let env = common::start().await;
+    for filter in [
+        "displayName ne 'Alice Engineer'",
+        "endswith(userPrincipalName,'@abc.example')",
+        "not(startswith(displayName,'Alice'))",
+    ] {
+        let plain = filter_path(filter);
+        let counted = format!("{plain}&$count=true");
+        let no_headers = env.graph(Method::GET, &plain, None).await;
+        let header_only = get_eventual(&env, &plain).await;
+        let count_only = env.graph(Method::GET, &counted, None).await;
+        for (what, a) in [
+            ("no headers", no_headers),
+            ("header without $count", header_only),
+            ("$count without header", count_only),
+        ] {
+            assert_eq!(a.status, StatusCode::BAD_REQUEST, "{filter} {what}: {:?}", a.body);
+            assert_eq!(a.error_code(), "Request_UnsupportedQuery", "{filter} {what}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn advanced_operators_with_consistency_level_and_count_return_odata_count() {
+    let env = common::start().await;
+    env.create_user("adv1", Some("US")).await;
+    env.create_user("adv2", Some("US")).await;
+    // Seed: Alice, Bob, Carol, Dave in abc.example; two more in vendors.abc.example.
+    for (filter, expected) in [
+        ("displayName ne 'Alice Engineer'", 5),
+        ("endswith(userPrincipalName,'@abc.example')", 4),
+        ("not(startswith(displayName,'User adv'))", 4),
+    ] {
+        let a = get_eventual(&env, &format!("{}&$count=true", filter_path(filter))).await;
+        assert_eq!(a.status, StatusCode::OK, "{filter}: {:?}", a.body);
+        assert_eq!(a.body["@odata.count"], expected, "{filter}");
+        assert_eq!(a.body["value"].as_array().unwrap().len(), expected, "{filter}");
+    }
+}
+
+#[tokio::test]
+async fn count_without_consistency_level_is_ignored() {
+    // aad-advanced-queries: without the header `?$count=true` is silently ignored.
+    let env = common::start().await;
+    let a = env
+        .graph(
+            Method::GET,
+            &format!("{}&$count=true", filter_path("displayName eq 'Alice Engineer'")),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["value"].as_array().unwrap().len(), 1);
+    assert!(a.body.get("@odata.count").is_none(), "{:?}", a.body);
+}
+
+#[tokio::test]
+async fn top_above_999_is_400() {
+    let env = common::start().await;
+    let a = env.graph(Method::GET, "/users?$top=1000", None).await;
+    assert_bad_request(&a, "$top=1000");
+    let a = env.graph(Method::GET, "/users?$top=999", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+}
+
+// ---- paging (§3.3, §7 rank 7) ----
+
+#[tokio::test]
+async fn paging_with_top_visits_every_user_exactly_once() {
+    let env = common::start().await;
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    let seed = env.graph(Method::GET, "/users", None).await;
+    expected.extend(ids(&seed.body));
+    for i in 0..9 {
+        expected.insert(id_of(&env.create_user(&format!("pt{i}"), None).await));
+    }
+    assert_eq!(expected.len(), 13);
+
+    let pages = all_pages(&env, "/users?$top=4").await;
+    assert_eq!(pages.len(), 4, "13 users in pages of 4");
+    let mut seen = Vec::new();
+    for p in &pages {
+        let v = p["value"].as_array().unwrap();
+        assert!(!v.is_empty() && v.len() <= 4, "page size {}", v.len());
+        seen.extend(v.iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(seen.len(), expected.len(), "no user twice");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+#[tokio::test]
+async fn server_page_size_forces_next_links_and_keeps_the_filter() {
+    let env = common::start().await;
+    env.set_misbehaviour(json!({"maxPageSize": 5})).await;
+    let mut expected = BTreeSet::new();
+    for i in 0..12 {
+        expected.insert(id_of(
+            &create_named(&env, &format!("pg{i}"), &format!("Pager {i:02}")).await,
+        ));
+    }
+    let first = format!(
+        "{}&$select=id,displayName",
+        filter_path("startswith(displayName,'Pager')")
+    );
+    let pages = all_pages(&env, &first).await;
+    assert_eq!(pages.len(), 3, "12 users in pages of at most 5");
+    let mut seen = Vec::new();
+    for p in &pages {
+        for u in p["value"].as_array().unwrap() {
+            assert!(
+                u["displayName"].as_str().unwrap().starts_with("Pager"),
+                "filter lost: {u}"
+            );
+            assert!(u.get("userPrincipalName").is_none(), "$select lost: {u}");
+            seen.push(u["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen.len(), 12, "no user twice");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+// ---- update (§1.1 update) ----
+
+#[tokio::test]
+async fn patch_is_204_and_the_change_is_visible() {
+    let env = common::start().await;
+    let id = id_of(&env.create_user("upd", None).await);
+    let a = env
+        .graph(
+            Method::PATCH,
+            &format!("/users/{id}"),
+            Some(json!({"displayName": "Updated Name", "usageLocation": "DE", "accountEnabled": false})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    assert!(a.body.is_null(), "204 has no body");
+    let got = env
+        .graph(
+            Method::GET,
+            &format!("/users/{id}?$select=displayName,usageLocation,accountEnabled"),
+            None,
+        )
+        .await;
+    assert_eq!(got.body["displayName"], "Updated Name");
+    assert_eq!(got.body["usageLocation"], "DE");
+    assert_eq!(got.body["accountEnabled"], false);
+}
+
+#[tokio::test]
+async fn patch_extension_attribute_15_and_filter_on_it() {
+    let env = common::start().await;
+    let tagged = id_of(&env.create_user("ext1", Some("US")).await);
+    env.create_user("ext2", Some("US")).await;
+    let a = env
+        .graph(
+            Method::PATCH,
+            &format!("/users/{tagged}"),
+            Some(json!({"onPremisesExtensionAttributes": {"extensionAttribute15": "managed-by:operator"}})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    let got = env
+        .graph(
+            Method::GET,
+            &format!("/users/{tagged}?$select=onPremisesExtensionAttributes"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        got.body["onPremisesExtensionAttributes"]["extensionAttribute15"],
+        "managed-by:operator"
+    );
+    // Sent as an advanced query, which real Graph accepts whether or not it requires it.
+    let filter = "onPremisesExtensionAttributes/extensionAttribute15 eq 'managed-by:operator'";
+    let r = get_eventual(&env, &format!("{}&$count=true", filter_path(filter))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(ids(&r.body), BTreeSet::from([tagged]));
+}
+
+// ---- soft delete, restore, purge (§1.1 delete details, §7 rank 10) ----
+
+async fn deleted_ids(env: &Env) -> BTreeSet<String> {
+    let a = env
+        .graph(Method::GET, "/directory/deletedItems/microsoft.graph.user", None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    ids(&a.body)
+}
+
+#[tokio::test]
+async fn delete_moves_the_user_to_deleted_items() {
+    let env = common::start().await;
+    let id = id_of(&env.create_user("del", Some("US")).await);
+    let a = env.graph(Method::DELETE, &format!("/users/{id}"), None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+
+    let gone = env.graph(Method::GET, &format!("/users/{id}"), None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.error_code(), "Request_ResourceNotFound");
+    let listed = env
+        .graph(
+            Method::GET,
+            &filter_path(&format!("userPrincipalName eq 'del@{DOMAIN}'")),
+            None,
+        )
+        .await;
+    assert!(ids(&listed.body).is_empty(), "deleted user still listed");
+
+    let deleted = env
+        .graph(Method::GET, "/directory/deletedItems/microsoft.graph.user", None)
+        .await;
+    let entry = deleted.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == id.as_str())
+        .expect("listed in deleted items")
+        .clone();
+    assert_eq!(entry["userPrincipalName"], format!("del@{DOMAIN}"));
+    let when = entry["deletedDateTime"].as_str().expect("deletedDateTime");
+    assert!(when.parse::<jiff::Timestamp>().is_ok(), "timestamp: {when}");
+}
+
+#[tokio::test]
+async fn restore_brings_a_deleted_user_back() {
+    let env = common::start().await;
+    let id = id_of(&env.create_user("rest", Some("US")).await);
+    env.graph(Method::DELETE, &format!("/users/{id}"), None).await;
+    let a = env
+        .graph(
+            Method::POST,
+            &format!("/directory/deletedItems/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["id"], id.as_str());
+
+    let got = env
+        .graph(Method::GET, &format!("/users/rest@{DOMAIN}"), None)
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["id"], id.as_str());
+    assert!(!deleted_ids(&env).await.contains(&id), "still in deleted items");
+}
+
+#[tokio::test]
+async fn restore_conflicts_when_the_upn_was_reused() {
+    let env = common::start().await;
+    let old = id_of(&env.create_user("reuse", Some("US")).await);
+    env.graph(Method::DELETE, &format!("/users/{old}"), None).await;
+    let new = id_of(&env.create_user("reuse", Some("US")).await);
+    assert_ne!(old, new);
+    let a = env
+        .graph(
+            Method::POST,
+            &format!("/directory/deletedItems/{old}/restore"),
+            None,
+        )
+        .await;
+    assert_bad_request(&a, "restore over a reused UPN");
+    assert_eq!(a.body["error"]["details"][0]["code"], "ObjectConflict");
+    assert!(
+        deleted_ids(&env).await.contains(&old),
+        "the deleted user stays deleted"
+    );
+}
+
+#[tokio::test]
+async fn purge_removes_a_user_from_deleted_items_for_good() {
+    let env = common::start().await;
+    let id = id_of(&env.create_user("purge", Some("US")).await);
+    env.graph(Method::DELETE, &format!("/users/{id}"), None).await;
+    assert!(deleted_ids(&env).await.contains(&id));
+
+    let a = env
+        .graph(Method::DELETE, &format!("/directory/deletedItems/{id}"), None)
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    assert!(!deleted_ids(&env).await.contains(&id));
+    let a = env
+        .graph(Method::GET, &format!("/directory/deletedItems/{id}"), None)
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = env
+        .graph(
+            Method::POST,
+            &format!("/directory/deletedItems/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "cannot restore a purged user");
+    let a = env.graph(Method::GET, &format!("/users/{id}"), None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn deleting_a_licensed_user_frees_its_seat() {
+    let env = common::start().await;
+    let before = consumed(&env, REMOTE_ASSIST).await;
+    let id = id_of(&env.create_user("seat", Some("US")).await);
+    let a = env
+        .graph(
+            Method::POST,
+            &format!("/users/{id}/assignLicense"),
+            Some(
+                json!({"addLicenses": [{"skuId": REMOTE_ASSIST, "disabledPlans": []}], "removeLicenses": []}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(consumed(&env, REMOTE_ASSIST).await, before + 1);
+    env.graph(Method::DELETE, &format!("/users/{id}"), None).await;
+    assert_eq!(consumed(&env, REMOTE_ASSIST).await, before);
+}

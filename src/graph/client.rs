@@ -1,0 +1,330 @@
+//! The Graph client: every call goes through the shared budget, carries a cached token, and is
+//! retried within bounds — 429 after its `Retry-After` (per item inside `$batch`), 5xx and
+//! transport failures with exponential backoff and jitter. Collections are paged by following
+//! `@odata.nextLink` verbatim.
+
+use super::budget::{Budget, cost};
+use super::credentials::TokenProvider;
+use super::error::GraphError;
+use rand::Rng;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bounds on retrying one request.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter for attempt `n` (1-based).
+    fn backoff(&self, n: u32) -> Duration {
+        let ceiling = self.base_delay.saturating_mul(1 << n.min(16)).min(self.max_delay);
+        let ms = rand::rng().random_range(ceiling.as_millis() as u64 / 2..=ceiling.as_millis() as u64);
+        Duration::from_millis(ms)
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub request_id: Option<String>,
+}
+
+/// One request of a `$batch`.
+#[derive(Debug, Clone)]
+pub struct BatchRequest {
+    pub method: Method,
+    /// Relative to the API version, e.g. `/users/{id}`.
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+pub struct GraphClient {
+    http: reqwest::Client,
+    /// e.g. `https://graph.microsoft.com/v1.0`
+    base: String,
+    tokens: Arc<TokenProvider>,
+    budget: Arc<Budget>,
+    policy: RetryPolicy,
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+impl GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        tokens: Arc<TokenProvider>,
+        budget: Arc<Budget>,
+        policy: RetryPolicy,
+    ) -> Self {
+        GraphClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            tokens,
+            budget,
+            policy,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// One attempt, without retries.
+    async fn attempt(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<Answer, GraphError> {
+        let relative = path.strip_prefix(&self.base).unwrap_or(path);
+        let (units, write) = cost(method, relative);
+        self.budget.acquire(units, write).await;
+        let token = self.tokens.token().await?;
+        let mut request = self
+            .http
+            .request(method.clone(), self.url(path))
+            .bearer_auth(token.expose())
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .timeout(self.policy.timeout);
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        let response = request.send().await.map_err(|e| GraphError::Transport {
+            what: "Microsoft Graph",
+            message: e.without_url().to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let wait = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(|e| GraphError::Transport {
+            what: "Microsoft Graph",
+            message: e.to_string(),
+        })?;
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if status >= 400 {
+            return Err(GraphError::from_response(status, request_id, wait, &body));
+        }
+        Ok(Answer {
+            status,
+            body,
+            request_id,
+        })
+    }
+
+    /// Sends a request, retrying transient failures within the policy's bounds.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, GraphError> {
+        let mut reauthenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(&method, path, body).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) if e.status() == Some(401) && !reauthenticated => {
+                    // The cached token was revoked or expired early: fetch a new one once.
+                    reauthenticated = true;
+                    self.tokens.invalidate().await;
+                }
+                Err(e) if e.is_transient() && attempt < self.policy.max_attempts => {
+                    let wait = e.retry_after().unwrap_or_else(|| self.policy.backoff(attempt));
+                    if e.is_throttled() {
+                        self.budget.pause(wait).await;
+                    }
+                    tracing::debug!(%method, status = ?e.status(), attempt, ?wait, "retrying Graph request");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) if e.is_transient() => {
+                    return Err(GraphError::Exhausted {
+                        attempts: attempt,
+                        last: Box::new(e),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, GraphError> {
+        Ok(self.call(Method::GET, path, None).await?.body)
+    }
+
+    /// Every item of a collection, following `@odata.nextLink` until it is absent.
+    pub async fn list(&self, path: &str) -> Result<Vec<Value>, GraphError> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_owned());
+        while let Some(url) = next {
+            let page = self.get(&url).await?;
+            if let Some(values) = page["value"].as_array() {
+                items.extend(values.iter().cloned());
+            }
+            next = page["@odata.nextLink"].as_str().map(str::to_owned);
+        }
+        Ok(items)
+    }
+
+    /// Runs requests through `$batch`, 20 at a time; items throttled or failing transiently are
+    /// sent again after their own `Retry-After` (or backoff), within the retry bounds. Results
+    /// come back in the order of `requests`.
+    pub async fn batch(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
+        let mut results: Vec<Option<Result<Answer, GraphError>>> =
+            (0..requests.len()).map(|_| None).collect();
+        for chunk_start in (0..requests.len()).step_by(20) {
+            let mut pending: Vec<usize> = (chunk_start..(chunk_start + 20).min(requests.len())).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let items: Vec<Value> = pending
+                    .iter()
+                    .map(|i| {
+                        let r = &requests[*i];
+                        let mut item =
+                            json!({"id": i.to_string(), "method": r.method.as_str(), "url": r.path});
+                        if let Some(b) = &r.body {
+                            item["body"] = b.clone();
+                            item["headers"] = json!({"Content-Type": "application/json"});
+                        }
+                        item
+                    })
+                    .collect();
+                let outer = match self
+                    .call(Method::POST, "/$batch", Some(&json!({"requests": items})))
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let message = e.to_string();
+                        for i in pending.drain(..) {
+                            results[i] = Some(Err(GraphError::Decode(format!("batch failed: {message}"))));
+                        }
+                        break;
+                    }
+                };
+                let by_id: HashMap<String, &Value> = outer.body["responses"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| Some((r["id"].as_str()?.to_owned(), r)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut retry = Vec::new();
+                let mut wait = Duration::ZERO;
+                for i in pending.drain(..) {
+                    let Some(r) = by_id.get(&i.to_string()) else {
+                        results[i] = Some(Err(GraphError::Decode(format!("batch response lacks item {i}"))));
+                        continue;
+                    };
+                    let status = r["status"].as_u64().unwrap_or(0) as u16;
+                    let request_id = r["headers"]["request-id"].as_str().map(str::to_owned);
+                    let item_wait = r["headers"]["retry-after"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .map(Duration::from_secs);
+                    if status < 400 {
+                        results[i] = Some(Ok(Answer {
+                            status,
+                            body: r["body"].clone(),
+                            request_id,
+                        }));
+                        continue;
+                    }
+                    let e = GraphError::from_response(status, request_id, item_wait, &r["body"]);
+                    if e.is_transient() && attempt < self.policy.max_attempts {
+                        wait = wait.max(item_wait.unwrap_or_else(|| self.policy.backoff(attempt)));
+                        if e.is_throttled() {
+                            self.budget.pause(wait).await;
+                        }
+                        retry.push(i);
+                    } else if e.is_transient() {
+                        results[i] = Some(Err(GraphError::Exhausted {
+                            attempts: attempt,
+                            last: Box::new(e),
+                        }));
+                    } else {
+                        results[i] = Some(Err(e));
+                    }
+                }
+                if !retry.is_empty() {
+                    tokio::time::sleep(wait).await;
+                }
+                pending = retry;
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item has a result"))
+            .collect()
+    }
+}
+
+/// An OData string literal: quoted, with quotes inside doubled, so a value is never read as
+/// filter syntax.
+pub fn odata_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A `$filter` value encoded for a URL query.
+pub fn encode_query(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_strings_escape_quotes() {
+        assert_eq!(odata_string("O'Brien"), "'O''Brien'");
+        assert_eq!(
+            odata_string("x' or displayName eq 'y"),
+            "'x'' or displayName eq ''y'"
+        );
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        let p = RetryPolicy::default();
+        assert!(p.backoff(1) <= Duration::from_millis(400));
+        assert!(p.backoff(20) <= p.max_delay);
+        assert!(p.backoff(5) >= Duration::from_millis(3200));
+    }
+}
