@@ -82,6 +82,8 @@ pub struct Tenant {
     pub groups: BTreeMap<String, Group>,
     pub skus: Vec<Sku>,
     pub consumed: HashMap<String, i64>,
+    /// Users with a usage location still replicating, so settling never scans every user.
+    pub pending_locations: BTreeSet<String>,
 }
 
 pub fn now_string() -> String {
@@ -120,6 +122,7 @@ impl Tenant {
                 })
                 .collect(),
             consumed: HashMap::new(),
+            pending_locations: BTreeSet::new(),
         };
         for u in &seed.users {
             let id = u.id.clone().unwrap_or_else(new_id);
@@ -295,12 +298,20 @@ impl Tenant {
 
     /// Applies pending usage locations whose replication delay has passed.
     pub fn settle_replication(&mut self, now: Instant) {
-        for u in self.users.values_mut() {
-            if let Some((loc, at)) = &u.pending_usage_location
-                && *at <= now
-            {
-                u.usage_location = loc.clone();
-                u.pending_usage_location = None;
+        if self.pending_locations.is_empty() {
+            return;
+        }
+        for id in std::mem::take(&mut self.pending_locations) {
+            let Some(u) = self.users.get_mut(&id) else {
+                continue;
+            };
+            match u.pending_usage_location.take() {
+                Some((loc, at)) if at <= now => u.usage_location = loc,
+                Some(still) => {
+                    u.pending_usage_location = Some(still);
+                    self.pending_locations.insert(id);
+                }
+                None => {}
             }
         }
     }

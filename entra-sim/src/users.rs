@@ -391,9 +391,15 @@ pub async fn update(
             user.pending_usage_location = Some((loc, Instant::now() + delay));
         }
     }
+    let pending = user.pending_usage_location.is_some();
     let new_upn = str_field(&body, "userPrincipalName")?.map(str::to_owned);
-    if let Some(upn) = new_upn {
+    if let Some(upn) = &new_upn {
         user.upn = upn.clone();
+    }
+    if pending {
+        t.pending_locations.insert(id.clone());
+    }
+    if let Some(upn) = new_upn {
         t.upn_index.remove(&old_upn.to_lowercase());
         t.upn_index.insert(upn.to_lowercase(), id.clone());
     }

@@ -207,9 +207,12 @@ impl GraphClient {
             (0..requests.len()).map(|_| None).collect();
         for chunk_start in (0..requests.len()).step_by(20) {
             let mut pending: Vec<usize> = (chunk_start..(chunk_start + 20).min(requests.len())).collect();
+            // Counts rounds without progress: a round where some items succeed starts over, so a
+            // throttled batch drains at Graph's pace instead of giving up.
             let mut attempt = 0;
             while !pending.is_empty() {
                 attempt += 1;
+                let before = pending.len();
                 let items: Vec<Value> = pending
                     .iter()
                     .map(|i| {
@@ -283,6 +286,9 @@ impl GraphClient {
                 }
                 if !retry.is_empty() {
                     tokio::time::sleep(wait).await;
+                }
+                if retry.len() < before {
+                    attempt = 0;
                 }
                 pending = retry;
             }

@@ -1,0 +1,307 @@
+//! The operator's Graph client against the simulated tenant over HTTP: the three credential
+//! kinds, token caching, typed errors with request ids, retries that honour `Retry-After`,
+//! bounded retries of 5xx, paging, and `$batch` with per-item throttling.
+
+use entra_sim::Seed;
+use entra_sim::seed::SeedFederatedCredential;
+use remote_assist_operator::graph::{
+    AppIdentity, BatchRequest, Budget, BudgetConfig, Credential, GraphClient, GraphError, RetryPolicy,
+    Secret, TokenProvider,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
+const CLIENT_ID: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
+const SECRET: &str = "sim-operator-secret-change-me";
+
+async fn sim(seed: Seed) -> entra_sim::RunningSim {
+    entra_sim::start(seed, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn client(sim: &entra_sim::RunningSim, credential: Credential, budget: Budget) -> GraphClient {
+    let http = reqwest::Client::new();
+    let identity = AppIdentity {
+        authority: sim.url(),
+        tenant_id: TENANT.into(),
+        client_id: CLIENT_ID.into(),
+        credential,
+    };
+    let tokens = Arc::new(TokenProvider::new(
+        http.clone(),
+        identity,
+        "https://graph.microsoft.com",
+    ));
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    };
+    GraphClient::new(
+        http,
+        &format!("{}/v1.0", sim.url()),
+        tokens,
+        Arc::new(budget),
+        policy,
+    )
+}
+
+fn secret() -> Credential {
+    Credential::ClientSecret {
+        secret: Secret::new(SECRET),
+    }
+}
+
+async fn counters(sim: &entra_sim::RunningSim) -> Value {
+    reqwest::get(format!("{}/_sim/counters", sim.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh RSA key and self-signed certificate (PEM), made with the openssl command.
+fn key_and_cert(name: &str) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("ra-graph-client-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(
+        &dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days",
+            "1", "-subj", "/CN=t",
+        ],
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let pair = (read("k.pem"), read("c.pem"));
+    let _ = std::fs::remove_dir_all(&dir);
+    pair
+}
+
+#[tokio::test]
+async fn secret_tokens_are_cached_and_paging_is_followed() {
+    let sim = sim(Seed::default_seed()).await;
+    sim.sim.misbehaviour.lock().unwrap().settings.max_page_size = 2;
+    let graph = client(&sim, secret(), Budget::new(BudgetConfig::default()));
+    let users = graph.list("/users?$select=id,userPrincipalName").await.unwrap();
+    assert_eq!(users.len(), 4, "every seed user across pages of 2");
+    graph.get("/subscribedSkus").await.unwrap();
+    let c = counters(&sim).await;
+    assert_eq!(c["tokenRequests"], 1, "one token serves every call: {c}");
+    assert_eq!(c["httpRequests"], 3, "two pages and one more call: {c}");
+}
+
+#[tokio::test]
+async fn errors_are_typed_and_carry_the_request_id() {
+    let sim = sim(Seed::default_seed()).await;
+    let graph = client(&sim, secret(), Budget::new(BudgetConfig::default()));
+    let e = graph.get("/users/nobody@abc.example").await.unwrap_err();
+    match &e {
+        GraphError::Api {
+            status: 404,
+            code,
+            request_id: Some(id),
+            ..
+        } => {
+            assert_eq!(code, "Request_ResourceNotFound");
+            assert_eq!(id.len(), 36);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let wrong = client(
+        &sim,
+        Credential::ClientSecret {
+            secret: Secret::new("wrong"),
+        },
+        Budget::unlimited(),
+    );
+    let e = wrong.get("/users").await.unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Auth { status: 401, codes, .. } if codes == &[7000215]),
+        "{e:?}"
+    );
+    assert!(
+        !format!("{e} {e:?}").contains("wrong"),
+        "the secret must not appear in the error"
+    );
+}
+
+#[tokio::test]
+async fn certificate_credential_signs_a_client_assertion() {
+    let (key, cert) = key_and_cert("cert");
+    let mut seed = Seed::default_seed();
+    seed.apps[0].certificates.push(cert.clone());
+    let sim = sim(seed).await;
+    let credential = Credential::Certificate {
+        private_key_pem: Secret::new(key),
+        certificate_pem: cert,
+    };
+    let graph = client(&sim, credential, Budget::new(BudgetConfig::default()));
+    assert_eq!(graph.list("/users?$select=id").await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn workload_identity_rereads_the_token_file_for_every_token() {
+    let (issuer_key, issuer_cert) = key_and_cert("issuer");
+    let issuer = "https://oidc.cluster.example/";
+    let subject = "system:serviceaccount:remote-assist:operator";
+    let mut seed = Seed::default_seed();
+    seed.token_lifetime_seconds = 1;
+    seed.apps[0].federated_credentials.push(SeedFederatedCredential {
+        issuer: issuer.into(),
+        subject: subject.into(),
+        audiences: vec!["api://AzureADTokenExchange".into()],
+        issuer_keys: vec![issuer_cert],
+    });
+    let sim = sim(seed).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"iss": issuer, "sub": subject, "aud": "api://AzureADTokenExchange", "iat": now, "exp": now + 3600});
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(issuer_key.as_bytes()).unwrap();
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .unwrap();
+    let file = std::env::temp_dir().join(format!("ra-federated-token-{}", std::process::id()));
+    std::fs::write(&file, &jwt).unwrap();
+    let graph = client(
+        &sim,
+        Credential::WorkloadIdentity {
+            token_file: file.clone(),
+        },
+        Budget::unlimited(),
+    );
+    graph
+        .get("/subscribedSkus")
+        .await
+        .expect("federated token accepted");
+    // The kubelet rotated the file (here: to something the issuer never signed). The next token
+    // request must read the new content, and so it fails.
+    std::fs::write(&file, "not-a-jwt").unwrap();
+    let mut refused = None;
+    for _ in 0..100 {
+        match graph.get("/subscribedSkus").await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await, // the cached token is still valid
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        matches!(refused, Some(GraphError::Auth { .. })),
+        "expected the rotated file to be used: {refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_after_retry_after_until_it_succeeds() {
+    let mut seed = Seed::default_seed();
+    seed.misbehaviour.throttling.enabled = true;
+    seed.misbehaviour.throttling.resource_units_per_10s = 20;
+    let sim = sim(seed).await;
+    let graph = client(&sim, secret(), Budget::unlimited());
+    for _ in 0..26 {
+        graph
+            .get("/users/alice.engineer@abc.example")
+            .await
+            .expect("retried until it fits");
+    }
+    let c = counters(&sim).await;
+    assert!(
+        c["throttled"].as_u64().unwrap() >= 1,
+        "the sim must have throttled: {c}"
+    );
+}
+
+#[tokio::test]
+async fn the_shared_budget_avoids_throttling_altogether() {
+    let mut seed = Seed::default_seed();
+    seed.misbehaviour.throttling.enabled = true;
+    seed.misbehaviour.throttling.resource_units_per_10s = 20;
+    let sim = sim(seed).await;
+    let budget = Budget::new(BudgetConfig {
+        resource_units_per_10s: 18.0,
+        writes_per_150s: 100.0,
+    });
+    let graph = client(&sim, secret(), budget);
+    for _ in 0..24 {
+        graph.get("/users/alice.engineer@abc.example").await.unwrap();
+    }
+    assert_eq!(counters(&sim).await["throttled"], 0);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_within_bounds() {
+    let mut seed = Seed::default_seed();
+    seed.misbehaviour.error_rate = 0.4;
+    let sim = sim(seed).await;
+    let graph = client(&sim, secret(), Budget::unlimited());
+    for _ in 0..20 {
+        graph
+            .get("/subscribedSkus")
+            .await
+            .expect("a 40 % failure rate is absorbed by retries");
+    }
+    sim.sim.misbehaviour.lock().unwrap().settings.error_rate = 1.0;
+    let e = graph.get("/subscribedSkus").await.unwrap_err();
+    assert!(matches!(e, GraphError::Exhausted { attempts: 6, .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn batch_items_throttled_inside_a_200_are_retried_and_results_keep_their_order() {
+    let mut seed = Seed::default_seed();
+    seed.misbehaviour.throttling.enabled = true;
+    seed.misbehaviour.throttling.resource_units_per_10s = 14;
+    let sim = sim(seed).await;
+    let graph = client(&sim, secret(), Budget::unlimited());
+    let upns = ["alice.engineer", "bob.engineer", "carol.engineer", "dave.finance"];
+    let requests: Vec<BatchRequest> = (0..16)
+        .map(|i| BatchRequest {
+            method: Method::GET,
+            path: format!("/users/{}@abc.example", upns[i % 4]),
+            body: None,
+        })
+        .collect();
+    let results = graph.batch(&requests).await;
+    for (i, r) in results.iter().enumerate() {
+        let body = &r.as_ref().expect("every item succeeds after retries").body;
+        assert!(
+            body["userPrincipalName"]
+                .as_str()
+                .unwrap()
+                .starts_with(upns[i % 4]),
+            "item {i} out of order"
+        );
+    }
+    let c = counters(&sim).await;
+    assert!(
+        c["throttled"].as_u64().unwrap() >= 1,
+        "some items were throttled: {c}"
+    );
+    assert!(
+        c["httpRequests"].as_u64().unwrap() >= 2,
+        "throttled items were sent again: {c}"
+    );
+}
