@@ -6,8 +6,9 @@
 #   scripts/demo.sh          run the demo, then stop the local API server
 #   scripts/demo.sh --keep   leave the API server running (prints how to use it)
 #
-# The reconcilers that converge a (simulated) Entra tenant from these objects are being built
-# (issues 3-5); until then the demo shows the API: admission, printer columns and field docs.
+# It also starts the simulated Entra tenant (entra-sim) and reads it through Graph. The
+# reconcilers that converge that tenant from these objects are being built (issues 4-5); until
+# then the demo shows the API (admission, printer columns, field docs) and the tenant side by side.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 keep=false
@@ -46,8 +47,33 @@ kubectl patch vt v1 --type=merge -p '{"spec":{"domain":"other.abc.example"}}' 2>
 say "The API documents itself"
 run kubectl explain remoteassistlicense.spec.deletionPolicy
 
+say "The simulated Entra tenant the operator will converge (entra-sim, embedded seed of company ABC)"
+cargo build --quiet -p entra-sim
+sim_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+target/debug/entra-sim --listen "127.0.0.1:$sim_port" >target/demo-entra-sim.log 2>&1 &
+sim_pid=$!
+$keep || trap 'kill $sim_pid 2>/dev/null; scripts/testenv.sh stop' EXIT
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/_sim/counters" >/dev/null && break; sleep 0.1; done
+tenant=3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64
+token="$(curl -fs "http://127.0.0.1:$sim_port/$tenant/oauth2/v2.0/token" \
+  -d client_id=5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37 -d client_secret=sim-operator-secret-change-me \
+  -d scope=https://graph.microsoft.com/.default -d grant_type=client_credentials |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+printf '$ GET http://127.0.0.1:%s/v1.0/subscribedSkus   (seats per SKU)\n' "$sim_port"
+curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$sim_port/v1.0/subscribedSkus" | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["value"]:
+    print("    %-34s %5d of %5d seats used" % (s["skuPartNumber"], s["consumedUnits"], s["prepaidUnits"]["enabled"]))'
+printf '$ GET http://127.0.0.1:%s/v1.0/users?$filter=department eq %s\n' "$sim_port" "'Support'"
+curl -fs -G -H "Authorization: Bearer $token" "http://127.0.0.1:$sim_port/v1.0/users" \
+  --data-urlencode "\$filter=department eq 'Support'" | python3 -c '
+import json, sys
+for u in json.load(sys.stdin)["value"]:
+    print("    %s (%s)" % (u["userPrincipalName"], u["displayName"]))'
+
 if $keep; then
   say "The API server keeps running. Use it with:"
   scripts/testenv.sh env
-  echo "Stop it with: scripts/testenv.sh stop"
+  echo "The simulated tenant: http://127.0.0.1:$sim_port (Graph at /v1.0, admin API at /_sim), pid $sim_pid"
+  echo "Stop them with: scripts/testenv.sh stop; kill $sim_pid"
 fi

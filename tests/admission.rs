@@ -177,18 +177,8 @@ fn crds_are_established() {
 #[test]
 #[ignore = "needs the local API server: run scripts/test.sh"]
 fn every_example_is_accepted() {
-    install_crds();
+    let out = common::apply_examples();
     let dir = common::repo_root().join("deploy/examples");
-    let out = kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "--field-manager=examples",
-            "-f",
-            dir.to_str().unwrap(),
-        ],
-        None,
-    );
     for file in common::yaml_files(&dir) {
         let text = std::fs::read_to_string(&file).unwrap();
         for doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {

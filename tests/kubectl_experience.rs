@@ -12,18 +12,7 @@ use remote_assist_operator::crd::RemoteAssistLicense;
 use serde_json::json;
 
 fn apply_examples() {
-    install_crds();
-    let dir = common::repo_root().join("deploy/examples");
-    kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "--field-manager=examples",
-            "-f",
-            dir.to_str().unwrap(),
-        ],
-        None,
-    );
+    common::apply_examples();
 }
 
 #[tokio::test]

@@ -112,3 +112,19 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// Installs the CRDs and applies every example under `deploy/examples/`; returns kubectl's output.
+pub fn apply_examples() -> String {
+    install_crds();
+    let dir = repo_root().join("deploy/examples");
+    kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=examples",
+            "-f",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    )
+}
