@@ -494,7 +494,7 @@ pub async fn restore(
         .clone();
     if t.upn_index.contains_key(&upn.to_lowercase()) {
         let mut e = GraphError::bad_request(
-            "Request_BadRequest: A conflicting object with one or more of the specified property values is present in the directory.",
+            "A conflicting object with one or more of the specified property values is present in the directory.",
         );
         e.details
             .push(json!({"code": "ObjectConflict", "target": "userPrincipalName"}));
