@@ -322,3 +322,36 @@ async fn deleted_security_group_is_gone_for_good() {
     let got = env.graph(Method::GET, &format!("/groups/{g}"), None).await;
     assert_eq!(got.status, StatusCode::NOT_FOUND);
 }
+
+/// §1.4 / §7 #2: referencing a user that is still replicating is refused with "Not a valid
+/// reference update.", and works once the user is visible.
+#[tokio::test]
+async fn referencing_a_replicating_user_is_not_a_valid_reference_update() {
+    let env = common::start().await;
+    let group = env.create_group("Replication Group").await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    env.set_misbehaviour(serde_json::json!({"seed": 1, "replicationDelayMs": 1500}))
+        .await;
+    let user = env.create_user("replicating1", Some("US")).await;
+    let uid = user["id"].as_str().unwrap().to_owned();
+    let reference =
+        serde_json::json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{uid}")});
+    let first = env
+        .graph(
+            reqwest::Method::POST,
+            &format!("/groups/{gid}/members/$ref"),
+            Some(reference.clone()),
+        )
+        .await;
+    assert_eq!(first.status, reqwest::StatusCode::BAD_REQUEST, "{:?}", first.body);
+    assert_eq!(first.error_message(), "Not a valid reference update.");
+    let path = format!("/groups/{gid}/members/$ref");
+    common::eventually(10, || {
+        let (env, path, reference) = (&env, path.clone(), reference.clone());
+        async move {
+            let a = env.graph(reqwest::Method::POST, &path, Some(reference)).await;
+            (a.status == reqwest::StatusCode::NO_CONTENT).then_some(())
+        }
+    })
+    .await;
+}

@@ -738,3 +738,39 @@ async fn deleting_a_licensed_user_frees_its_seat() {
     env.graph(Method::DELETE, &format!("/users/{id}"), None).await;
     assert_eq!(consumed(&env, REMOTE_ASSIST).await, before);
 }
+
+/// §1.1 / §7 #10: soft-deleted users are purged when the retention period has passed (30 days
+/// by default; shortened here through the admin API).
+#[tokio::test]
+async fn deleted_users_are_purged_after_the_retention_period() {
+    let env = common::start().await;
+    let user = env.create_user("retained1", Some("US")).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    env.set_misbehaviour(serde_json::json!({"deletedRetentionSeconds": 1, "groupLicensingDelayMs": 50}))
+        .await;
+    let deleted = env
+        .graph(reqwest::Method::DELETE, &format!("/users/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, reqwest::StatusCode::NO_CONTENT);
+    let item = env
+        .graph(
+            reqwest::Method::GET,
+            &format!("/directory/deletedItems/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        item.status,
+        reqwest::StatusCode::OK,
+        "restorable right after deletion"
+    );
+    let path = format!("/directory/deletedItems/{id}");
+    common::eventually(10, || {
+        let (env, path) = (&env, path.clone());
+        async move {
+            (env.graph(reqwest::Method::GET, &path, None).await.status == reqwest::StatusCode::NOT_FOUND)
+                .then_some(())
+        }
+    })
+    .await;
+}
