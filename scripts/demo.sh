@@ -49,7 +49,7 @@ run kubectl explain remoteassistlicense.spec.deletionPolicy
 
 say "The simulated Entra tenant the operator will converge (entra-sim, embedded seed of company ABC)"
 cargo build --quiet -p entra-sim
-sim_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+sim_port="$(scripts/testenv.sh free-port)"
 target/debug/entra-sim --listen "127.0.0.1:$sim_port" >target/demo-entra-sim.log 2>&1 &
 sim_pid=$!
 $keep || trap 'kill $sim_pid 2>/dev/null; scripts/testenv.sh stop' EXIT

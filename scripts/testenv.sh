@@ -5,6 +5,7 @@
 #   scripts/testenv.sh start   start both on 127.0.0.1 with free ports; prints KUBECONFIG path
 #   scripts/testenv.sh stop    stop exactly the processes that `start` recorded
 #   scripts/testenv.sh env     print the exports (KUBECONFIG, PATH with the matching kubectl)
+#   scripts/testenv.sh free-port   print a free TCP port on 127.0.0.1
 #
 # The binaries are build outputs: they live under ${XDG_CACHE_HOME:-~/.cache}, never in git.
 # Run state (certificates, etcd data, logs, pids, kubeconfig) lives under target/testenv/.
@@ -145,6 +146,7 @@ case "${1:-}" in
   build) build ;;
   start) start ;;
   stop) stop ;;
+  free-port) free_port ;;
   env) printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "$RUN_DIR/kubeconfig" "$BIN_DIR" ;;
-  *) echo "usage: $0 build|start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|stop|env|free-port" >&2; exit 2 ;;
 esac

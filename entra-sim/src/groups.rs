@@ -63,6 +63,21 @@ fn reference_id(url: &str) -> Result<String> {
         .map_err(|_| GraphError::bad_request(format!("Invalid object identifier '{id}'.")))
 }
 
+/// The users named by a body's `members@odata.bind` (at most 20), resolved all or nothing.
+fn bound_members(sim: &Sim, body: &Value) -> Result<Vec<String>> {
+    let binds = body
+        .get("members@odata.bind")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if binds.len() > MAX_BIND {
+        return Err(GraphError::bad_request(format!(
+            "The request exceeds the maximum of {MAX_BIND} members that can be added in one request."
+        )));
+    }
+    resolve_members(sim, binds)
+}
+
 /// Resolves references for a membership write, all or nothing: each must be a visible user
 /// (404 otherwise, or "Not a valid reference update" while it replicates).
 fn resolve_members(sim: &Sim, urls: &[Value]) -> Result<Vec<String>> {
@@ -122,17 +137,7 @@ pub async fn create(
             "Cannot Create a mail-enabled security groups and or distribution list.",
         ));
     }
-    let binds = body
-        .get("members@odata.bind")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if binds.len() > MAX_BIND {
-        return Err(GraphError::bad_request(format!(
-            "The request exceeds the maximum of {MAX_BIND} members that can be added in one request."
-        )));
-    }
-    let members = resolve_members(&sim, &binds)?;
+    let members = bound_members(&sim, &body)?;
     let delay = sim.replication_delay();
     let mut t = sim.tenant();
     if unified
@@ -189,15 +194,14 @@ pub async fn list(
     let query = Query::parse(q.as_deref(), &headers, 999)?;
     check_filterable(&query, FILTERABLE, "Group")?;
     let now = Instant::now();
-    let items: Vec<Value> = sim
-        .tenant()
-        .groups
-        .values()
-        .filter(|g| g.visible_at <= now)
-        .map(Group::to_json)
-        .filter(|j| query.filter.as_ref().is_none_or(|f| f.matches(j)))
-        .map(|j| project(j, query.select.as_ref(), None))
-        .collect();
+    let items = query.apply(
+        sim.tenant()
+            .groups
+            .values()
+            .filter(|g| g.visible_at <= now)
+            .map(Group::to_json),
+        None,
+    );
     Ok(axum::Json(page(
         items,
         &query,
@@ -230,18 +234,8 @@ pub async fn update(
         )));
     }
     let id = visible_group_id(&sim, &id)?;
-    let binds = map
-        .get("members@odata.bind")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if binds.len() > MAX_BIND {
-        return Err(GraphError::bad_request(format!(
-            "The request exceeds the maximum of {MAX_BIND} members that can be added in one request."
-        )));
-    }
     // All or nothing: every reference is checked before any member is added.
-    let members = resolve_members(&sim, &binds)?;
+    let members = bound_members(&sim, &body)?;
     let mut t = sim.tenant();
     let group = t.groups.get_mut(&id).unwrap();
     let unique: BTreeSet<&String> = members.iter().collect();

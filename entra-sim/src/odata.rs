@@ -205,6 +205,21 @@ pub fn project(
     Value::Object(out)
 }
 
+impl Query {
+    /// The objects a collection request returns: those matching `$filter`, projected to
+    /// `$select` (or to `defaults` without one).
+    pub fn apply(
+        &self,
+        objects: impl Iterator<Item = Map<String, Value>>,
+        defaults: Option<&[&str]>,
+    ) -> Vec<Value> {
+        objects
+            .filter(|j| self.filter.as_ref().is_none_or(|f| f.matches(j)))
+            .map(|j| project(j, self.select.as_ref(), defaults))
+            .collect()
+    }
+}
+
 /// One page of a collection, with `@odata.nextLink` when more remain.
 pub fn page(
     items: Vec<Value>,

@@ -293,11 +293,13 @@ async fn graph_pipeline(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
     );
     let (cost, write) = misbehave::cost(req.method(), req.uri().path(), req.uri().query());
     let response = async {
-        if !item {
-            let delay = sim.misbehaviour.lock().unwrap().latency();
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
+        let (delay, throttling) = {
+            let mut m = sim.misbehaviour.lock().unwrap();
+            let delay = if item { Duration::ZERO } else { m.latency() };
+            (delay, m.settings.throttling.enabled)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let principal = match auth::authenticate(&sim, req.headers()) {
             Ok(p) => p,
@@ -308,11 +310,16 @@ async fn graph_pipeline(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
             req.extensions_mut().insert(principal);
             return (next.run(req).await, None);
         }
-        let users = sim.tenant.lock().unwrap().users.len();
+        // The tenant size picks the throttling tier; only look it up when throttling is on,
+        // so the common path takes no tenant lock here.
+        let users = if throttling {
+            sim.tenant.lock().unwrap().users.len()
+        } else {
+            0
+        };
         let (failure, charge) = {
             let mut m = sim.misbehaviour.lock().unwrap();
-            let tenant_id = sim.seed.tenant_id.clone();
-            match m.charge(&principal.app_id, &tenant_id, cost, write, users) {
+            match m.charge(&principal.app_id, &sim.seed.tenant_id, cost, write, users) {
                 Err(e) => (Some(e), None),
                 Ok(c) => (m.random_failure(), Some(c)),
             }

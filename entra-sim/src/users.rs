@@ -79,16 +79,14 @@ pub async fn list(
     let query = Query::parse(q.as_deref(), &headers, 999)?;
     check_filterable(&query, FILTERABLE, "User")?;
     let now = Instant::now();
-    let items: Vec<Value> = {
-        let t = sim.tenant();
-        t.users
+    let items = query.apply(
+        sim.tenant()
+            .users
             .values()
             .filter(|u| u.visible_at <= now)
-            .map(|u| u.to_json())
-            .filter(|j| query.filter.as_ref().is_none_or(|f| f.matches(j)))
-            .map(|j| project(j, query.select.as_ref(), Some(USER_DEFAULT_PROPERTIES)))
-            .collect()
-    };
+            .map(User::to_json),
+        Some(USER_DEFAULT_PROPERTIES),
+    );
     Ok(axum::Json(page(
         items,
         &query,
@@ -445,14 +443,7 @@ pub async fn list_deleted(
     require(&p, READ)?;
     let query = Query::parse(q.as_deref(), &headers, 999)?;
     check_filterable(&query, FILTERABLE, "User")?;
-    let items: Vec<Value> = sim
-        .tenant()
-        .deleted_users
-        .values()
-        .map(deleted_json)
-        .filter(|j| query.filter.as_ref().is_none_or(|f| f.matches(j)))
-        .map(|j| project(j, query.select.as_ref(), None))
-        .collect();
+    let items = query.apply(sim.tenant().deleted_users.values().map(deleted_json), None);
     let path = "/directory/deletedItems/microsoft.graph.user";
     Ok(axum::Json(page(
         items,
