@@ -1,5 +1,11 @@
-//! remote-assist-operator: manages external vendors' access to Dynamics 365 Remote Assist
-//! (Entra ID accounts, licences, groups and information barriers) from Kubernetes resources.
+//! remote-assist-operator: manages vendor access to Dynamics 365 Remote Assist from Kubernetes.
 
+pub mod config;
+pub mod context;
 pub mod crd;
+pub mod directory;
 pub mod graph;
+pub mod license;
+pub mod run;
+pub mod vendor;
+pub mod watch;

@@ -1,7 +1,7 @@
 //! The `remote-assist-operator` command.
 
 use clap::{Parser, Subcommand};
-use remote_assist_operator::crd;
+use remote_assist_operator::{config::RunArgs, crd};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -17,6 +17,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers against the current kube context and the configured tenant.
+    Run {
+        #[command(flatten)]
+        args: Box<RunArgs>,
+        /// Log format: `json` (structured, one object per line) or `text`.
+        #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+        log_format: String,
+    },
     /// Print the CustomResourceDefinitions, or write one file per kind into a directory.
     Crdgen {
         /// Write `<plural>.yaml` files into this directory instead of printing to stdout.
@@ -28,6 +36,14 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crdgen { out_dir } => crdgen(out_dir),
+        Command::Run { args, log_format } => {
+            init_logs(&log_format);
+            let config = (*args).into_config()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(remote_assist_operator::run::run(config))
+        }
     }
 }
 
@@ -46,4 +62,17 @@ fn crdgen(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "text" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    }
 }

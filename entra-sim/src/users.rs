@@ -34,6 +34,7 @@ const FILTERABLE: &[&str] = &[
     "mail",
     "department",
     "companyName",
+    "employeeType",
     "assignedLicenses",
 ];
 
@@ -153,6 +154,14 @@ fn valid_country(c: &str) -> bool {
     c.len() == 2 && COUNTRIES.split(' ').any(|x| x == c)
 }
 
+/// `employeeType`: free text of at most 64 characters.
+fn employee_type(body: &Value) -> Result<Option<String>> {
+    match str_field(body, "employeeType")? {
+        Some(v) if v.chars().count() > 64 => Err(GraphError::invalid_value("employeeType", "User")),
+        v => Ok(v.map(str::to_owned)),
+    }
+}
+
 fn str_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -243,6 +252,7 @@ pub async fn create(
         pending_usage_location: None,
         department: str_field(&body, "department")?.map(str::to_owned),
         company_name: str_field(&body, "companyName")?.map(str::to_owned),
+        employee_type: employee_type(&body)?,
         extension_attributes: extension_attributes
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -295,6 +305,7 @@ const UPDATABLE: &[&str] = &[
     "passwordProfile",
     "department",
     "companyName",
+    "employeeType",
     "onPremisesExtensionAttributes",
     "givenName",
     "surname",
@@ -346,6 +357,7 @@ pub async fn update(
         return Err(GraphError::invalid_value("accountEnabled", "User"));
     }
     let ext = parse_extension_attributes(&body)?;
+    let employee = employee_type(&body)?;
     let delay = sim.replication_delay();
     let mut t = sim.tenant();
     if let Some(upn) = str_field(&body, "userPrincipalName")?
@@ -371,6 +383,9 @@ pub async fn update(
     }
     if let Some(v) = str_field(&body, "companyName")? {
         user.company_name = Some(v.to_owned());
+    }
+    if body.get("employeeType").is_some() {
+        user.employee_type = employee;
     }
     if let Some(pw) = body.get("passwordProfile").and_then(|p| p["password"].as_str()) {
         user.password = Some(pw.to_owned());

@@ -93,7 +93,9 @@ pub struct RemoteAssistLicenseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 
-    /// When true, sign-in is blocked for the account; licences and memberships are kept.
+    /// When true, sign-in is blocked and the account's licences are released (in `Group` licence
+    /// mode it leaves the accounts group, which releases the inherited ones); the user, its
+    /// password and its barrier attribute are kept, and everything comes back when set to false.
     /// Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended: Option<bool>,

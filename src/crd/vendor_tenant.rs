@@ -309,4 +309,75 @@ impl VendorTenant {
     pub fn license_mode(&self) -> LicenseMode {
         self.spec.license_mode.unwrap_or_default()
     }
+
+    /// Whether accounts must be behind an applied barrier before they are enabled (default true).
+    pub fn barriers_required(&self) -> bool {
+        self.spec
+            .barriers
+            .as_ref()
+            .and_then(|b| b.required)
+            .unwrap_or(true)
+    }
+
+    /// Whether the operator generates this vendor's two BarrierSegments (default true).
+    pub fn generates_segments(&self) -> bool {
+        self.spec
+            .barriers
+            .as_ref()
+            .and_then(|b| b.generate_segments)
+            .unwrap_or(true)
+    }
+
+    /// The user attribute barrier segments filter on, with its default applied.
+    pub fn membership_attribute(&self) -> MembershipAttribute {
+        self.spec
+            .barriers
+            .as_ref()
+            .and_then(|b| b.membership_attribute)
+            .unwrap_or_default()
+    }
+
+    /// The attribute value that places a user in this vendor's accounts segment.
+    pub fn accounts_segment_value(&self) -> String {
+        format!("{}-accounts", self.metadata.name.as_deref().unwrap_or_default())
+    }
+
+    /// The attribute value that places a user in this vendor's engineers segment.
+    pub fn engineers_segment_value(&self) -> String {
+        format!("{}-engineers", self.metadata.name.as_deref().unwrap_or_default())
+    }
+}
+
+impl MembershipAttribute {
+    /// The Graph user property (a path inside the user object) this attribute maps to, or
+    /// `None` for `MemberOf`, which segments on group ids instead of a user property.
+    pub fn graph_property(self) -> Option<(&'static str, Option<String>)> {
+        use MembershipAttribute::*;
+        let ext = |n: u8| {
+            Some((
+                "onPremisesExtensionAttributes",
+                Some(format!("extensionAttribute{n}")),
+            ))
+        };
+        match self {
+            ExtensionAttribute1 => ext(1),
+            ExtensionAttribute2 => ext(2),
+            ExtensionAttribute3 => ext(3),
+            ExtensionAttribute4 => ext(4),
+            ExtensionAttribute5 => ext(5),
+            ExtensionAttribute6 => ext(6),
+            ExtensionAttribute7 => ext(7),
+            ExtensionAttribute8 => ext(8),
+            ExtensionAttribute9 => ext(9),
+            ExtensionAttribute10 => ext(10),
+            ExtensionAttribute11 => ext(11),
+            ExtensionAttribute12 => ext(12),
+            ExtensionAttribute13 => ext(13),
+            ExtensionAttribute14 => ext(14),
+            ExtensionAttribute15 => ext(15),
+            Department => Some(("department", None)),
+            Company => Some(("companyName", None)),
+            MemberOf => None,
+        }
+    }
 }

@@ -96,6 +96,11 @@ impl GraphClient {
         }
     }
 
+    /// The API base, e.g. `https://graph.microsoft.com/v1.0`; references (`@odata.id`) use it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()

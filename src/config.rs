@@ -1,0 +1,171 @@
+//! The `run` command's configuration: flags, each with an environment variable, and secrets
+//! read from files (mounted Secrets) rather than from the command line. One [`Config`] value is
+//! handed to everything; nothing reads the environment after this.
+
+use crate::graph::{AppIdentity, BudgetConfig, Credential, GRAPH_RESOURCE, Secret};
+use anyhow::{Context as _, bail};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Microsoft Graph root; the simulated tenant's URL in tests and demos.
+    #[arg(long, env = "GRAPH_URL", default_value = GRAPH_RESOURCE)]
+    pub graph_url: String,
+
+    /// The token endpoint's host (Entra ID's authority).
+    #[arg(
+        long,
+        env = "AZURE_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com/"
+    )]
+    pub authority_host: String,
+
+    /// The host company's Entra tenant id.
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant_id: Option<String>,
+
+    /// The operator's app registration (client) id.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// A file holding the app's client secret.
+    #[arg(long, env = "AZURE_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// A PEM file holding the app's certificate and its private key (signed client assertion).
+    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
+    pub client_certificate_path: Option<PathBuf>,
+
+    /// Workload identity federation: the projected service-account token file.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub federated_token_file: Option<PathBuf>,
+
+    /// How often every object is re-read from the tenant to detect drift.
+    #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync_period: Duration,
+
+    /// Objects of one kind reconciled at the same time.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+
+    /// Only manage objects with these labels (`key=value,...`): run several operators side by
+    /// side, one per shard or test.
+    #[arg(long, env = "WATCH_SELECTOR")]
+    pub watch_selector: Option<String>,
+
+    /// Graph resource units per 10 s for the whole tenant (keep below Graph's limit).
+    #[arg(long, env = "GRAPH_RESOURCE_UNITS_PER_10S", default_value_t = BudgetConfig::default().resource_units_per_10s)]
+    pub graph_resource_units_per_10s: f64,
+
+    /// Graph writes per 150 s for the whole tenant (keep below Graph's limit).
+    #[arg(long, env = "GRAPH_WRITES_PER_150S", default_value_t = BudgetConfig::default().writes_per_150s)]
+    pub graph_writes_per_150s: f64,
+
+    /// Identity in Events and field managers (`<controller>/<instance>`).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+/// Everything the controllers need, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// e.g. `https://graph.microsoft.com/v1.0`
+    pub graph_base: String,
+    pub identity: AppIdentity,
+    pub resync: Duration,
+    pub concurrency: u16,
+    pub watch_selector: Option<String>,
+    pub budget: BudgetConfig,
+    pub instance: Option<String>,
+}
+
+impl RunArgs {
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let Some(tenant_id) = self.tenant_id else {
+            bail!("--tenant-id (AZURE_TENANT_ID) is required");
+        };
+        let Some(client_id) = self.client_id else {
+            bail!("--client-id (AZURE_CLIENT_ID) is required");
+        };
+        let read = |p: &PathBuf, what: &str| {
+            std::fs::read_to_string(p).with_context(|| format!("reading the {what} file {}", p.display()))
+        };
+        let credential = match (
+            &self.client_secret_file,
+            &self.client_certificate_path,
+            &self.federated_token_file,
+        ) {
+            (Some(f), None, None) => Credential::ClientSecret {
+                secret: Secret::new(read(f, "client secret")?.trim()),
+            },
+            (None, Some(f), None) => {
+                let pem = read(f, "client certificate")?;
+                let certificate_pem = pem_block(&pem, "CERTIFICATE")
+                    .with_context(|| format!("{} holds no CERTIFICATE block", f.display()))?;
+                let key = pem_block(&pem, "PRIVATE KEY")
+                    .or_else(|| pem_block(&pem, "RSA PRIVATE KEY"))
+                    .with_context(|| format!("{} holds no private key", f.display()))?;
+                Credential::Certificate {
+                    private_key_pem: Secret::new(key),
+                    certificate_pem,
+                }
+            }
+            (None, None, Some(f)) => Credential::WorkloadIdentity {
+                token_file: f.clone(),
+            },
+            (None, None, None) => bail!(
+                "no credential: give one of --client-secret-file, --client-certificate-path or --federated-token-file"
+            ),
+            _ => bail!(
+                "give exactly one of --client-secret-file, --client-certificate-path, --federated-token-file"
+            ),
+        };
+        if self.concurrency == 0 {
+            bail!("--concurrency must be at least 1");
+        }
+        Ok(Config {
+            graph_base: format!("{}/v1.0", self.graph_url.trim_end_matches('/')),
+            identity: AppIdentity {
+                authority: self.authority_host,
+                tenant_id,
+                client_id,
+                credential,
+            },
+            resync: self.resync_period,
+            concurrency: self.concurrency,
+            watch_selector: self.watch_selector,
+            budget: BudgetConfig {
+                resource_units_per_10s: self.graph_resource_units_per_10s,
+                writes_per_150s: self.graph_writes_per_150s,
+            },
+            instance: self.instance,
+        })
+    }
+}
+
+/// The first PEM block with this label, markers included.
+fn pem_block(pem: &str, label: &str) -> Option<String> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = pem.find(&begin)?;
+    let stop = pem[start..].find(&end)? + start + end.len();
+    Some(pem[start..stop].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_blocks_are_split_from_one_file() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            pem_block(pem, "CERTIFICATE").unwrap(),
+            "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----"
+        );
+        assert!(pem_block(pem, "PRIVATE KEY").unwrap().contains("AAA"));
+        assert!(pem_block(pem, "RSA PRIVATE KEY").is_none());
+    }
+}

@@ -1,0 +1,192 @@
+//! What every reconciler shares: the Kubernetes client, the directory, the Event recorder, the
+//! configuration and the watch caches; plus the error type, its classification into a per-object
+//! backoff, and the status-writing helper that skips writes when nothing changed.
+
+use crate::config::Config;
+use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::directory::Directory;
+use crate::graph::GraphError;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Field manager (and Event reporter) name.
+pub const MANAGER: &str = "remote-assist-operator";
+/// The finalizer on VendorTenants and RemoteAssistLicenses.
+pub const FINALIZER: &str = "remoteassist.dev/cleanup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// A CamelCase reason for Events and conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Graph(e) if e.is_throttled() => "Throttled",
+            Error::Graph(GraphError::Auth { .. } | GraphError::Credential(_)) => "AuthenticationFailed",
+            Error::Graph(GraphError::Transport { .. }) => "TenantUnreachable",
+            Error::Graph(e) if e.status() == Some(403) => "PermissionDenied",
+            Error::Graph(e) if e.is_transient() => "GraphUnavailable",
+            Error::Graph(GraphError::Exhausted { .. }) => "GraphUnavailable",
+            Error::Graph(_) => "GraphError",
+            Error::Kube(_) => "KubernetesError",
+            Error::Finalizer(_) => "FinalizerUpdateFailed",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Graph(GraphError::Exhausted { last, .. }) => last.retry_after(),
+            Error::Graph(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+pub struct Context {
+    pub kube: kube::Client,
+    pub directory: Directory,
+    pub config: Config,
+    recorder: Recorder,
+    pub vendors: Store<VendorTenant>,
+    /// Set once the licence controller exists (its store feeds the vendor roll-up).
+    pub licenses: OnceLock<Store<RemoteAssistLicense>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        kube: kube::Client,
+        directory: Directory,
+        config: Config,
+        vendors: Store<VendorTenant>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: config.instance.clone(),
+        };
+        Context {
+            recorder: Recorder::new(kube.clone(), reporter),
+            kube,
+            directory,
+            config,
+            vendors,
+            licenses: OnceLock::new(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn vendor(&self, name: &str) -> Option<std::sync::Arc<VendorTenant>> {
+        self.vendors.get(&ObjectRef::new(name))
+    }
+
+    /// Publishes an Event on `obj`. Failing to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
+
+    /// After a successful reconcile: forget earlier failures.
+    pub fn succeeded<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        self.failures.lock().expect("lock").remove(&key(obj));
+    }
+
+    /// Per-object backoff: Graph's `Retry-After` when it gave one, otherwise exponential in the
+    /// number of consecutive failures of this object, from 2 s up to 5 min.
+    pub fn backoff<K: Resource<DynamicType = ()>>(&self, obj: &K, error: &Error) -> Duration {
+        let mut failures = self.failures.lock().expect("lock");
+        let n = failures.entry(key(obj)).or_insert(0);
+        *n += 1;
+        if let Some(wait) = error.retry_after() {
+            return wait;
+        }
+        Duration::from_secs(2u64.saturating_pow((*n).min(9))).min(Duration::from_secs(300))
+    }
+}
+
+fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+/// The error policy shared by the controllers: an Event, a log line, and a per-object backoff.
+pub fn error_policy<K>(obj: std::sync::Arc<K>, error: &Error, ctx: std::sync::Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let wait = ctx.backoff(obj.as_ref(), error);
+    tracing::warn!(
+        kind = %K::kind(&()), namespace = obj.namespace().unwrap_or_default(), name = %obj.name_any(),
+        reason = error.reason(), error = %error, retry_in = ?wait, "reconcile failed"
+    );
+    let (ctx2, obj2, reason, note) = (ctx.clone(), obj.clone(), error.reason(), error.to_string());
+    tokio::spawn(async move {
+        ctx2.event(obj2.as_ref(), EventType::Warning, reason, "Reconcile", note)
+            .await;
+    });
+    Action::requeue(wait)
+}
+
+/// Writes `status` with server-side apply when it differs from `current`. Returns whether it
+/// wrote. The operator's own status writes do not retrigger reconciles (the watch filters on
+/// generation, annotations and deletion), so an unchanged status costs nothing.
+pub async fn write_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Now, as a Kubernetes timestamp.
+pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
+}

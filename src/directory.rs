@@ -1,0 +1,463 @@
+//! The directory as the reconcilers see it: typed users, groups and SKUs read from Graph, and
+//! the few writes the operator makes. Every request goes through [`GraphClient`], so budget,
+//! retries and typed errors apply uniformly. Values that end up in a URL or `$filter` are
+//! escaped here and nowhere else.
+
+use crate::graph::{GraphClient, GraphError, odata_string};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// `employeeType` value prefix that marks a user as created by this operator; the owning
+/// RemoteAssistLicense's uid follows, so a crash between creating a user and recording it can
+/// never turn the operator's own user into a "conflict" or an unmanaged user into "ours".
+pub const MANAGED_USER_PREFIX: &str = "remoteassist.dev/";
+/// Group description prefix that marks a group as created by this operator (uid follows).
+pub const MANAGED_GROUP_PREFIX: &str = "Managed by remote-assist-operator; owner uid ";
+
+const USER_SELECT: &str = "id,userPrincipalName,displayName,mailNickname,accountEnabled,usageLocation,employeeType,onPremisesExtensionAttributes,department,companyName,assignedLicenses,licenseAssignmentStates";
+const GROUP_SELECT: &str = "id,displayName,description,assignedLicenses,securityEnabled";
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedLicense {
+    pub sku_id: String,
+    #[serde(default)]
+    pub disabled_plans: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DirUser {
+    pub id: String,
+    pub user_principal_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    #[serde(default)]
+    pub usage_location: Option<String>,
+    #[serde(default)]
+    pub employee_type: Option<String>,
+    #[serde(default)]
+    pub department: Option<String>,
+    #[serde(default)]
+    pub company_name: Option<String>,
+    #[serde(default)]
+    pub on_premises_extension_attributes: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub assigned_licenses: Vec<AssignedLicense>,
+    #[serde(default)]
+    pub license_assignment_states: Vec<LicenseState>,
+}
+
+/// One entry of `licenseAssignmentStates`: tells direct assignments from inherited ones.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseState {
+    pub sku_id: String,
+    #[serde(default)]
+    pub assigned_by_group: Option<String>,
+}
+
+impl DirUser {
+    /// SKU ids assigned to the user directly (not inherited from a group).
+    pub fn direct_skus(&self) -> Vec<String> {
+        if self.license_assignment_states.is_empty() {
+            return self.assigned_licenses.iter().map(|a| a.sku_id.clone()).collect();
+        }
+        let mut v: Vec<String> = self
+            .license_assignment_states
+            .iter()
+            .filter(|s| s.assigned_by_group.is_none())
+            .map(|s| s.sku_id.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The uid of the RemoteAssistLicense that created this user, if the operator did.
+    pub fn managed_by(&self) -> Option<&str> {
+        self.employee_type.as_deref()?.strip_prefix(MANAGED_USER_PREFIX)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DirGroup {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub assigned_licenses: Vec<AssignedLicense>,
+}
+
+impl DirGroup {
+    /// The uid of the VendorTenant that created this group, if the operator did.
+    pub fn managed_by(&self) -> Option<&str> {
+        self.description.as_deref()?.strip_prefix(MANAGED_GROUP_PREFIX)
+    }
+}
+
+/// One subscribed SKU with its seats and service plans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sku {
+    pub sku_id: String,
+    pub part_number: String,
+    pub enabled: i64,
+    pub consumed: i64,
+    /// service plan name → id
+    pub plans: BTreeMap<String, String>,
+}
+
+impl Sku {
+    pub fn free(&self) -> i64 {
+        (self.enabled - self.consumed).max(0)
+    }
+}
+
+/// The tenant's SKUs by part number.
+pub type SkuTable = BTreeMap<String, Sku>;
+
+fn decode<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> Result<T, GraphError> {
+    serde_json::from_value(v).map_err(|e| GraphError::Decode(format!("{what}: {e}")))
+}
+
+/// A path segment: UPNs may hold `'`, `#` and other characters that must not reach a URL raw.
+fn segment(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// Typed directory operations plus a short-lived cache of `subscribedSkus`, which every licence
+/// reconcile needs and which changes rarely.
+pub struct Directory {
+    pub graph: GraphClient,
+    skus: Mutex<Option<(Instant, SkuTable)>>,
+    sku_ttl: Duration,
+}
+
+impl Directory {
+    pub fn new(graph: GraphClient, sku_ttl: Duration) -> Self {
+        Directory {
+            graph,
+            skus: Mutex::new(None),
+            sku_ttl,
+        }
+    }
+
+    /// The SKU table, from cache when fresh. `fresh` forces a read (seat pre-flight).
+    pub async fn skus(&self, fresh: bool) -> Result<SkuTable, GraphError> {
+        let mut cache = self.skus.lock().await;
+        if !fresh
+            && let Some((at, table)) = cache.as_ref()
+            && at.elapsed() < self.sku_ttl
+        {
+            return Ok(table.clone());
+        }
+        let mut table = SkuTable::new();
+        for s in self.graph.list("/subscribedSkus").await? {
+            let plans = s["servicePlans"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| {
+                            Some((
+                                p["servicePlanName"].as_str()?.to_owned(),
+                                p["servicePlanId"].as_str()?.to_owned(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (Some(sku_id), Some(part)) = (s["skuId"].as_str(), s["skuPartNumber"].as_str()) else {
+                continue;
+            };
+            table.insert(
+                part.to_owned(),
+                Sku {
+                    sku_id: sku_id.to_owned(),
+                    part_number: part.to_owned(),
+                    enabled: s["prepaidUnits"]["enabled"].as_i64().unwrap_or(0),
+                    consumed: s["consumedUnits"].as_i64().unwrap_or(0),
+                    plans,
+                },
+            );
+        }
+        *cache = Some((Instant::now(), table.clone()));
+        Ok(table)
+    }
+
+    /// Forgets the cached SKU table (after a seat error, so the next read is current).
+    pub async fn forget_skus(&self) {
+        *self.skus.lock().await = None;
+    }
+
+    /// A user by object id or UPN; `None` when it does not exist (or is not yet visible).
+    pub async fn user(&self, key: &str) -> Result<Option<DirUser>, GraphError> {
+        match self
+            .graph
+            .get(&format!("/users/{}?$select={USER_SELECT}", segment(key)))
+            .await
+        {
+            Ok(v) => Ok(Some(decode(v, "user")?)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A soft-deleted user by object id, if it is still in deleted items.
+    pub async fn deleted_user(&self, id: &str) -> Result<Option<DirUser>, GraphError> {
+        match self
+            .graph
+            .get(&format!("/directory/deletedItems/{}", segment(id)))
+            .await
+        {
+            Ok(v) => Ok(Some(decode(v, "deleted user")?)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn restore_user(&self, id: &str) -> Result<(), GraphError> {
+        self.graph
+            .call(
+                Method::POST,
+                &format!("/directory/deletedItems/{}/restore", segment(id)),
+                None,
+            )
+            .await
+            .map(drop)
+    }
+
+    pub async fn create_user(&self, body: &Value) -> Result<DirUser, GraphError> {
+        let answer = self.graph.call(Method::POST, "/users", Some(body)).await?;
+        decode(answer.body, "created user")
+    }
+
+    pub async fn update_user(&self, id: &str, patch: &Value) -> Result<(), GraphError> {
+        self.graph
+            .call(Method::PATCH, &format!("/users/{}", segment(id)), Some(patch))
+            .await
+            .map(drop)
+    }
+
+    pub async fn delete_user(&self, id: &str) -> Result<(), GraphError> {
+        match self
+            .graph
+            .call(Method::DELETE, &format!("/users/{}", segment(id)), None)
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds and removes licences on a user in one call.
+    pub async fn assign_user_licenses(
+        &self,
+        id: &str,
+        add: &[AssignedLicense],
+        remove: &[String],
+    ) -> Result<(), GraphError> {
+        self.assign("users", id, add, remove).await
+    }
+
+    pub async fn assign_group_licenses(
+        &self,
+        id: &str,
+        add: &[AssignedLicense],
+        remove: &[String],
+    ) -> Result<(), GraphError> {
+        self.assign("groups", id, add, remove).await
+    }
+
+    async fn assign(
+        &self,
+        kind: &str,
+        id: &str,
+        add: &[AssignedLicense],
+        remove: &[String],
+    ) -> Result<(), GraphError> {
+        let add: Vec<Value> = add
+            .iter()
+            .map(|a| json!({"skuId": a.sku_id, "disabledPlans": a.disabled_plans}))
+            .collect();
+        let body = json!({"addLicenses": add, "removeLicenses": remove});
+        self.graph
+            .call(
+                Method::POST,
+                &format!("/{kind}/{}/assignLicense", segment(id)),
+                Some(&body),
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Ids of the groups a user is a direct member of.
+    pub async fn member_of(&self, user_id: &str) -> Result<BTreeSet<String>, GraphError> {
+        let items = self
+            .graph
+            .list(&format!("/users/{}/memberOf?$select=id", segment(user_id)))
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|v| v["id"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    pub async fn group(&self, id: &str) -> Result<Option<DirGroup>, GraphError> {
+        match self
+            .graph
+            .get(&format!("/groups/{}?$select={GROUP_SELECT}", segment(id)))
+            .await
+        {
+            Ok(v) => Ok(Some(decode(v, "group")?)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every group with exactly this display name (more than one is possible in Entra).
+    pub async fn groups_named(&self, name: &str) -> Result<Vec<DirGroup>, GraphError> {
+        let filter = format!("displayName eq {}", odata_string(name));
+        let query = crate::graph::client::encode_query(&[("$filter", &filter), ("$select", GROUP_SELECT)]);
+        let items = self.graph.list(&format!("/groups?{query}")).await?;
+        items.into_iter().map(|v| decode(v, "group")).collect()
+    }
+
+    pub async fn create_group(
+        &self,
+        name: &str,
+        nickname: &str,
+        description: &str,
+    ) -> Result<DirGroup, GraphError> {
+        let body = json!({
+            "displayName": name,
+            "mailNickname": nickname,
+            "description": description,
+            "mailEnabled": false,
+            "securityEnabled": true,
+        });
+        let answer = self.graph.call(Method::POST, "/groups", Some(&body)).await?;
+        decode(answer.body, "created group")
+    }
+
+    pub async fn delete_group(&self, id: &str) -> Result<(), GraphError> {
+        match self
+            .graph
+            .call(Method::DELETE, &format!("/groups/{}", segment(id)), None)
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ids of a group's direct members.
+    pub async fn members(&self, group_id: &str) -> Result<BTreeSet<String>, GraphError> {
+        let items = self
+            .graph
+            .list(&format!(
+                "/groups/{}/members?$select=id&$top=999",
+                segment(group_id)
+            ))
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|v| v["id"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Adds members, 20 per request through `members@odata.bind` (Graph's limit per PATCH).
+    pub async fn add_members(&self, group_id: &str, user_ids: &[String]) -> Result<(), GraphError> {
+        let base = self.graph.base().to_owned();
+        for chunk in user_ids.chunks(20) {
+            let refs: Vec<String> = chunk
+                .iter()
+                .map(|id| format!("{base}/directoryObjects/{}", segment(id)))
+                .collect();
+            let body = json!({"members@odata.bind": refs});
+            match self
+                .graph
+                .call(
+                    Method::PATCH,
+                    &format!("/groups/{}", segment(group_id)),
+                    Some(&body),
+                )
+                .await
+            {
+                // One of them was a member already: add the rest one by one.
+                Err(e) if e.status() == Some(400) && e.message_contains("already exist") => {
+                    for id in chunk {
+                        self.add_member(group_id, id).await?;
+                    }
+                }
+                other => other.map(drop)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one member; "already a member" counts as done.
+    pub async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), GraphError> {
+        let body =
+            json!({"@odata.id": format!("{}/directoryObjects/{}", self.graph.base(), segment(user_id))});
+        match self
+            .graph
+            .call(
+                Method::POST,
+                &format!("/groups/{}/members/$ref", segment(group_id)),
+                Some(&body),
+            )
+            .await
+        {
+            Err(e) if e.status() == Some(400) && e.message_contains("already exist") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Removes one member; "not a member" counts as done.
+    pub async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<(), GraphError> {
+        match self
+            .graph
+            .call(
+                Method::DELETE,
+                &format!("/groups/{}/members/{}/$ref", segment(group_id), segment(user_id)),
+                None,
+            )
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(segment("o'brien@x.example"), "o%27brien%40x.example");
+        assert_eq!(segment("a b#c/d"), "a%20b%23c%2Fd");
+    }
+
+    #[test]
+    fn managed_markers_are_recognised() {
+        let mut u: DirUser = serde_json::from_value(
+            json!({"id": "1", "userPrincipalName": "a@b.c", "employeeType": "remoteassist.dev/uid-1"}),
+        )
+        .unwrap();
+        assert_eq!(u.managed_by(), Some("uid-1"));
+        u.employee_type = Some("Contractor".into());
+        assert_eq!(u.managed_by(), None);
+    }
+}

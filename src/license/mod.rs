@@ -1,0 +1,240 @@
+//! The RemoteAssistLicense reconciler: observe → plan (pure) → act → status, behind a finalizer
+//! that carries out the deletion policy.
+
+pub mod act;
+pub mod credentials;
+pub mod observe;
+pub mod plan;
+pub mod status;
+
+use crate::context::{Context, Error, FINALIZER, error_policy, write_status};
+use crate::crd::RemoteAssistLicense;
+use crate::crd::remote_assist_license::DeletionPolicy;
+use crate::crd::vendor_tenant::LicenseMode;
+use crate::watch;
+use credentials::Credentials;
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{self, Event as Finalized};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use status::StatusBuilder;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How soon to look again after acting, so the next step (which depends on what this one did)
+/// follows quickly.
+const STEP_REQUEUE: Duration = Duration::from_millis(500);
+/// How soon to look again after a seat shortage.
+const SEATS_REQUEUE: Duration = Duration::from_secs(30);
+
+/// Runs the controller until shutdown.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.kube.clone();
+    let wc = watch::config(&ctx.config);
+    let (reader, stream) = watch::filtered::<RemoteAssistLicense>(Api::all(client.clone()), wc.clone());
+    let _ = ctx.licenses.set(reader.clone());
+    let store = reader.clone();
+    // A vendor's RemoteAssistLicenses are looked at again when its spec or its groups change,
+    // not on every status update of the vendor.
+    let vendors = watch::filtered_stream(Api::all(client), wc, watch::vendor_binding);
+    Controller::for_stream(stream, reader)
+        .watches_stream(vendors, move |vendor| {
+            let name = vendor.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|l| l.spec.vendor_ref.name == name)
+                .map(|l| ObjectRef::from_obj(l.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+pub async fn reconcile(ral: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<RemoteAssistLicense> =
+        Api::namespaced(ctx.kube.clone(), &ral.namespace().unwrap_or_default());
+    let result = finalizer::finalizer(&api, FINALIZER, ral, |event| async {
+        match event {
+            Finalized::Apply(r) => apply(&r, &ctx, &api).await,
+            Finalized::Cleanup(r) => cleanup(&r, &ctx).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => Ok(action),
+        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
+        Err(e) => Err(Error::Finalizer(e.to_string())),
+    }
+}
+
+/// Writes a refusal: status says why, an Event says it once.
+async fn refuse(
+    ral: &RemoteAssistLicense,
+    ctx: &Context,
+    api: &Api<RemoteAssistLicense>,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let status = StatusBuilder::new(
+        ral.status.as_ref(),
+        ral.metadata.generation,
+        crate::context::now(),
+    )
+    .refuse(reason, &message);
+    if write_status(api, ral, ral.status.as_ref(), &status).await? {
+        // Waiting for the vendor's groups is part of normal start-up, not a fault.
+        let type_ = if reason == "VendorNotReady" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(ral, type_, reason, "Refuse", message).await;
+    }
+    ctx.succeeded(ral);
+    Ok(Action::requeue(ctx.config.resync))
+}
+
+async fn apply(
+    ral: &RemoteAssistLicense,
+    ctx: &Context,
+    api: &Api<RemoteAssistLicense>,
+) -> Result<Action, Error> {
+    let vendor_name = &ral.spec.vendor_ref.name;
+    let Some(vendor) = ctx.vendor(vendor_name) else {
+        return refuse(
+            ral,
+            ctx,
+            api,
+            "VendorNotFound",
+            format!("VendorTenant {vendor_name} does not exist"),
+        )
+        .await;
+    };
+    let namespace = ral.namespace().unwrap_or_default();
+    if !observe::namespace_allowed(ctx, &vendor, &namespace).await? {
+        let message = format!(
+            "VendorTenant {vendor_name} does not allow namespace {namespace} (spec.allowedNamespaces); nothing was created in the tenant"
+        );
+        return refuse(ral, ctx, api, "NamespaceNotAllowed", message).await;
+    }
+    if vendor.license_mode() == LicenseMode::Group && ral.spec.licenses.is_some() {
+        let message = format!(
+            "VendorTenant {vendor_name} assigns licences to its accounts group (licenseMode: Group); remove spec.licenses from this RemoteAssistLicense"
+        );
+        return refuse(ral, ctx, api, "LicenseOverrideRefused", message).await;
+    }
+    let Some(group_id) = vendor.status.as_ref().and_then(|s| s.accounts_group_id.clone()) else {
+        let message = format!("VendorTenant {vendor_name} has no accounts group yet");
+        return refuse(ral, ctx, api, "VendorNotReady", message).await;
+    };
+    let skus = ctx.directory.skus(false).await?;
+    let desired = match observe::desired(ral, &vendor, &group_id, &skus) {
+        Ok(d) => d,
+        Err(message) => return refuse(ral, ctx, api, "UnknownLicense", message).await,
+    };
+    let observed = observe::observe(ctx, ral, &desired).await?;
+    let plan = plan::plan(&desired, &observed);
+    let was_ready = ral
+        .status
+        .as_ref()
+        .and_then(|s| crate::crd::conditions::find(&s.conditions, "Ready"))
+        .is_some_and(|c| c.status == "True");
+    let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
+    for (action, done) in &outcome.done {
+        let reason = if was_ready { "DriftCorrected" } else { action };
+        tracing::info!(namespace, name = %ral.name_any(), action = %done, reason, "acted on the tenant");
+        ctx.event(ral, EventType::Normal, reason, action, done.clone())
+            .await;
+    }
+    let mut builder = StatusBuilder::new(
+        ral.status.as_ref(),
+        ral.metadata.generation,
+        crate::context::now(),
+    );
+    builder.from_plan(&desired, &plan, &outcome, &skus, vendor_name);
+    let settled = plan.enablement_settled && plan.actions.is_empty();
+    let status = builder.finish(settled, desired.suspended);
+    if write_status(api, ral, ral.status.as_ref(), &status).await?
+        && let Some(b) = &plan.blocked
+    {
+        ctx.event(ral, EventType::Warning, b.reason, "Refuse", b.message.clone())
+            .await;
+    }
+    if let Some(m) = &outcome.no_seats {
+        ctx.event(ral, EventType::Warning, "NoSeats", "AssignLicenses", m.clone())
+            .await;
+    }
+    ctx.succeeded(ral);
+    Ok(if outcome.replicating.is_some() {
+        Action::requeue(Duration::from_secs(2))
+    } else if outcome.no_seats.is_some() {
+        Action::requeue(SEATS_REQUEUE)
+    } else if !outcome.done.is_empty() {
+        Action::requeue(STEP_REQUEUE)
+    } else {
+        Action::requeue(ctx.config.resync)
+    })
+}
+
+/// The deletion policy. Only users the operator created are deleted or disabled; an adopted
+/// user is always left as it is.
+async fn cleanup(ral: &RemoteAssistLicense, ctx: &Context) -> Result<Action, Error> {
+    let creds = Credentials::new(ctx.kube.clone(), ral);
+    let status = ral.status.clone().unwrap_or_default();
+    let dir = &ctx.directory;
+    let Some(user_id) = status.user_id.clone() else {
+        creds.delete().await?;
+        return Ok(Action::await_change());
+    };
+    let policy = ral.spec.deletion_policy.unwrap_or_default();
+    if status.created_by_operator != Some(true) {
+        creds.release().await?;
+        let note = format!("user {user_id} was adopted, so it is left in the tenant as it is");
+        ctx.event(ral, EventType::Normal, "Orphaned", "Cleanup", note)
+            .await;
+        return Ok(Action::await_change());
+    }
+    let note = match policy {
+        DeletionPolicy::Delete => {
+            dir.delete_user(&user_id).await?;
+            creds.delete().await?;
+            format!("deleted user {user_id} (restorable from deleted items for 30 days)")
+        }
+        DeletionPolicy::Disable => {
+            if let Some(user) = dir.user(&user_id).await? {
+                dir.update_user(&user_id, &json!({"accountEnabled": false}))
+                    .await?;
+                let direct = user.direct_skus();
+                if !direct.is_empty() {
+                    dir.assign_user_licenses(&user_id, &[], &direct).await?;
+                }
+                let group = ctx
+                    .vendor(&ral.spec.vendor_ref.name)
+                    .and_then(|v| v.status.clone()?.accounts_group_id);
+                if let Some(g) = group {
+                    dir.remove_member(&g, &user_id).await?;
+                }
+            }
+            creds.delete().await?;
+            format!("disabled user {user_id}, released its licences and removed it from the accounts group")
+        }
+        DeletionPolicy::Orphan => {
+            if dir.user(&user_id).await?.is_some() {
+                dir.update_user(&user_id, &json!({"employeeType": null})).await?;
+            }
+            creds.release().await?;
+            format!("left user {user_id} in the tenant, no longer managed; its credentials Secret is kept")
+        }
+    };
+    tracing::info!(namespace = ral.namespace().unwrap_or_default(), name = %ral.name_any(), note, "cleaned up");
+    ctx.event(ral, EventType::Normal, "CleanedUp", "Cleanup", note)
+        .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,447 @@
+//! The pure heart of the RemoteAssistLicense reconciler: what the account should look like
+//! ([`Desired`]), what the tenant and the cluster hold ([`Observed`]), and the ordered actions
+//! that close the gap ([`Plan`]). No I/O here, so every decision is unit-tested and the same
+//! function can later serve plan mode.
+
+use crate::crd::remote_assist_license::AdoptionPolicy;
+use crate::directory::{AssignedLicense, DirUser, MANAGED_USER_PREFIX};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+
+/// A user attribute the barrier segment filters on, and the value this account needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BarrierAttribute {
+    /// Top-level Graph property (`department`, `onPremisesExtensionAttributes`, ...).
+    pub property: &'static str,
+    /// The key inside it, for `onPremisesExtensionAttributes`.
+    pub key: Option<String>,
+    pub value: String,
+}
+
+impl BarrierAttribute {
+    fn observed(&self, user: &DirUser) -> Option<String> {
+        match (self.property, &self.key) {
+            ("department", _) => user.department.clone(),
+            ("companyName", _) => user.company_name.clone(),
+            (_, Some(k)) => user.on_premises_extension_attributes.get(k).cloned().flatten(),
+            _ => None,
+        }
+    }
+
+    fn patch(&self, into: &mut Map<String, Value>) {
+        match &self.key {
+            Some(k) => {
+                into.insert(self.property.into(), json!({ k: self.value }));
+            }
+            None => {
+                into.insert(self.property.into(), json!(self.value));
+            }
+        }
+    }
+}
+
+/// How licences reach the account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Licensing {
+    /// Assigned to the user; SKU ids with their disabled plan ids, resolved from part numbers.
+    Direct(Vec<AssignedLicense>),
+    /// Inherited from the accounts group; these SKU ids must show on the user.
+    Group(Vec<String>),
+}
+
+/// What the account should be, from the spec and its VendorTenant.
+#[derive(Clone, Debug)]
+pub struct Desired {
+    /// The RemoteAssistLicense's uid: the ownership marker on users it creates.
+    pub owner_uid: String,
+    pub upn: String,
+    pub display_name: String,
+    pub mail_nickname: String,
+    pub usage_location: String,
+    pub adoption: AdoptionPolicy,
+    pub accounts_group_id: String,
+    pub licensing: Licensing,
+    pub attribute: Option<BarrierAttribute>,
+    pub barrier_required: bool,
+    /// The account's `BarrierEnforced` condition is True.
+    pub barrier_enforced: bool,
+    pub suspended: bool,
+}
+
+/// The credentials Secret as the reconciler found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretState {
+    Missing,
+    /// Ours and holding a password; `pending` is a rotation whose new password is written to
+    /// the Secret but maybe not yet to the user.
+    Ready {
+        pending: bool,
+        rotated_for: Option<String>,
+    },
+    /// A Secret of that name that this object does not own: never overwritten.
+    Foreign,
+}
+
+/// What the tenant holds for this account.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The user, found by the object id in status or else by UPN.
+    pub user: Option<DirUser>,
+    /// The object id in status, if any, and whether it is still in deleted items.
+    pub status_user_id: Option<String>,
+    pub deleted: bool,
+    /// Whether status says the operator adopted (rather than created) the user.
+    pub status_adopted: bool,
+    pub in_group: bool,
+    pub secret: SecretState,
+    /// Value of the rotation annotation, if set.
+    pub rotation_request: Option<String>,
+}
+
+/// One step, in the order it must run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Generate a password and write the credentials Secret (before the user exists).
+    WriteCredentials,
+    RestoreUser {
+        id: String,
+    },
+    /// Create the user (disabled, marked as ours) with the password from the Secret.
+    CreateUser {
+        body: Value,
+    },
+    UpdateUser {
+        id: String,
+        patch: Value,
+        what: Vec<&'static str>,
+    },
+    AddToGroup {
+        group_id: String,
+        user_id: String,
+    },
+    RemoveFromGroup {
+        group_id: String,
+        user_id: String,
+    },
+    AssignLicenses {
+        user_id: String,
+        add: Vec<AssignedLicense>,
+        remove: Vec<String>,
+    },
+    /// Set a new password on the user through the Secret (rotation, or a lost Secret).
+    RotatePassword {
+        user_id: String,
+        token: Option<String>,
+        reason: &'static str,
+    },
+    Enable {
+        user_id: String,
+    },
+    Disable {
+        user_id: String,
+    },
+}
+
+impl Action {
+    /// The Event reason (and action) for this step.
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            Action::WriteCredentials => "CredentialsWritten",
+            Action::RestoreUser { .. } => "UserRestored",
+            Action::CreateUser { .. } => "UserCreated",
+            Action::UpdateUser { .. } => "UserUpdated",
+            Action::AddToGroup { .. } => "AddedToGroup",
+            Action::RemoveFromGroup { .. } => "RemovedFromGroup",
+            Action::AssignLicenses { .. } => "LicensesChanged",
+            Action::RotatePassword { .. } => "PasswordSet",
+            Action::Enable { .. } => "Enabled",
+            Action::Disable { .. } => "Disabled",
+        }
+    }
+
+    /// The action in plain words, for Events and plan output.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::WriteCredentials => "write the credentials Secret".into(),
+            Action::RestoreUser { id } => format!("restore deleted user {id}"),
+            Action::CreateUser { body } => format!(
+                "create user {}",
+                body["userPrincipalName"].as_str().unwrap_or("?")
+            ),
+            Action::UpdateUser { what, .. } => format!("update user ({})", what.join(", ")),
+            Action::AddToGroup { group_id, .. } => format!("add to group {group_id}"),
+            Action::RemoveFromGroup { group_id, .. } => format!("remove from group {group_id}"),
+            Action::AssignLicenses { add, remove, .. } => {
+                format!("assign {} licence(s), remove {}", add.len(), remove.len())
+            }
+            Action::RotatePassword { reason, .. } => format!("set a new password ({reason})"),
+            Action::Enable { .. } => "enable sign-in".into(),
+            Action::Disable { .. } => "disable sign-in".into(),
+        }
+    }
+}
+
+/// Why nothing can be done until a person acts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub blocked: Option<Blocked>,
+    /// The bound user, if any, and whether the operator created it.
+    pub user_id: Option<String>,
+    pub created_by_operator: Option<bool>,
+    /// Licences are as desired (direct or inherited).
+    pub licensed: bool,
+    /// The user is enabled exactly when it should be.
+    pub enablement_settled: bool,
+    /// SKU ids the user holds now (direct or inherited), for status.
+    pub observed_skus: Vec<String>,
+}
+
+fn blocked(reason: &'static str, message: String) -> Plan {
+    Plan {
+        blocked: Some(Blocked { reason, message }),
+        ..Plan::default()
+    }
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// The plan for one account.
+pub fn plan(d: &Desired, o: &Observed) -> Plan {
+    if o.secret == SecretState::Foreign {
+        return blocked(
+            "SecretConflict",
+            "the credentials Secret exists and is not owned by this RemoteAssistLicense; it is never overwritten: choose another credentialsSecretName or delete that Secret".into(),
+        );
+    }
+    let Some(user) = &o.user else {
+        if let (Some(id), true) = (&o.status_user_id, o.deleted) {
+            // Deleted behind our back: restore it, keeping its object id and memberships.
+            return Plan {
+                actions: vec![Action::RestoreUser { id: id.clone() }],
+                user_id: Some(id.clone()),
+                created_by_operator: Some(!o.status_adopted),
+                ..Plan::default()
+            };
+        }
+        if d.adoption == AdoptionPolicy::AdoptOnly {
+            return blocked(
+                "UserNotFound",
+                format!("adoption is AdoptOnly and no user {} exists to adopt", d.upn),
+            );
+        }
+        let mut actions = Vec::new();
+        if o.secret == SecretState::Missing {
+            actions.push(Action::WriteCredentials);
+        }
+        let mut body = json!({
+            "accountEnabled": false,
+            "displayName": d.display_name,
+            "mailNickname": d.mail_nickname,
+            "userPrincipalName": d.upn,
+            "usageLocation": d.usage_location,
+            "employeeType": format!("{MANAGED_USER_PREFIX}{}", d.owner_uid),
+        });
+        if let Some(a) = &d.attribute {
+            a.patch(body.as_object_mut().expect("object"));
+        }
+        actions.push(Action::CreateUser { body });
+        return Plan {
+            actions,
+            ..Plan::default()
+        };
+    };
+
+    // Whose user is it?
+    let created = match user.managed_by() {
+        Some(uid) if uid == d.owner_uid => true,
+        Some(uid) => {
+            return blocked(
+                "Conflict",
+                format!(
+                    "user {} is managed by another RemoteAssistLicense (uid {uid})",
+                    user.user_principal_name
+                ),
+            );
+        }
+        None if o.status_adopted && o.status_user_id.as_deref() == Some(&user.id) => false,
+        None if d.adoption == AdoptionPolicy::CreateOnly => {
+            return blocked(
+                "Conflict",
+                format!(
+                    "user {} already exists and was not created by this operator; set adoption: AdoptOrCreate to manage it",
+                    user.user_principal_name
+                ),
+            );
+        }
+        None => false,
+    };
+
+    let mut p = Plan {
+        user_id: Some(user.id.clone()),
+        created_by_operator: Some(created),
+        observed_skus: user.assigned_licenses.iter().map(|a| a.sku_id.clone()).collect(),
+        ..Plan::default()
+    };
+    let id = user.id.clone();
+
+    // Credentials: only users the operator created have a password it owns, unless a rotation
+    // is asked for (which then takes ownership of the adopted user's password).
+    match (&o.secret, &o.rotation_request) {
+        (SecretState::Ready { pending: true, .. }, _) => {
+            p.actions.push(Action::RotatePassword {
+                user_id: id.clone(),
+                token: o.rotation_request.clone(),
+                reason: "resuming an interrupted rotation",
+            });
+        }
+        (SecretState::Ready { rotated_for, .. }, Some(token)) if rotated_for.as_ref() != Some(token) => {
+            p.actions.push(Action::RotatePassword {
+                user_id: id.clone(),
+                token: Some(token.clone()),
+                reason: "rotation requested",
+            });
+        }
+        (SecretState::Missing, Some(token)) => {
+            p.actions.push(Action::RotatePassword {
+                user_id: id.clone(),
+                token: Some(token.clone()),
+                reason: "rotation requested",
+            });
+        }
+        (SecretState::Missing, None) if created => {
+            p.actions.push(Action::RotatePassword {
+                user_id: id.clone(),
+                token: None,
+                reason: "the credentials Secret was deleted",
+            });
+        }
+        _ => {}
+    }
+
+    // Properties.
+    let mut patch = Map::new();
+    let mut what = Vec::new();
+    if created && user.display_name.as_deref() != Some(&d.display_name) {
+        patch.insert("displayName".into(), json!(d.display_name));
+        what.push("displayName");
+    }
+    if user.usage_location.as_deref() != Some(&d.usage_location) {
+        patch.insert("usageLocation".into(), json!(d.usage_location));
+        what.push("usageLocation");
+    }
+    if let Some(a) = &d.attribute
+        && a.observed(user).as_deref() != Some(&a.value)
+    {
+        a.patch(&mut patch);
+        what.push("barrier attribute");
+    }
+    if !patch.is_empty() {
+        p.actions.push(Action::UpdateUser {
+            id: id.clone(),
+            patch: Value::Object(patch),
+            what,
+        });
+    }
+
+    // Group membership. In Group mode a suspended account leaves the group: that is how its
+    // inherited licences are released.
+    let want_in_group = !(d.suspended && matches!(d.licensing, Licensing::Group(_)));
+    if want_in_group && !o.in_group {
+        p.actions.push(Action::AddToGroup {
+            group_id: d.accounts_group_id.clone(),
+            user_id: id.clone(),
+        });
+    } else if !want_in_group && o.in_group {
+        p.actions.push(Action::RemoveFromGroup {
+            group_id: d.accounts_group_id.clone(),
+            user_id: id.clone(),
+        });
+    }
+
+    // Licences.
+    let observed: Vec<&AssignedLicense> = user.assigned_licenses.iter().collect();
+    let has = |sku: &str| observed.iter().any(|a| a.sku_id == sku);
+    match &d.licensing {
+        Licensing::Direct(wanted) => {
+            let wanted: &[AssignedLicense] = if d.suspended { &[] } else { wanted };
+            let add: Vec<AssignedLicense> = wanted
+                .iter()
+                .filter(|w| {
+                    !observed.iter().any(|a| {
+                        a.sku_id == w.sku_id && sorted(&a.disabled_plans) == sorted(&w.disabled_plans)
+                    })
+                })
+                .cloned()
+                .collect();
+            let wanted_ids: BTreeSet<&str> = wanted.iter().map(|w| w.sku_id.as_str()).collect();
+            // Only the operator's own users lose licences it did not ask for; on an adopted
+            // user it only releases what it would have assigned.
+            let remove: Vec<String> = if created {
+                user.direct_skus()
+                    .into_iter()
+                    .filter(|s| !wanted_ids.contains(s.as_str()))
+                    .collect()
+            } else if d.suspended {
+                match &d.licensing {
+                    Licensing::Direct(all) => {
+                        all.iter().map(|w| w.sku_id.clone()).filter(|s| has(s)).collect()
+                    }
+                    Licensing::Group(_) => Vec::new(),
+                }
+            } else {
+                Vec::new()
+            };
+            // Extra licences are removed but never hold up sign-in; missing ones do.
+            p.licensed = add.is_empty() && (!d.suspended || remove.is_empty());
+            if !add.is_empty() || !remove.is_empty() {
+                p.actions.push(Action::AssignLicenses {
+                    user_id: id.clone(),
+                    add,
+                    remove,
+                });
+            }
+        }
+        Licensing::Group(skus) => {
+            p.licensed = if d.suspended {
+                true
+            } else {
+                o.in_group && skus.iter().all(|s| has(s))
+            };
+        }
+    }
+
+    // Sign-in: enabled only when everything else is in place (barrier-first activation).
+    let attribute_ok = d
+        .attribute
+        .as_ref()
+        .is_none_or(|a| a.observed(user).as_deref() == Some(&a.value));
+    let ready_to_enable = !d.suspended
+        && p.licensed
+        && o.in_group
+        && attribute_ok
+        && (!d.barrier_required || d.barrier_enforced);
+    let enabled = user.account_enabled.unwrap_or(false);
+    p.enablement_settled = enabled == ready_to_enable;
+    if ready_to_enable && !enabled && p.actions.is_empty() {
+        p.actions.push(Action::Enable { user_id: id.clone() });
+    } else if !ready_to_enable && enabled {
+        // Disabling never waits: it goes first, before anything else changes.
+        p.actions.insert(0, Action::Disable { user_id: id.clone() });
+    }
+    p
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,192 @@
+//! Turns a plan and its outcome into the RemoteAssistLicense's conditions and status fields.
+
+use super::act::Outcome;
+use super::plan::{Desired, Plan};
+use crate::crd::RemoteAssistLicenseStatus;
+use crate::crd::conditions::{ConditionUpdate, Status, kinds, ready_rollup, set_condition};
+use crate::directory::SkuTable;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+pub const ASPECTS: [&str; 3] = [
+    kinds::ACCOUNT_READY,
+    kinds::LICENSES_ASSIGNED,
+    kinds::BARRIER_ENFORCED,
+];
+
+/// Builds the next status from the current one: conditions keep their transition times.
+pub struct StatusBuilder {
+    pub status: RemoteAssistLicenseStatus,
+    generation: Option<i64>,
+    now: Time,
+}
+
+impl StatusBuilder {
+    pub fn new(current: Option<&RemoteAssistLicenseStatus>, generation: Option<i64>, now: Time) -> Self {
+        let mut status = current.cloned().unwrap_or_default();
+        status.observed_generation = generation;
+        StatusBuilder {
+            status,
+            generation,
+            now,
+        }
+    }
+
+    pub fn set(&mut self, type_: &str, status: Status, reason: &str, message: impl Into<String>) {
+        set_condition(
+            &mut self.status.conditions,
+            ConditionUpdate::new(type_, status, reason, message),
+            self.generation,
+            &self.now,
+        );
+    }
+
+    /// Every aspect False (or Unknown) for one reason: used when nothing can be observed.
+    pub fn refuse(mut self, reason: &str, message: &str) -> RemoteAssistLicenseStatus {
+        self.set(kinds::ACCOUNT_READY, Status::False, reason, message);
+        self.finish(false, false)
+    }
+
+    /// The `Ready` roll-up and the summary message. `enabled_settled` tells whether sign-in is
+    /// already as it should be; `suspended` reports a deliberate stop rather than a fault.
+    pub fn finish(mut self, enabled_settled: bool, suspended: bool) -> RemoteAssistLicenseStatus {
+        let mut ready = ready_rollup(&self.status.conditions, &ASPECTS);
+        if suspended {
+            ready = ConditionUpdate::new(
+                kinds::READY,
+                Status::False,
+                "Suspended",
+                "spec.suspended is true: sign-in is blocked and licences are released",
+            );
+        } else if ready.status == Status::True && !enabled_settled {
+            ready = ConditionUpdate::new(
+                kinds::READY,
+                Status::False,
+                "Enabling",
+                "everything is in place; sign-in is being enabled",
+            );
+        }
+        self.status.message = Some(ready.message.clone());
+        set_condition(&mut self.status.conditions, ready, self.generation, &self.now);
+        self.status
+    }
+
+    /// Conditions from a plan that ran (or was blocked) and what acting on it produced.
+    pub fn from_plan(
+        &mut self,
+        d: &Desired,
+        plan: &Plan,
+        outcome: &Outcome,
+        skus: &SkuTable,
+        vendor_name: &str,
+    ) {
+        let s = &mut self.status;
+        s.user_principal_name = Some(d.upn.clone());
+        if let Some((id, created)) = &outcome.bound_user {
+            s.user_id = Some(id.clone());
+            s.created_by_operator = Some(*created);
+        } else if plan.user_id.is_some() {
+            s.user_id = plan.user_id.clone();
+            s.created_by_operator = plan.created_by_operator;
+        }
+        if let Some(b) = &plan.blocked {
+            let (reason, message) = (b.reason, b.message.clone());
+            self.set(kinds::ACCOUNT_READY, Status::False, reason, message);
+            self.set(
+                kinds::LICENSES_ASSIGNED,
+                Status::Unknown,
+                reason,
+                "no account to license",
+            );
+        } else if let Some(r) = &outcome.replicating {
+            self.set(kinds::ACCOUNT_READY, Status::False, "Replicating", r.clone());
+        } else if plan.user_id.is_none() || !plan.actions.is_empty() && !plan.licensed {
+            let doing = if outcome.done.is_empty() {
+                "provisioning".to_owned()
+            } else {
+                outcome
+                    .done
+                    .iter()
+                    .map(|(_, d)| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let reason = if plan.user_id.is_none() {
+                "Creating"
+            } else {
+                "Provisioning"
+            };
+            self.set(kinds::ACCOUNT_READY, Status::False, reason, doing);
+        } else {
+            let how = if plan.created_by_operator == Some(false) {
+                "Adopted"
+            } else {
+                "Provisioned"
+            };
+            self.set(
+                kinds::ACCOUNT_READY,
+                Status::True,
+                how,
+                format!("user {} is in the accounts group", d.upn),
+            );
+        }
+        if plan.blocked.is_none() {
+            if let Some(m) = &outcome.no_seats {
+                self.set(kinds::LICENSES_ASSIGNED, Status::False, "NoSeats", m.clone());
+            } else if d.suspended {
+                self.set(
+                    kinds::LICENSES_ASSIGNED,
+                    Status::False,
+                    "Released",
+                    "licences are released while suspended",
+                );
+            } else if plan.licensed {
+                self.set(
+                    kinds::LICENSES_ASSIGNED,
+                    Status::True,
+                    "Assigned",
+                    "every requested licence is assigned",
+                );
+            } else if matches!(d.licensing, super::plan::Licensing::Group(_)) {
+                self.set(
+                    kinds::LICENSES_ASSIGNED,
+                    Status::False,
+                    "AwaitingGroupLicenses",
+                    "waiting for the accounts group's licences to reach the account",
+                );
+            } else {
+                self.set(
+                    kinds::LICENSES_ASSIGNED,
+                    Status::False,
+                    "Assigning",
+                    "licences are being assigned",
+                );
+            }
+        }
+        self.barrier(d, vendor_name);
+        self.status.assigned_licenses = assigned_part_numbers(plan, skus);
+    }
+
+    /// `BarrierEnforced`: True without a requirement; otherwise pending until a policy
+    /// application covers the account (the information-barriers work sets it).
+    pub fn barrier(&mut self, d: &Desired, vendor_name: &str) {
+        if !d.barrier_required {
+            self.set(kinds::BARRIER_ENFORCED, Status::True, "NotRequired", format!("VendorTenant {vendor_name} does not require barriers; the account is enabled once licensed"));
+        } else if !d.barrier_enforced {
+            self.set(kinds::BARRIER_ENFORCED, Status::False, "BarrierPending", "no applied information-barrier policy covers this account yet; it stays disabled until one does");
+        }
+    }
+}
+
+fn assigned_part_numbers(plan: &Plan, skus: &SkuTable) -> Vec<String> {
+    let mut v: Vec<String> = plan
+        .observed_skus
+        .iter()
+        .filter_map(|id| {
+            skus.values()
+                .find(|s| &s.sku_id == id)
+                .map(|s| s.part_number.clone())
+        })
+        .collect();
+    v.sort();
+    v
+}

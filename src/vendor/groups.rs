@@ -1,0 +1,126 @@
+//! A vendor's two groups: bound by the object id in status, otherwise by name; created when no
+//! group of that name exists; a `Conflict` when several do, never a guess.
+
+use crate::context::Error;
+use crate::directory::{DirGroup, Directory, MANAGED_GROUP_PREFIX};
+use std::collections::BTreeSet;
+
+#[derive(Debug)]
+pub enum Binding {
+    /// The group, and whether this pass created it.
+    Bound(DirGroup, bool),
+    Conflict(String),
+}
+
+/// Picks the group among same-named candidates (pure): ours first, then a single unmanaged one.
+pub fn choose(candidates: Vec<DirGroup>, owner_uid: &str, name: &str) -> Result<Option<DirGroup>, String> {
+    let (ours, others): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|g| g.managed_by() == Some(owner_uid));
+    if let Some(g) = ours.into_iter().next() {
+        return Ok(Some(g));
+    }
+    match others.len() {
+        0 => Ok(None),
+        1 => Ok(others.into_iter().next()),
+        n => Err(format!(
+            "{n} groups are named {name}; rename all but one in Entra (or set its object id in status) so the operator does not guess"
+        )),
+    }
+}
+
+/// A mail nickname from a display name: Graph allows ASCII letters, digits and a few symbols.
+pub fn nickname(name: &str) -> String {
+    let n: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    if n.is_empty() { "remoteassist".into() } else { n }
+}
+
+pub async fn bind(
+    dir: &Directory,
+    name: &str,
+    status_id: Option<&str>,
+    owner_uid: &str,
+) -> Result<Binding, Error> {
+    if let Some(id) = status_id
+        && let Some(g) = dir.group(id).await?
+    {
+        return Ok(Binding::Bound(g, false));
+    }
+    match choose(dir.groups_named(name).await?, owner_uid, name) {
+        Err(message) => Ok(Binding::Conflict(message)),
+        Ok(Some(g)) => Ok(Binding::Bound(g, false)),
+        Ok(None) => {
+            let description = format!("{MANAGED_GROUP_PREFIX}{owner_uid}");
+            // The uid keeps nicknames unique when two names differ only in dropped characters.
+            let unique: String = format!(
+                "{}-{}",
+                nickname(name).chars().take(55).collect::<String>(),
+                &owner_uid[..owner_uid.len().min(8)]
+            );
+            let g = dir.create_group(name, &unique, &description).await?;
+            Ok(Binding::Bound(g, true))
+        }
+    }
+}
+
+/// Membership changes for the engineers' group (pure).
+pub fn membership_changes(
+    wanted: &BTreeSet<String>,
+    current: &BTreeSet<String>,
+    exclusive: bool,
+) -> (Vec<String>, Vec<String>) {
+    let add = wanted.difference(current).cloned().collect();
+    let remove = if exclusive {
+        current.difference(wanted).cloned().collect()
+    } else {
+        Vec::new()
+    };
+    (add, remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(id: &str, description: Option<&str>) -> DirGroup {
+        DirGroup {
+            id: id.into(),
+            display_name: "V1_RemoteAssistUser".into(),
+            description: description.map(str::to_owned),
+            assigned_licenses: vec![],
+        }
+    }
+
+    #[test]
+    fn several_same_named_groups_are_a_conflict_unless_one_is_ours() {
+        let ours = format!("{MANAGED_GROUP_PREFIX}uid-1");
+        assert!(choose(vec![group("a", None), group("b", None)], "uid-1", "V1").is_err());
+        let picked = choose(vec![group("a", None), group("b", Some(&ours))], "uid-1", "V1").unwrap();
+        assert_eq!(picked.unwrap().id, "b");
+        assert_eq!(
+            choose(vec![group("a", None)], "uid-1", "V1").unwrap().unwrap().id,
+            "a"
+        );
+        assert!(choose(vec![], "uid-1", "V1").unwrap().is_none());
+    }
+
+    #[test]
+    fn exclusive_membership_removes_only_in_exclusive_mode() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        let (add, remove) = membership_changes(&s(&["a", "b"]), &s(&["b", "c"]), true);
+        assert_eq!((add, remove), (vec!["a".to_string()], vec!["c".to_string()]));
+        let (_, remove) = membership_changes(&s(&["a"]), &s(&["c"]), false);
+        assert!(remove.is_empty());
+    }
+
+    #[test]
+    fn nicknames_keep_only_allowed_characters() {
+        assert_eq!(nickname("V1_RemoteAssistUser"), "V1_RemoteAssistUser");
+        assert_eq!(nickname("Vendor (One) é"), "VendorOne");
+        assert_eq!(nickname("ééé"), "remoteassist");
+    }
+}

@@ -1,0 +1,306 @@
+//! The VendorTenant reconciler: the two groups, the engineers' membership, group licences in
+//! `Group` mode, a seat pre-flight per SKU, and the roll-up of the vendor's accounts.
+
+pub mod groups;
+pub mod seats;
+
+use crate::context::{Context, Error, FINALIZER, error_policy, now, write_status};
+use crate::crd::conditions::{ConditionUpdate, Status, kinds, ready_rollup, set_condition};
+use crate::crd::vendor_tenant::{AccountsSummary, LicenseMode, MembershipMode};
+use crate::crd::{RemoteAssistLicense, VendorTenant, VendorTenantStatus};
+use crate::watch;
+use futures::StreamExt;
+use groups::Binding;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{self, Event as Finalized};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const ASPECTS: [&str; 2] = [kinds::GROUPS_READY, kinds::LICENSES_ASSIGNED];
+
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.kube.clone();
+    let wc = watch::config(&ctx.config);
+    let (reader, stream) = watch::filtered::<VendorTenant>(Api::all(client.clone()), wc.clone());
+    // Any change to a vendor's accounts (their status included) updates its roll-up; the
+    // debounce folds a burst of account changes into one vendor reconcile.
+    let accounts = watcher(Api::<RemoteAssistLicense>::all(client), wc)
+        .default_backoff()
+        .applied_objects();
+    Controller::for_stream(stream, reader)
+        .watches_stream(accounts, |ral| {
+            Some(ObjectRef::<VendorTenant>::new(&ral.spec.vendor_ref.name))
+        })
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(ctx.config.concurrency)
+                .debounce(Duration::from_secs(1)),
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+pub async fn reconcile(vt: Arc<VendorTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<VendorTenant> = Api::all(ctx.kube.clone());
+    let result = finalizer::finalizer(&api, FINALIZER, vt, |event| async {
+        match event {
+            Finalized::Apply(v) => apply(&v, &ctx, &api).await,
+            Finalized::Cleanup(v) => cleanup(&v, &ctx, &api).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => Ok(action),
+        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
+        Err(e) => Err(Error::Finalizer(e.to_string())),
+    }
+}
+
+/// This vendor's RemoteAssistLicenses, from the licence controller's cache.
+fn accounts(ctx: &Context, vendor: &str) -> Vec<Arc<RemoteAssistLicense>> {
+    ctx.licenses
+        .get()
+        .map(|s| {
+            s.state()
+                .into_iter()
+                .filter(|l| l.spec.vendor_ref.name == vendor)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct Builder {
+    status: VendorTenantStatus,
+    generation: Option<i64>,
+    now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+}
+
+impl Builder {
+    fn set(&mut self, type_: &str, status: Status, reason: &str, message: impl Into<String>) {
+        let update = ConditionUpdate::new(type_, status, reason, message);
+        set_condition(&mut self.status.conditions, update, self.generation, &self.now);
+    }
+}
+
+async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Result<Action, Error> {
+    let dir = &ctx.directory;
+    let uid = vt.uid().unwrap_or_default();
+    let name = vt.name_any();
+    let current = vt.status.clone().unwrap_or_default();
+    let mut b = Builder {
+        status: current.clone(),
+        generation: vt.metadata.generation,
+        now: now(),
+    };
+    b.status.observed_generation = vt.metadata.generation;
+    let mut done: Vec<(&str, String)> = Vec::new();
+    let mut problems: Vec<(&str, String)> = Vec::new();
+
+    // Groups.
+    let mut bound = Vec::new();
+    for (group_name, status_id) in [
+        (vt.accounts_group_name(), current.accounts_group_id.as_deref()),
+        (vt.engineers_group_name(), current.engineers_group_id.as_deref()),
+    ] {
+        match groups::bind(dir, &group_name, status_id, &uid).await? {
+            Binding::Bound(g, created) => {
+                if created {
+                    done.push(("GroupCreated", format!("created group {group_name} ({})", g.id)));
+                } else if status_id.is_some_and(|id| id != g.id) {
+                    done.push((
+                        "GroupRebound",
+                        format!("group {group_name} was gone; bound to {}", g.id),
+                    ));
+                }
+                bound.push(Some(g));
+            }
+            Binding::Conflict(message) => {
+                problems.push(("Conflict", message));
+                bound.push(None);
+            }
+        }
+    }
+    let (accounts_group, engineers_group) = (bound[0].clone(), bound[1].clone());
+    b.status.accounts_group_id = accounts_group.as_ref().map(|g| g.id.clone());
+    b.status.engineers_group_id = engineers_group.as_ref().map(|g| g.id.clone());
+
+    // Engineers' membership: known users only; unknown UPNs are reported, never created.
+    if let (Some(g), Some(se)) = (&engineers_group, &vt.spec.support_engineers) {
+        let mut wanted = BTreeSet::new();
+        let mut unknown = Vec::new();
+        for upn in &se.members {
+            match dir.user(upn).await? {
+                Some(u) => {
+                    wanted.insert(u.id);
+                }
+                None => unknown.push(upn.clone()),
+            }
+        }
+        let current_members = dir.members(&g.id).await?;
+        let exclusive = se.membership.unwrap_or_default() == MembershipMode::Exclusive;
+        // With unknown engineers, removing is unsafe: the list may just be mistyped.
+        let (add, remove) =
+            groups::membership_changes(&wanted, &current_members, exclusive && unknown.is_empty());
+        if !add.is_empty() {
+            dir.add_members(&g.id, &add).await?;
+            done.push((
+                "EngineersAdded",
+                format!("added {} engineer(s) to {}", add.len(), g.display_name),
+            ));
+        }
+        for id in &remove {
+            dir.remove_member(&g.id, id).await?;
+        }
+        if !remove.is_empty() {
+            done.push((
+                "EngineersRemoved",
+                format!(
+                    "removed {} member(s) not listed from {}",
+                    remove.len(),
+                    g.display_name
+                ),
+            ));
+        }
+        if !unknown.is_empty() {
+            problems.push((
+                "EngineerNotFound",
+                format!("no user {} in the tenant", unknown.join(", ")),
+            ));
+        }
+    }
+    match problems.first() {
+        Some((reason, message)) => b.set(kinds::GROUPS_READY, Status::False, reason, message.clone()),
+        None => b.set(
+            kinds::GROUPS_READY,
+            Status::True,
+            "Bound",
+            "both groups exist and the engineers are members",
+        ),
+    }
+
+    // Licences: the seat pre-flight, and the group's own licences in Group mode.
+    let accounts = accounts(ctx, &name);
+    let skus = dir.skus(true).await?;
+    let licence = seats::evaluate(vt, &accounts, &skus);
+    b.status.seats = licence.seats.clone();
+    let mut licence_condition = licence.condition.clone();
+    if vt.license_mode() == LicenseMode::Group
+        && let (Some(g), Ok(wanted)) = (&accounts_group, &licence.resolved)
+    {
+        let (add, remove) = seats::group_changes(g, wanted, g.managed_by() == Some(uid.as_str()));
+        if !add.is_empty() || !remove.is_empty() {
+            match dir.assign_group_licenses(&g.id, &add, &remove).await {
+                Ok(()) => done.push((
+                    "GroupLicensesChanged",
+                    format!("assigned {} licence(s) to {}", add.len(), g.display_name),
+                )),
+                Err(e) if e.status() == Some(400) => {
+                    licence_condition = (Status::False, "GroupLicenseRefused", e.to_string());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let (status, reason, message) = licence_condition;
+    b.set(kinds::LICENSES_ASSIGNED, status, reason, message);
+
+    // Roll-up of the accounts.
+    let ready = accounts
+        .iter()
+        .filter(|a| {
+            a.status
+                .as_ref()
+                .and_then(|s| crate::crd::conditions::find(&s.conditions, kinds::READY))
+                .is_some_and(|c| c.status == "True")
+        })
+        .count() as i32;
+    let total = accounts.len() as i32;
+    b.status.accounts = Some(AccountsSummary {
+        ready,
+        total,
+        summary: format!("{ready}/{total}"),
+    });
+
+    let rollup = ready_rollup(&b.status.conditions, &ASPECTS);
+    b.status.message = Some(if rollup.status == Status::True {
+        format!("groups bound; {ready} of {total} accounts ready")
+    } else {
+        rollup.message.clone()
+    });
+    set_condition(&mut b.status.conditions, rollup, b.generation, &b.now);
+
+    for (reason, note) in &done {
+        tracing::info!(vendor = %name, reason, note = %note, "acted on the tenant");
+        ctx.event(vt, EventType::Normal, reason, reason, note.clone())
+            .await;
+    }
+    if write_status(api, vt, vt.status.as_ref(), &b.status).await? {
+        for (reason, message) in &problems {
+            ctx.event(vt, EventType::Warning, reason, "Reconcile", message.clone())
+                .await;
+        }
+    }
+    ctx.succeeded(vt);
+    Ok(Action::requeue(if done.is_empty() {
+        ctx.config.resync
+    } else {
+        Duration::from_secs(1)
+    }))
+}
+
+/// Deletion: waits until no RemoteAssistLicense refers to the vendor (their users are handled by
+/// their own deletion policies), then deletes the groups the operator created. Groups it
+/// adopted stay.
+async fn cleanup(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Result<Action, Error> {
+    let name = vt.name_any();
+    let remaining = accounts(ctx, &name).len();
+    if remaining > 0 {
+        let mut status = vt.status.clone().unwrap_or_default();
+        let message =
+            format!("waiting for {remaining} RemoteAssistLicense(s) of this vendor to be deleted first");
+        let update = ConditionUpdate::new(kinds::READY, Status::False, "Terminating", message.clone());
+        set_condition(&mut status.conditions, update, vt.metadata.generation, &now());
+        if write_status(api, vt, vt.status.as_ref(), &status).await? {
+            ctx.event(vt, EventType::Normal, "Terminating", "Cleanup", message)
+                .await;
+        }
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let uid = vt.uid().unwrap_or_default();
+    let status = vt.status.clone().unwrap_or_default();
+    for id in [status.accounts_group_id, status.engineers_group_id]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(g) = ctx.directory.group(&id).await? {
+            if g.managed_by() == Some(uid.as_str()) {
+                ctx.directory.delete_group(&id).await?;
+                ctx.event(
+                    vt,
+                    EventType::Normal,
+                    "GroupDeleted",
+                    "Cleanup",
+                    format!("deleted group {}", g.display_name),
+                )
+                .await;
+            } else {
+                ctx.event(
+                    vt,
+                    EventType::Normal,
+                    "GroupKept",
+                    "Cleanup",
+                    format!("group {} was adopted, so it is kept", g.display_name),
+                )
+                .await;
+            }
+        }
+    }
+    Ok(Action::await_change())
+}
