@@ -21,6 +21,34 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/counters", get(counters))
         .route("/counters/reset", post(reset_counters))
         .route("/verify-password", post(verify_password))
+        .route("/skus/{part}", axum::routing::put(put_seats))
+}
+
+/// Buys or cancels seats: `{"prepaidUnits": N}` sets the enabled units of a SKU by part number.
+async fn put_seats(
+    State(sim): State<Arc<Sim>>,
+    axum::extract::Path(part): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(units) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["prepaidUnits"].as_i64())
+        .filter(|n| *n >= 0)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected {\"prepaidUnits\": <non-negative integer>}",
+        )
+            .into_response();
+    };
+    let mut t = sim.tenant();
+    match t.skus.iter_mut().find(|s| s.part_number == part) {
+        Some(sku) => {
+            sku.prepaid = units;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn state(State(sim): State<Arc<Sim>>) -> Response {

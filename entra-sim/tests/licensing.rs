@@ -507,3 +507,34 @@ async fn the_same_sku_direct_and_via_a_group_takes_one_seat() {
     assert_eq!(consumed(&env, REMOTE_ASSIST).await, 1);
     assert_eq!(assigned_skus(&env, &u).await, vec![REMOTE_ASSIST.to_owned()]);
 }
+
+#[tokio::test]
+async fn admin_can_buy_and_cancel_seats() {
+    let env = common::start().await;
+    let u = id_of(&env.create_user("seats", Some("US")).await);
+    let path = format!("/users/{u}/assignLicense");
+    let body = json!({"addLicenses": [{"skuId": REMOTE_ASSIST, "disabledPlans": []}], "removeLicenses": []});
+    let assign = || env.graph(Method::POST, &path, Some(body.clone()));
+    env.admin(
+        Method::PUT,
+        "/skus/MICROSOFT_REMOTE_ASSIST",
+        Some(json!({"prepaidUnits": 0})),
+    )
+    .await;
+    assert_eq!(sku(&env, REMOTE_ASSIST).await["prepaidUnits"]["enabled"], 0);
+    let refused = assign().await;
+    assert_eq!(refused.status.as_u16(), 400);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not have any available licenses")
+    );
+    env.admin(
+        Method::PUT,
+        "/skus/MICROSOFT_REMOTE_ASSIST",
+        Some(json!({"prepaidUnits": 1})),
+    )
+    .await;
+    assert_eq!(assign().await.status.as_u16(), 200);
+}

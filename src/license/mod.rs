@@ -175,7 +175,7 @@ async fn apply(
     Ok(if outcome.replicating.is_some() {
         Action::requeue(Duration::from_secs(2))
     } else if outcome.no_seats.is_some() {
-        Action::requeue(SEATS_REQUEUE)
+        Action::requeue(SEATS_REQUEUE.min(ctx.config.resync))
     } else if !outcome.done.is_empty() {
         Action::requeue(STEP_REQUEUE)
     } else {

@@ -99,23 +99,14 @@ impl StatusBuilder {
             );
         } else if let Some(r) = &outcome.replicating {
             self.set(kinds::ACCOUNT_READY, Status::False, "Replicating", r.clone());
-        } else if plan.user_id.is_none() || !plan.actions.is_empty() && !plan.licensed {
-            let doing = if outcome.done.is_empty() {
-                "provisioning".to_owned()
-            } else {
-                outcome
-                    .done
-                    .iter()
-                    .map(|(_, d)| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            let reason = if plan.user_id.is_none() {
-                "Creating"
-            } else {
-                "Provisioning"
-            };
-            self.set(kinds::ACCOUNT_READY, Status::False, reason, doing);
+        } else if plan.user_id.is_none() {
+            // Created in this pass: group, attribute and licences follow in the next.
+            self.set(
+                kinds::ACCOUNT_READY,
+                Status::False,
+                "Creating",
+                format!("creating user {}", d.upn),
+            );
         } else {
             let how = if plan.created_by_operator == Some(false) {
                 "Adopted"
@@ -139,7 +130,12 @@ impl StatusBuilder {
                     "Released",
                     "licences are released while suspended",
                 );
-            } else if plan.licensed {
+            } else if plan.licensed
+                || outcome
+                    .done
+                    .iter()
+                    .any(|(reason, _)| *reason == "LicensesChanged")
+            {
                 self.set(
                     kinds::LICENSES_ASSIGNED,
                     Status::True,

@@ -2,6 +2,8 @@
 //! `scripts/test.sh` exports KUBECONFIG and puts the matching kubectl first on PATH.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod e2e;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,300 @@
+//! End-to-end harness: a simulated tenant of its own per test, the operator binary watching only
+//! this test's objects (`--watch-selector e2e=<id>`), manifests applied with kubectl against the
+//! local API server, and waits on observable conditions (never fixed sleeps).
+
+use super::{install_crds, kubectl, kubectl_ok, repo_root};
+use entra_sim::seed::{DEFAULT_SEED, Seed};
+use entra_sim::server::RunningSim;
+use remote_assist_operator::directory::Directory;
+use remote_assist_operator::graph::{
+    AppIdentity, Budget, Credential, GRAPH_RESOURCE, GraphClient, RetryPolicy, Secret, TokenProvider,
+};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
+pub const OPERATOR_APP: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
+pub const OPERATOR_SECRET: &str = "sim-operator-secret-change-me";
+pub const DOMAIN: &str = "vendors.abc.example";
+
+pub struct Env {
+    /// Unique per test run; labels every object as `e2e=<id>`.
+    pub id: String,
+    pub sim: RunningSim,
+    pub http: reqwest::Client,
+    operator: Option<Child>,
+    secret_file: PathBuf,
+    pub log: PathBuf,
+    pub resync: &'static str,
+}
+
+impl Env {
+    pub async fn start(name: &str) -> Env {
+        install_crds();
+        let seed = Seed::parse(DEFAULT_SEED).expect("default seed");
+        let sim = entra_sim::server::start(seed, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("sim starts");
+        let id = format!("{name}-{:04x}", rand::random::<u16>());
+        let dir = repo_root().join("target/e2e");
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret_file = dir.join(format!("{id}.secret"));
+        std::fs::write(&secret_file, OPERATOR_SECRET).unwrap();
+        Env {
+            log: dir.join(format!("{id}.log")),
+            id,
+            sim,
+            http: reqwest::Client::new(),
+            operator: None,
+            secret_file,
+            resync: "2s",
+        }
+    }
+
+    /// Starts (or restarts) the operator binary.
+    pub fn start_operator(&mut self) {
+        assert!(self.operator.is_none(), "operator already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_remote-assist-operator"))
+            .args(["run", "--log-format", "json", "--concurrency", "4"])
+            .args(["--resync-period", self.resync])
+            .args([
+                "--graph-url",
+                &self.sim.url(),
+                "--authority-host",
+                &self.sim.url(),
+            ])
+            .args(["--tenant-id", TENANT, "--client-id", OPERATOR_APP])
+            .arg("--client-secret-file")
+            .arg(&self.secret_file)
+            .args(["--watch-selector", &format!("e2e={}", self.id)])
+            .env("RUST_LOG", "info,remote_assist_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("operator binary starts");
+        self.operator = Some(child);
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill_operator(&mut self) {
+        if let Some(mut c) = self.operator.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn operator_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Applies YAML documents, adding the `e2e=<id>` label to each.
+    pub fn apply(&self, yaml: &str) {
+        let labelled = yaml.replace(
+            "metadata:\n",
+            &format!("metadata:\n  labels: {{e2e: {}}}\n", self.id),
+        );
+        kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&labelled));
+    }
+
+    pub fn namespace(&self, suffix: &str) -> String {
+        let ns = format!("{}-{suffix}", self.id);
+        self.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+        ));
+        ns
+    }
+
+    pub fn get(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let mut args = vec!["get", kind, name, "-o", "json"];
+        if let Some(ns) = namespace {
+            args.extend(["-n", ns]);
+        }
+        let run = kubectl(&args, None);
+        run.ok.then(|| serde_json::from_str(&run.stdout).unwrap())
+    }
+
+    pub fn condition(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        type_: &str,
+    ) -> Option<(String, String)> {
+        let obj = self.get(kind, namespace, name)?;
+        let c = obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == type_)?
+            .clone();
+        Some((c["status"].as_str()?.to_owned(), c["reason"].as_str()?.to_owned()))
+    }
+
+    /// Polls `check` every 100 ms until it holds; on timeout, fails with the operator's log.
+    pub async fn wait_for(&self, what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = self.operator_log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "timed out after {timeout:?} waiting for {what}\n--- operator log (last lines, newest first) ---\n{}",
+            tail.join("\n")
+        );
+    }
+
+    pub async fn wait_condition(
+        &self,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) {
+        let what = format!("{kind} {name}: {type_}={status} {}", reason.unwrap_or(""));
+        self.wait_for(&what, Duration::from_secs(90), async || {
+            self.condition(kind, ns, name, type_)
+                .is_some_and(|(s, r)| s == status && reason.is_none_or(|want| r == want))
+        })
+        .await;
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut r = self
+            .http
+            .request(method, format!("{}/_sim{path}", self.sim.url()));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        assert!(resp.status().is_success(), "admin {path}: {}", resp.status());
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    pub async fn state(&self) -> Value {
+        self.admin(reqwest::Method::GET, "/state", None).await
+    }
+
+    pub async fn counters(&self) -> Value {
+        self.admin(reqwest::Method::GET, "/counters", None).await
+    }
+
+    /// Users in the simulated tenant with this UPN (live ones; at most one can exist).
+    pub async fn user(&self, upn: &str) -> Option<Value> {
+        self.state().await["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| {
+                u["userPrincipalName"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(upn))
+            })
+            .cloned()
+    }
+
+    pub async fn password_works(&self, upn: &str, password: &str) -> bool {
+        let body = json!({"userPrincipalName": upn, "password": password});
+        self.admin(reqwest::Method::POST, "/verify-password", Some(body))
+            .await["valid"]
+            == true
+    }
+
+    /// The password in a credentials Secret.
+    pub fn secret_password(&self, ns: &str, name: &str) -> Option<String> {
+        let s = self.get("secret", Some(ns), name)?;
+        let b64 = s["data"]["password"].as_str()?;
+        use base64::Engine;
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).ok()?).ok()
+    }
+
+    /// A Graph client with the operator app's rights, to change the tenant behind the
+    /// operator's back (as an administrator in the portal would).
+    pub fn portal(&self) -> Directory {
+        let identity = AppIdentity {
+            authority: self.sim.url(),
+            tenant_id: TENANT.into(),
+            client_id: OPERATOR_APP.into(),
+            credential: Credential::ClientSecret {
+                secret: Secret::new(OPERATOR_SECRET),
+            },
+        };
+        let tokens = Arc::new(TokenProvider::new(self.http.clone(), identity, GRAPH_RESOURCE));
+        let graph = GraphClient::new(
+            self.http.clone(),
+            &format!("{}/v1.0", self.sim.url()),
+            tokens,
+            Arc::new(Budget::unlimited()),
+            RetryPolicy::default(),
+        );
+        Directory::new(graph, Duration::ZERO)
+    }
+
+    /// Events recorded for an object, as `reason: note` lines.
+    pub fn events(&self, ns: &str, name: &str) -> Vec<String> {
+        let out = kubectl_ok(
+            &[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["reason"].as_str().unwrap_or(""),
+                    e["note"].as_str().or(e["message"].as_str()).unwrap_or("")
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill_operator();
+    }
+}
+
+/// A VendorTenant manifest. `extra` is appended to `spec` (indented by the caller).
+pub fn vendor(name: &str, namespaces: &[&str], extra: &str) -> String {
+    format!(
+        "apiVersion: remoteassist.dev/v1alpha1\nkind: VendorTenant\nmetadata:\n  name: {name}\nspec:\n  displayName: Vendor {name}\n  domain: {DOMAIN}\n  allowedNamespaces:\n    names: [{}]\n  licenses:\n    - skuPartNumber: MICROSOFT_REMOTE_ASSIST\n    - skuPartNumber: Microsoft_Teams_Enterprise_New\n    - skuPartNumber: SPE_E5\n{extra}",
+        namespaces.join(", ")
+    )
+}
+
+/// A RemoteAssistLicense manifest. `extra` is appended to `spec`.
+pub fn license(ns: &str, name: &str, vendor: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: remoteassist.dev/v1alpha1\nkind: RemoteAssistLicense\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  vendorRef: {{name: {vendor}}}\n  displayName: Technician {name}\n  mailNickname: {name}\n  usageLocation: US\n{extra}"
+    )
+}
+
+pub fn upn(name: &str) -> String {
+    format!("{name}@{DOMAIN}")
+}

@@ -1,0 +1,278 @@
+//! End to end: deletion policies, adoption of a pre-existing user, suspension, credential
+//! rotation, and seat exhaustion with recovery.
+
+mod common;
+
+use common::e2e::{Env, license, upn, vendor};
+use common::kubectl_ok;
+use serde_json::json;
+use std::time::Duration;
+
+const RAL: &str = "remoteassistlicense";
+
+fn no_barriers() -> &'static str {
+    "  barriers: {required: false}\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn each_deletion_policy_does_what_it_says() {
+    let mut env = Env::start("del").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    let [del, dis, orph] =
+        ["Delete", "Disable", "Orphan"].map(|p| format!("{}-{}", env.id, p.to_lowercase()));
+    for (name, policy) in [(&del, "Delete"), (&dis, "Disable"), (&orph, "Orphan")] {
+        env.apply(&license(&ns, name, &v, &format!("  deletionPolicy: {policy}\n")));
+    }
+    env.start_operator();
+    for name in [&del, &dis, &orph] {
+        env.wait_condition(RAL, Some(&ns), name, "Ready", "True", None)
+            .await;
+    }
+    let group_id = env.get("vendortenant", None, &v).unwrap()["status"]["accountsGroupId"].clone();
+    for name in [&del, &dis, &orph] {
+        kubectl_ok(&["delete", RAL, "-n", &ns, name, "--timeout=60s"], None);
+    }
+    // Delete: gone, restorable.
+    assert!(env.user(&upn(&del)).await.is_none());
+    let state = env.state().await;
+    assert!(
+        state["deletedUsers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["userPrincipalName"] == upn(&del))
+    );
+    // Disable: kept, blocked, no licences, out of the group, Secret gone.
+    let u = env.user(&upn(&dis)).await.expect("disabled user kept");
+    assert_eq!(u["accountEnabled"], false);
+    assert_eq!(u["assignedLicenses"].as_array().unwrap().len(), 0);
+    assert!(!u["groups"].as_array().unwrap().contains(&group_id));
+    assert!(
+        env.get("secret", Some(&ns), &format!("{dis}-credentials"))
+            .is_none()
+    );
+    // Orphan: untouched and usable, no longer marked, Secret kept without an owner.
+    let u = env.user(&upn(&orph)).await.expect("orphaned user kept");
+    assert_eq!(u["accountEnabled"], true);
+    assert_eq!(u["assignedLicenses"].as_array().unwrap().len(), 3);
+    assert!(u["employeeType"].is_null(), "no longer marked as managed");
+    let secret = env
+        .get("secret", Some(&ns), &format!("{orph}-credentials"))
+        .expect("Secret kept");
+    assert!(secret["metadata"]["ownerReferences"].is_null());
+    let password = env.secret_password(&ns, &format!("{orph}-credentials")).unwrap();
+    assert!(env.password_works(&upn(&orph), &password).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
+    let mut env = Env::start("adopt").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    let existing = format!("{}-existing", env.id);
+    let portal = env.portal();
+    let made = portal
+        .create_user(&json!({
+            "accountEnabled": true, "displayName": "Made by hand", "mailNickname": existing,
+            "userPrincipalName": upn(&existing), "passwordProfile": {"password": "Hand-Made-Passw0rd!"},
+        }))
+        .await
+        .unwrap();
+    // CreateOnly (the default): a Conflict, and the user is not touched.
+    let strict = format!("{}-strict", env.id);
+    env.apply(&license(
+        &ns,
+        &strict,
+        &v,
+        &format!("  userPrincipalName: {}\n", upn(&existing)),
+    ));
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &strict, "AccountReady", "False", Some("Conflict"))
+        .await;
+    let u = env.user(&upn(&existing)).await.unwrap();
+    assert_eq!(u["displayName"], "Made by hand");
+    assert!(
+        u["groups"].as_array().unwrap().is_empty() && u["assignedLicenses"].as_array().unwrap().is_empty()
+    );
+    assert!(
+        env.get("secret", Some(&ns), &format!("{strict}-credentials"))
+            .is_none(),
+        "nothing written for a refused licence"
+    );
+    kubectl_ok(&["delete", RAL, "-n", &ns, &strict, "--timeout=60s"], None);
+    assert!(
+        env.user(&upn(&existing)).await.is_some(),
+        "a refused licence deletes nothing"
+    );
+
+    // AdoptOrCreate: adopted, managed (group, licences), its password left alone.
+    let adopt = format!("{}-adopt", env.id);
+    env.apply(&license(
+        &ns,
+        &adopt,
+        &v,
+        &format!(
+            "  userPrincipalName: {}\n  adoption: AdoptOrCreate\n",
+            upn(&existing)
+        ),
+    ));
+    env.wait_condition(RAL, Some(&ns), &adopt, "Ready", "True", None)
+        .await;
+    let status = env.get(RAL, Some(&ns), &adopt).unwrap()["status"].clone();
+    assert_eq!(status["createdByOperator"], false);
+    assert_eq!(status["userId"].as_str().unwrap(), made.id);
+    assert!(env.password_works(&upn(&existing), "Hand-Made-Passw0rd!").await);
+    assert_eq!(
+        env.user(&upn(&existing)).await.unwrap()["displayName"],
+        "Made by hand"
+    );
+    // Deleting the licence (policy Delete) orphans an adopted user.
+    kubectl_ok(&["delete", RAL, "-n", &ns, &adopt, "--timeout=60s"], None);
+    assert!(
+        env.user(&upn(&existing)).await.is_some(),
+        "an adopted user is never deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn suspension_releases_licences_and_rotation_changes_the_password() {
+    let mut env = Env::start("susp").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    let name = format!("{}-t", env.id);
+    env.apply(&license(&ns, &name, &v, ""));
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
+        .await;
+    let secret = format!("{name}-credentials");
+    let first = env.secret_password(&ns, &secret).unwrap();
+
+    env.apply(&license(&ns, &name, &v, "  suspended: true\n"));
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "False", Some("Suspended"))
+        .await;
+    env.wait_for("licences released", Duration::from_secs(30), async || {
+        env.user(&upn(&name)).await.is_some_and(|u| {
+            u["accountEnabled"] == false && u["assignedLicenses"].as_array().unwrap().is_empty()
+        })
+    })
+    .await;
+    env.apply(&license(&ns, &name, &v, "  suspended: false\n"));
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
+        .await;
+    let u = env.user(&upn(&name)).await.unwrap();
+    assert_eq!(
+        (
+            u["accountEnabled"].clone(),
+            u["assignedLicenses"].as_array().unwrap().len()
+        ),
+        (json!(true), 3)
+    );
+
+    kubectl_ok(
+        &[
+            "annotate",
+            RAL,
+            "-n",
+            &ns,
+            &name,
+            "remoteassist.dev/rotate-credentials=2026-11-27",
+        ],
+        None,
+    );
+    env.wait_for("a new password", Duration::from_secs(30), async || {
+        env.secret_password(&ns, &secret).is_some_and(|p| p != first)
+    })
+    .await;
+    let second = env.secret_password(&ns, &secret).unwrap();
+    assert!(env.password_works(&upn(&name), &second).await);
+    assert!(!env.password_works(&upn(&name), &first).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
+    let mut env = Env::start("seats").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    // Two Remote Assist seats left in the whole tenant; three accounts want one each.
+    env.admin(
+        reqwest::Method::PUT,
+        "/skus/MICROSOFT_REMOTE_ASSIST",
+        Some(json!({"prepaidUnits": 2})),
+    )
+    .await;
+    let names: Vec<String> = (1..=3).map(|i| format!("{}-t{i}", env.id)).collect();
+    for n in &names {
+        env.apply(&license(&ns, n, &v, ""));
+    }
+    env.start_operator();
+    env.wait_for(
+        "two Ready, one without seats",
+        Duration::from_secs(60),
+        async || {
+            let conds: Vec<_> = names
+                .iter()
+                .map(|n| env.condition(RAL, Some(&ns), n, "LicensesAssigned"))
+                .collect();
+            conds
+                .iter()
+                .filter(|c| c.as_ref().is_some_and(|c| c.0 == "True"))
+                .count()
+                == 2
+                && conds.iter().any(|c| c.as_ref().is_some_and(|c| c.1 == "NoSeats"))
+        },
+    )
+    .await;
+    let short = names
+        .iter()
+        .find(|n| env.condition(RAL, Some(&ns), n, "LicensesAssigned").unwrap().1 == "NoSeats")
+        .unwrap();
+    assert_eq!(
+        env.condition(RAL, Some(&ns), short, "Ready").unwrap(),
+        ("False".into(), "NoSeats".into())
+    );
+    assert_eq!(
+        env.user(&upn(short)).await.unwrap()["accountEnabled"],
+        false,
+        "not enabled without its licences"
+    );
+    env.wait_condition(
+        "vendortenant",
+        None,
+        &v,
+        "LicensesAssigned",
+        "False",
+        Some("InsufficientSeats"),
+    )
+    .await;
+    env.wait_for(
+        "the vendor's pre-flight: 0 free, 1 needed",
+        Duration::from_secs(30),
+        async || {
+            let vt = env.get("vendortenant", None, &v).unwrap();
+            vt["status"]["seats"].as_array().unwrap().iter().any(|s| {
+                s["skuPartNumber"] == "MICROSOFT_REMOTE_ASSIST" && s["free"] == 0 && s["needed"] == 1
+            })
+        },
+    )
+    .await;
+
+    env.admin(
+        reqwest::Method::PUT,
+        "/skus/MICROSOFT_REMOTE_ASSIST",
+        Some(json!({"prepaidUnits": 3})),
+    )
+    .await;
+    env.wait_condition(RAL, Some(&ns), short, "Ready", "True", None)
+        .await;
+    env.wait_condition("vendortenant", None, &v, "LicensesAssigned", "True", None)
+        .await;
+}
