@@ -161,6 +161,21 @@ where
     Action::requeue(wait)
 }
 
+/// A finalizer patch refused because the cached object was older than the server's (its JSON
+/// patch `test` failed, 422) is a race the next event resolves: look again shortly, quietly.
+/// Anything else is an error.
+pub fn finalizer_race(e: kube::runtime::finalizer::Error<Error>) -> Result<Action, Error> {
+    use kube::runtime::finalizer::Error as F;
+    match e {
+        F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s))
+            if s.code == 422 || s.code == 409 =>
+        {
+            Ok(Action::requeue(Duration::from_millis(500)))
+        }
+        other => Err(Error::Finalizer(other.to_string())),
+    }
+}
+
 /// Writes `status` with server-side apply when it differs from `current`. Returns whether it
 /// wrote. The operator's own status writes do not retrigger reconciles (the watch filters on
 /// generation, annotations and deletion), so an unchanged status costs nothing.

@@ -70,7 +70,7 @@ pub async fn reconcile(ral: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Resu
     match result {
         Ok(action) => Ok(action),
         Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(e) => Err(Error::Finalizer(e.to_string())),
+        Err(e) => crate::context::finalizer_race(e),
     }
 }
 
@@ -141,14 +141,25 @@ async fn apply(
     };
     let observed = observe::observe(ctx, ral, &desired).await?;
     let plan = plan::plan(&desired, &observed);
-    let was_ready = ral
-        .status
-        .as_ref()
-        .and_then(|s| crate::crd::conditions::find(&s.conditions, "Ready"))
-        .is_some_and(|c| c.status == "True");
+    // Drift: work on an account that was already provisioned for this generation.
+    let previous = |type_: &str| {
+        ral.status.as_ref().is_some_and(|s| {
+            s.observed_generation == ral.metadata.generation
+                && crate::crd::conditions::find(&s.conditions, type_).is_some_and(|c| c.status == "True")
+        })
+    };
+    let (was_ready, was_provisioned) = (
+        previous("Ready"),
+        previous(crate::crd::conditions::kinds::ACCOUNT_READY),
+    );
     let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
     for (action, done) in &outcome.done {
-        let reason = if was_ready { "DriftCorrected" } else { action };
+        let routine = matches!(*action, "Enabled" | "PasswordSet" | "CredentialsWritten");
+        let reason = if was_ready || (was_provisioned && !routine) {
+            "DriftCorrected"
+        } else {
+            action
+        };
         tracing::info!(namespace, name = %ral.name_any(), action = %done, reason, "acted on the tenant");
         ctx.event(ral, EventType::Normal, reason, action, done.clone())
             .await;
@@ -159,7 +170,7 @@ async fn apply(
         crate::context::now(),
     );
     builder.from_plan(&desired, &plan, &outcome, &skus, vendor_name);
-    let settled = plan.enablement_settled && plan.actions.is_empty();
+    let settled = plan.enablement_settled;
     let status = builder.finish(settled, desired.suspended);
     if write_status(api, ral, ral.status.as_ref(), &status).await?
         && let Some(b) = &plan.blocked

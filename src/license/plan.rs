@@ -431,11 +431,14 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
         && o.in_group
         && attribute_ok
         && (!d.barrier_required || d.barrier_enforced);
+    // Disabling is for safety, not bookkeeping: an account outside its barrier (or suspended)
+    // is blocked at once; a missing licence or membership is repaired while it stays enabled.
+    let must_disable = d.suspended || !attribute_ok || (d.barrier_required && !d.barrier_enforced);
     let enabled = user.account_enabled.unwrap_or(false);
-    p.enablement_settled = enabled == ready_to_enable;
+    p.enablement_settled = enabled == ready_to_enable || (enabled && !must_disable);
     if ready_to_enable && !enabled && p.actions.is_empty() {
         p.actions.push(Action::Enable { user_id: id.clone() });
-    } else if !ready_to_enable && enabled {
+    } else if must_disable && enabled {
         // Disabling never waits: it goes first, before anything else changes.
         p.actions.insert(0, Action::Disable { user_id: id.clone() });
     }

@@ -59,7 +59,7 @@ pub async fn reconcile(vt: Arc<VendorTenant>, ctx: Arc<Context>) -> Result<Actio
     match result {
         Ok(action) => Ok(action),
         Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(e) => Err(Error::Finalizer(e.to_string())),
+        Err(e) => crate::context::finalizer_race(e),
     }
 }
 
