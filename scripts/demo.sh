@@ -6,9 +6,10 @@
 #   scripts/demo.sh          run the demo, then stop the local API server
 #   scripts/demo.sh --keep   leave the API server running (prints how to use it)
 #
-# It also starts the simulated Entra tenant (entra-sim) and reads it through Graph. The
-# reconcilers that converge that tenant from these objects are being built (issues 4-5); until
-# then the demo shows the API (admission, printer columns, field docs) and the tenant side by side.
+# The simulated Entra tenant (entra-sim, seeded as the host company ABC: SKUs with seats, support
+# engineers) stands in for Microsoft; the operator reaches it over HTTP exactly as it would reach
+# Graph. The demo waits until the operator has converged the tenant, then prints the resources
+# and the tenant they produced.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 keep=false
@@ -28,11 +29,33 @@ run kubectl apply --server-side -f target/demo-crds/
 run kubectl wait --for=condition=Established --timeout=60s \
   crd/vendortenants.remoteassist.dev crd/barriersegments.remoteassist.dev crd/remoteassistlicenses.remoteassist.dev
 
+say "Starting the simulated Entra tenant (entra-sim) and the operator"
+cargo build --quiet -p entra-sim -p remote-assist-operator
+bin="${CARGO_TARGET_DIR:-target}/debug"
+sim_port="$(scripts/testenv.sh free-port)"
+sim="http://127.0.0.1:$sim_port"
+"$bin/entra-sim" --listen "127.0.0.1:$sim_port" >target/demo-entra-sim.log 2>&1 &
+sim_pid=$!
+for _ in $(seq 1 100); do curl -fs "$sim/_sim/counters" >/dev/null && break; sleep 0.1; done
+printf '%s' sim-operator-secret-change-me >target/demo-client-secret
+run "$bin/remote-assist-operator" run --graph-url "$sim" --authority-host "$sim" \
+  --tenant-id 3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64 --client-id 5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37 \
+  --client-secret-file target/demo-client-secret >target/demo-operator.log 2>&1 &
+op_pid=$!
+$keep || trap 'kill $op_pid $sim_pid 2>/dev/null; scripts/testenv.sh stop' EXIT
+echo "    (operator log: target/demo-operator.log)"
+
 say "Applying the seed scenario: vendors V1 and V2, V2's barrier segments, three service accounts"
 run kubectl apply --server-side -f deploy/examples/
 
+say "Waiting for the operator to converge the tenant"
+run kubectl wait --for=condition=Ready --timeout=120s vendortenant --all
+run kubectl wait --for=condition=AccountReady --timeout=120s remoteassistlicense --all -A
+
 say "Everything the operator manages, in one category"
 run kubectl get remoteassist -A
+printf '\n$ kubectl get remoteassistlicense -A -o custom-columns=...\n'
+kubectl get remoteassistlicense -A -o custom-columns='NAME:.metadata.name,ACCOUNT:.status.conditions[?(@.type=="AccountReady")].reason,LICENCES:.status.conditions[?(@.type=="LicensesAssigned")].reason,BARRIER:.status.conditions[?(@.type=="BarrierEnforced")].reason'
 
 say "Bad input is refused at admission, with a reason"
 printf '%s\n' "apiVersion: remoteassist.dev/v1alpha1" "kind: RemoteAssistLicense" \
@@ -47,33 +70,38 @@ kubectl patch vt v1 --type=merge -p '{"spec":{"domain":"other.abc.example"}}' 2>
 say "The API documents itself"
 run kubectl explain remoteassistlicense.spec.deletionPolicy
 
-say "The simulated Entra tenant the operator will converge (entra-sim, embedded seed of company ABC)"
-cargo build --quiet -p entra-sim
-sim_port="$(scripts/testenv.sh free-port)"
-target/debug/entra-sim --listen "127.0.0.1:$sim_port" >target/demo-entra-sim.log 2>&1 &
-sim_pid=$!
-$keep || trap 'kill $sim_pid 2>/dev/null; scripts/testenv.sh stop' EXIT
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/_sim/counters" >/dev/null && break; sleep 0.1; done
-tenant=3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64
-token="$(curl -fs "http://127.0.0.1:$sim_port/$tenant/oauth2/v2.0/token" \
-  -d client_id=5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37 -d client_secret=sim-operator-secret-change-me \
-  -d scope=https://graph.microsoft.com/.default -d grant_type=client_credentials |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
-printf '$ GET http://127.0.0.1:%s/v1.0/subscribedSkus   (seats per SKU)\n' "$sim_port"
-curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$sim_port/v1.0/subscribedSkus" | python3 -c '
+say "The tenant they produced (read from the simulated tenant)"
+curl -fs "$sim/_sim/state" | python3 -c '
 import json, sys
-for s in json.load(sys.stdin)["value"]:
-    print("    %-34s %5d of %5d seats used" % (s["skuPartNumber"], s["consumedUnits"], s["prepaidUnits"]["enabled"]))'
-printf '$ GET http://127.0.0.1:%s/v1.0/users?$filter=department eq %s\n' "$sim_port" "'Support'"
-curl -fs -G -H "Authorization: Bearer $token" "http://127.0.0.1:$sim_port/v1.0/users" \
-  --data-urlencode "\$filter=department eq 'Support'" | python3 -c '
-import json, sys
-for u in json.load(sys.stdin)["value"]:
-    print("    %s (%s)" % (u["userPrincipalName"], u["displayName"]))'
+s = json.load(sys.stdin)
+skus = {k["skuId"]: k["skuPartNumber"] for k in s["skus"]}
+groups = {g["id"]: g for g in s["groups"]}
+print("  Groups:")
+for g in sorted(s["groups"], key=lambda g: g["displayName"]):
+    lic = ", ".join(skus.get(l["skuId"], l["skuId"]) for l in g.get("assignedLicenses", []))
+    print("    %-22s %d member(s)%s" % (g["displayName"], len(g["members"]), ("; licences: " + lic) if lic else ""))
+print("  Vendor service accounts (marked as managed by the operator):")
+for u in sorted(s["users"], key=lambda u: u["userPrincipalName"]):
+    if not (u.get("employeeType") or "").startswith("remoteassist.dev/"):
+        continue
+    lic = ", ".join(skus.get(l["skuId"], l["skuId"]) for l in u["assignedLicenses"]) or "none"
+    grp = ", ".join(groups[g]["displayName"] for g in u["groups"] if g in groups)
+    print("    %s  %s, usage location %s, groups: %s, licences: %s" % (u["userPrincipalName"],
+          "enabled" if u["accountEnabled"] else "disabled", u.get("usageLocation"), grp, lic))
+print("  Seats:")
+for k in s["skus"]:
+    print("    %-34s %5d of %5d used" % (k["skuPartNumber"], k["consumedUnits"], k["prepaidUnits"]))
+'
+printf '\n  Graph requests the operator made: '
+curl -fs "$sim/_sim/counters" | python3 -c 'import json,sys; c=json.load(sys.stdin); print("%d HTTP requests, %d writes, %d token requests" % (c["httpRequests"], c["writes"], c["tokenRequests"]))'
+echo
+echo "  V1's accounts stay disabled (BarrierPending) until an information-barrier policy application"
+echo "  covers them: that enforcement is the information-barriers work. V2's account is suspended in"
+echo "  its manifest, so sign-in is blocked and it leaves the licensed group."
 
 if $keep; then
   say "The API server keeps running. Use it with:"
   scripts/testenv.sh env
-  echo "The simulated tenant: http://127.0.0.1:$sim_port (Graph at /v1.0, admin API at /_sim), pid $sim_pid"
-  echo "Stop them with: scripts/testenv.sh stop; kill $sim_pid"
+  echo "The simulated tenant: $sim (Graph at /v1.0, admin API at /_sim), pid $sim_pid; the operator: pid $op_pid"
+  echo "Stop them with: kill $op_pid $sim_pid; scripts/testenv.sh stop"
 fi

@@ -435,7 +435,9 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
     // is blocked at once; a missing licence or membership is repaired while it stays enabled.
     let must_disable = d.suspended || !attribute_ok || (d.barrier_required && !d.barrier_enforced);
     let enabled = user.account_enabled.unwrap_or(false);
-    p.enablement_settled = enabled == ready_to_enable || (enabled && !must_disable);
+    // Settled: enabled exactly when it will be once converged (a licence being repaired on an
+    // enabled account does not count as unsettled).
+    p.enablement_settled = enabled == (!d.suspended && (!d.barrier_required || d.barrier_enforced));
     if ready_to_enable && !enabled && p.actions.is_empty() {
         p.actions.push(Action::Enable { user_id: id.clone() });
     } else if must_disable && enabled {

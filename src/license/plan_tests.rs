@@ -317,6 +317,10 @@ fn changed_disabled_plans_are_reassigned() {
 
 #[test]
 fn suspension_disables_and_releases() {
+    // Resuming: not settled until enabled again, so Ready waits for it.
+    let mut o = converged(false);
+    o.user.as_mut().unwrap().assigned_licenses.clear();
+    assert!(!plan(&desired(), &o).enablement_settled);
     let d = Desired {
         suspended: true,
         ..desired()
