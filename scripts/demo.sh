@@ -37,10 +37,15 @@ sim="http://127.0.0.1:$sim_port"
 "$bin/entra-sim" --listen "127.0.0.1:$sim_port" >target/demo-entra-sim.log 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 100); do curl -fs "$sim/_sim/counters" >/dev/null && break; sleep 0.1; done
+# Policy applications take about 30 minutes to start in a real tenant; the simulated clock runs
+# them 600 times faster here.
+curl -fs -X PUT -H 'Content-Type: application/json' -d '{"barrierTimeScale": 600}' "$sim/_sim/settings" >/dev/null
 printf '%s' sim-operator-secret-change-me >target/demo-client-secret
 run "$bin/remote-assist-operator" run --graph-url "$sim" --authority-host "$sim" \
   --tenant-id 3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64 --client-id 5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37 \
-  --client-secret-file target/demo-client-secret >target/demo-operator.log 2>&1 &
+  --client-secret-file target/demo-client-secret --compliance-url "$sim" \
+  --tenant-initial-domain abcsim.onmicrosoft.com --barrier-debounce 2s --barrier-poll-interval 1s \
+  >target/demo-operator.log 2>&1 &
 op_pid=$!
 $keep || trap 'kill $op_pid $sim_pid 2>/dev/null; scripts/testenv.sh stop' EXIT
 echo "    (operator log: target/demo-operator.log)"
@@ -50,7 +55,8 @@ run kubectl apply --server-side -f deploy/examples/
 
 say "Waiting for the operator to converge the tenant"
 run kubectl wait --for=condition=Ready --timeout=120s vendortenant --all
-run kubectl wait --for=condition=AccountReady --timeout=120s remoteassistlicense --all -A
+run kubectl wait --for=condition=Ready --timeout=180s barriersegment v1-accounts v1-engineers v2-accounts v2-engineers
+run kubectl wait --for=condition=Ready --timeout=180s remoteassistlicense v1-tech-01 v1-tech-02 -n vendor-v1
 
 say "Everything the operator manages, in one category"
 run kubectl get remoteassist -A
@@ -95,9 +101,23 @@ for k in s["skus"]:
 printf '\n  Graph requests the operator made: '
 curl -fs "$sim/_sim/counters" | python3 -c 'import json,sys; c=json.load(sys.stdin); print("%d HTTP requests, %d writes, %d token requests" % (c["httpRequests"], c["writes"], c["tokenRequests"]))'
 echo
-echo "  V1's accounts stay disabled (BarrierPending) until an information-barrier policy application"
-echo "  covers them: that enforcement is the information-barriers work. V2's account is suspended in"
-echo "  its manifest, so sign-in is blocked and it leaves the licensed group."
+echo "  V2's account is suspended in its manifest: sign-in is blocked and it leaves the licensed group."
+
+say "Who can reach whom, from the information barriers the tenant applied"
+for pair in "v1-tech-01@vendors.abc.example alice.engineer@abc.example" \
+            "v1-tech-01@vendors.abc.example bob.engineer@abc.example" \
+            "v1-tech-01@vendors.abc.example v2-tech-01@vendors.abc.example" \
+            "v1-tech-01@vendors.abc.example dave.finance@abc.example"; do
+  set -- $pair
+  printf '    %-32s -> %-32s %s\n' "$1" "$2" \
+    "$(curl -fs "$sim/_sim/barriers/reachable?from=$1&to=$2" | python3 -c 'import json,sys; print("allowed" if json.load(sys.stdin)["allowed"] else "blocked")')"
+done
+curl -fs "$sim/_sim/barriers" | python3 -c '
+import json, sys
+b = json.load(sys.stdin)
+print("  %d policy application(s); in effect: %s" % (len(b["applications"]), (b.get("applied") or {}).get("applicationId")))'
+
+
 
 if $keep; then
   say "The API server keeps running. Use it with:"

@@ -42,6 +42,22 @@ pub struct RunArgs {
     #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
     pub federated_token_file: Option<PathBuf>,
 
+    /// The Security & Compliance endpoint that holds information barriers.
+    #[arg(long, env = "COMPLIANCE_URL", default_value = crate::compliance::COMPLIANCE_RESOURCE)]
+    pub compliance_url: String,
+
+    /// The tenant's initial `*.onmicrosoft.com` domain (names the compliance anchor mailbox).
+    #[arg(long, env = "TENANT_INITIAL_DOMAIN")]
+    pub tenant_initial_domain: Option<String>,
+
+    /// How long barrier changes are collected before one policy application is started.
+    #[arg(long, env = "BARRIER_DEBOUNCE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub barrier_debounce: Duration,
+
+    /// How often a running policy application's progress is read.
+    #[arg(long, env = "BARRIER_POLL_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub barrier_poll_interval: Duration,
+
     /// How often every object is re-read from the tenant to detect drift.
     #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
@@ -73,6 +89,10 @@ pub struct RunArgs {
 pub struct Config {
     /// e.g. `https://graph.microsoft.com/v1.0`
     pub graph_base: String,
+    pub compliance_url: String,
+    pub tenant_initial_domain: Option<String>,
+    pub barrier_debounce: Duration,
+    pub barrier_poll: Duration,
     pub identity: AppIdentity,
     pub resync: Duration,
     pub concurrency: u16,
@@ -127,6 +147,10 @@ impl RunArgs {
         }
         Ok(Config {
             graph_base: format!("{}/v1.0", self.graph_url.trim_end_matches('/')),
+            compliance_url: self.compliance_url,
+            tenant_initial_domain: self.tenant_initial_domain,
+            barrier_debounce: self.barrier_debounce,
+            barrier_poll: self.barrier_poll_interval,
             identity: AppIdentity {
                 authority: self.authority_host,
                 tenant_id,

@@ -2,10 +2,12 @@
 //! configuration and the watch caches; plus the error type, its classification into a per-object
 //! backoff, and the status-writing helper that skips writes when nothing changed.
 
+use crate::compliance::ComplianceClient;
 use crate::config::Config;
-use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::Directory;
 use crate::graph::GraphError;
+use crate::segment::application::Coordinator;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -15,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Field manager (and Event reporter) name.
@@ -27,10 +29,16 @@ pub const FINALIZER: &str = "remoteassist.dev/cleanup";
 pub enum Error {
     #[error(transparent)]
     Graph(#[from] GraphError),
+    #[error(transparent)]
+    Compliance(#[from] crate::compliance::ComplianceError),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// Cleanup must wait for something else first. An error only because the finalizer helper
+    /// removes the finalizer on any `Ok`: this keeps it, and is retried quietly.
+    #[error("waiting: {0}")]
+    Waiting(String, Duration),
 }
 
 impl Error {
@@ -44,8 +52,11 @@ impl Error {
             Error::Graph(e) if e.is_transient() => "GraphUnavailable",
             Error::Graph(GraphError::Exhausted { .. }) => "GraphUnavailable",
             Error::Graph(_) => "GraphError",
+            Error::Compliance(crate::compliance::ComplianceError::Transport(_)) => "ComplianceUnreachable",
+            Error::Compliance(_) => "ComplianceError",
             Error::Kube(_) => "KubernetesError",
             Error::Finalizer(_) => "FinalizerUpdateFailed",
+            Error::Waiting(..) => "Waiting",
         }
     }
 
@@ -66,6 +77,9 @@ pub struct Context {
     pub vendors: Store<VendorTenant>,
     /// Set once the licence controller exists (its store feeds the vendor roll-up).
     pub licenses: OnceLock<Store<RemoteAssistLicense>>,
+    compliance: Arc<ComplianceClient>,
+    segments: OnceLock<Store<BarrierSegment>>,
+    coordinator: OnceLock<Arc<Coordinator>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -73,6 +87,7 @@ impl Context {
     pub fn new(
         kube: kube::Client,
         directory: Directory,
+        compliance: Arc<ComplianceClient>,
         config: Config,
         vendors: Store<VendorTenant>,
     ) -> Self {
@@ -87,8 +102,29 @@ impl Context {
             config,
             vendors,
             licenses: OnceLock::new(),
+            compliance,
+            segments: OnceLock::new(),
+            coordinator: OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn compliance(&self) -> &ComplianceClient {
+        &self.compliance
+    }
+
+    /// Wires the BarrierSegment cache and the application coordinator (once, at start-up).
+    pub fn set_barriers(&self, segments: Store<BarrierSegment>, coordinator: Arc<Coordinator>) {
+        let _ = self.segments.set(segments);
+        let _ = self.coordinator.set(coordinator);
+    }
+
+    pub fn segments(&self) -> &Store<BarrierSegment> {
+        self.segments.get().expect("barriers wired at start-up")
+    }
+
+    pub fn coordinator(&self) -> &Arc<Coordinator> {
+        self.coordinator.get().expect("barriers wired at start-up")
     }
 
     pub fn vendor(&self, name: &str) -> Option<std::sync::Arc<VendorTenant>> {
@@ -148,6 +184,10 @@ pub fn error_policy<K>(obj: std::sync::Arc<K>, error: &Error, ctx: std::sync::Ar
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
+    if let Error::Waiting(what, retry) = error {
+        tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), %what, "cleanup waiting");
+        return Action::requeue(*retry);
+    }
     let wait = ctx.backoff(obj.as_ref(), error);
     tracing::warn!(
         kind = %K::kind(&()), namespace = obj.namespace().unwrap_or_default(), name = %obj.name_any(),

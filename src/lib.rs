@@ -1,5 +1,6 @@
 //! remote-assist-operator: manages vendor access to Dynamics 365 Remote Assist from Kubernetes.
 
+pub mod compliance;
 pub mod config;
 pub mod context;
 pub mod crd;
@@ -7,5 +8,6 @@ pub mod directory;
 pub mod graph;
 pub mod license;
 pub mod run;
+pub mod segment;
 pub mod vendor;
 pub mod watch;

@@ -29,14 +29,19 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
     let ns = env.namespace("a");
     let (open, barred) = (format!("{}-open", env.id), format!("{}-barred", env.id));
     env.apply(&vendor(&open, &[&ns], "  barriers: {required: false}\n"));
-    env.apply(&vendor(&barred, &[&ns], ""));
+    // No BarrierSegment will ever hold this vendor's accounts, so its barrier is never enforced.
+    env.apply(&vendor(
+        &barred,
+        &[&ns],
+        "  barriers: {generateSegments: false}\n",
+    ));
     let (t, b) = (format!("{}-t", env.id), format!("{}-b", env.id));
     env.apply(&license(&ns, &t, &open, ""));
     env.apply(&license(&ns, &b, &barred, ""));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &t, "Ready", "True", None)
         .await;
-    env.wait_condition(RAL, Some(&ns), &b, "Ready", "False", Some("BarrierPending"))
+    env.wait_condition(RAL, Some(&ns), &b, "BarrierEnforced", "False", None)
         .await;
     let portal = env.portal();
     let user = env.user(&upn(&t)).await.unwrap();
@@ -160,7 +165,7 @@ async fn killed_mid_convergence_it_restarts_without_duplicates_or_lost_passwords
     }
     // Each Graph request takes 30 ms, so the kills land in the middle of the work.
     let settings = json!({"latencyMs": 30});
-    env.admin(reqwest::Method::PUT, "/settings", Some(settings)).await;
+    env.settings(settings).await;
     let names: Vec<String> = (1..=12).map(|i| format!("{}-t{i:02}", env.id)).collect();
     for (i, n) in names.iter().enumerate() {
         env.apply(&license(&ns, n, &vendors[i % 2], ""));
@@ -218,7 +223,7 @@ async fn a_slow_throttling_lagging_flaky_tenant_still_converges() {
         "latencyMs": 20, "jitterMs": 20, "errorRate": 0.05, "replicationDelayMs": 1500,
         "throttling": {"enabled": true, "resourceUnitsPer10s": 40, "omitRetryAfterRate": 0.3},
     });
-    env.admin(reqwest::Method::PUT, "/settings", Some(settings)).await;
+    env.settings(settings).await;
     let names: Vec<(String, &String)> = (1..=4)
         .map(|i| (format!("{}-t{i}", env.id), if i % 2 == 0 { &v } else { &v2 }))
         .collect();

@@ -1,6 +1,7 @@
 //! The admin API under `/_sim`, never mixed into Graph routes: a dump of the tenant, reset,
-//! misbehaviour settings at run time, request counters, and a password check (so tests can
-//! prove a generated password works without the simulator ever showing one).
+//! misbehaviour settings at run time, request counters, a password check (so tests can
+//! prove a generated password works without the simulator ever showing one), and the
+//! information-barrier views (`/barriers`, `/barriers/reachable`, `/barriers/timeline`).
 
 use crate::misbehave::Settings;
 use crate::server::{Counters, Sim};
@@ -22,6 +23,9 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/counters/reset", post(reset_counters))
         .route("/verify-password", post(verify_password))
         .route("/skus/{part}", axum::routing::put(put_seats))
+        .route("/barriers", get(crate::compliance::admin::barriers))
+        .route("/barriers/reachable", get(crate::compliance::admin::reachable))
+        .route("/barriers/timeline", get(crate::compliance::admin::timeline))
 }
 
 /// Buys or cancels seats: `{"prepaidUnits": N}` sets the enabled units of a SKU by part number.

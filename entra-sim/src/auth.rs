@@ -450,10 +450,9 @@ fn header_thumbprint(jwt: &str, name: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// Checks the bearer token of a Graph request.
-pub fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Principal, crate::odata::GraphError> {
-    use crate::odata::GraphError;
-    let invalid = |m: &str| GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
+/// Checks a bearer token issued for `resource`; the error is the reason Graph gives in
+/// `InvalidAuthenticationToken` (the compliance endpoint words it its own way).
+pub fn bearer(sim: &Sim, headers: &HeaderMap, resource: &str) -> Result<Principal, &'static str> {
     let raw = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -464,19 +463,25 @@ pub fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Principal, crate::
         .unwrap_or_default()
         .trim();
     if token.is_empty() {
-        return Err(invalid("Access token is empty."));
+        return Err("Access token is empty.");
     }
     let tokens = sim.tokens.lock().unwrap();
     let Some(issued) = tokens.get(token) else {
-        return Err(invalid("IDX14100: JWT is not well formed."));
+        return Err("IDX14100: JWT is not well formed.");
     };
     if issued.expires <= Instant::now() {
-        return Err(invalid("Lifetime validation failed, the token is expired."));
+        return Err("Lifetime validation failed, the token is expired.");
     }
-    if issued.principal.resource != GRAPH_RESOURCE {
-        return Err(invalid("Invalid audience."));
+    if issued.principal.resource != resource {
+        return Err("Invalid audience.");
     }
     Ok(issued.principal.clone())
+}
+
+/// Checks the bearer token of a Graph request.
+pub fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Principal, crate::odata::GraphError> {
+    bearer(sim, headers, GRAPH_RESOURCE)
+        .map_err(|m| crate::odata::GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m))
 }
 
 /// Fails with 403 `Authorization_RequestDenied` unless the principal holds one of `any_of`.

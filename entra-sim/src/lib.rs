@@ -2,12 +2,14 @@
 //! (a subset) and of the Microsoft identity platform token endpoint, for tests, demos and
 //! benchmarks. It shares no code with the operator: it stands in for Microsoft.
 //!
-//! Routes: Graph under `/v1.0`, the token endpoint at `/{tenant}/oauth2/v2.0/token`, and the
-//! admin API under `/_sim` (unauthenticated; bind it to loopback).
+//! Routes: Graph under `/v1.0`, the token endpoint at `/{tenant}/oauth2/v2.0/token`, the
+//! Security & Compliance `InvokeCommand` route for information barriers (see [`compliance`]),
+//! and the admin API under `/_sim` (unauthenticated; bind it to loopback).
 
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod compliance;
 pub mod groups;
 pub mod licensing;
 pub mod misbehave;

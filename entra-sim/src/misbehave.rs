@@ -29,6 +29,9 @@ pub struct Settings {
     pub group_licensing_delay_ms: u64,
     /// How long soft-deleted users stay restorable (default 30 days).
     pub deleted_retention_seconds: u64,
+    /// Speed-up of the information-barrier clock (1.0: real time; 3600.0: an hour per second).
+    /// Each policies application keeps the value in effect when it was started.
+    pub barrier_time_scale: f64,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
             max_page_size: 0,
             group_licensing_delay_ms: 200,
             deleted_retention_seconds: 30 * 24 * 3600,
+            barrier_time_scale: 1.0,
         }
     }
 }

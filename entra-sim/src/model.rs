@@ -33,6 +33,8 @@ pub struct User {
     pub display_name: String,
     pub mail_nickname: String,
     pub account_enabled: bool,
+    /// When `accountEnabled` last became true (creation enabled, or a PATCH false -> true).
+    pub enabled_at: Option<jiff::Timestamp>,
     pub usage_location: Option<String>,
     /// A usage location written but not yet visible to licence assignment (replication).
     pub pending_usage_location: Option<(Option<String>, Instant)>,
@@ -85,6 +87,8 @@ pub struct Tenant {
     pub consumed: HashMap<String, i64>,
     /// Users with a usage location still replicating, so settling never scans every user.
     pub pending_locations: BTreeSet<String>,
+    /// Information barriers (segments, policies, applications, the applied state).
+    pub barriers: crate::compliance::state::Barriers,
 }
 
 pub fn now_string() -> String {
@@ -124,6 +128,7 @@ impl Tenant {
                 .collect(),
             consumed: HashMap::new(),
             pending_locations: BTreeSet::new(),
+            barriers: Default::default(),
         };
         for u in &seed.users {
             let id = u.id.clone().unwrap_or_else(new_id);
@@ -140,6 +145,7 @@ impl Tenant {
                 display_name: u.display_name.clone(),
                 mail_nickname: nickname,
                 account_enabled: u.account_enabled,
+                enabled_at: u.account_enabled.then(jiff::Timestamp::now),
                 usage_location: u.usage_location.clone(),
                 pending_usage_location: None,
                 department: u.department.clone(),

@@ -27,6 +27,10 @@ pub struct Seed {
     /// Misbehaviour at start; all off when absent.
     #[serde(default)]
     pub misbehaviour: crate::misbehave::Settings,
+    /// The Security & Compliance region the global InvokeCommand route redirects to
+    /// (default `eur03b`).
+    #[serde(default)]
+    pub compliance_region: Option<String>,
 }
 
 fn default_token_lifetime() -> u64 {
@@ -121,6 +125,11 @@ pub struct SeedGroup {
 }
 
 impl Seed {
+    /// The region of the Security & Compliance endpoint.
+    pub fn region(&self) -> &str {
+        self.compliance_region.as_deref().unwrap_or("eur03b")
+    }
+
     pub fn parse(yaml: &str) -> anyhow::Result<Seed> {
         Ok(serde_saphyr::from_str(yaml)?)
     }

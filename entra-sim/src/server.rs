@@ -6,7 +6,7 @@ use crate::misbehave::{self, Misbehaviour};
 use crate::model::Tenant;
 use crate::odata::GraphError;
 use crate::seed::Seed;
-use crate::{admin, batch, groups, licensing, users};
+use crate::{admin, batch, compliance, groups, licensing, users};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -122,6 +122,10 @@ impl Sim {
     pub fn tenant(&self) -> std::sync::MutexGuard<'_, Tenant> {
         let mut t = self.tenant.lock().unwrap();
         t.settle_replication(Instant::now());
+        // Information-barrier applications progress with the clock; deciding an application's
+        // outcome here, before any change under this lock, snapshots the tenant as it was
+        // when processing began.
+        compliance::state::advance(&mut t, jiff::Timestamp::now());
         t
     }
 
@@ -204,9 +208,14 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(auth::token_endpoint))
         .nest("/_sim", admin::router())
         .with_state(sim.clone());
+    // Security & Compliance InvokeCommand; request ids give it `base_url()` and `request-id`.
+    let compliance = compliance::router()
+        .layer(middleware::from_fn(request_ids))
+        .with_state(sim.clone());
     Router::new()
         .merge(graph)
         .merge(rest)
+        .merge(compliance)
         .layer(middleware::from_fn_with_state(sim, count_tokens))
 }
 

@@ -248,6 +248,7 @@ pub async fn create(
         display_name,
         mail_nickname: nickname,
         account_enabled,
+        enabled_at: account_enabled.then(jiff::Timestamp::now),
         usage_location,
         pending_usage_location: None,
         department: str_field(&body, "department")?.map(str::to_owned),
@@ -370,6 +371,9 @@ pub async fn update(
     let old_upn = t.users[&id].upn.clone();
     let user = t.users.get_mut(&id).unwrap();
     if let Some(v) = body.get("accountEnabled").and_then(Value::as_bool) {
+        if v && !user.account_enabled {
+            user.enabled_at = Some(jiff::Timestamp::now());
+        }
         user.account_enabled = v;
     }
     if let Some(v) = str_field(&body, "displayName")? {

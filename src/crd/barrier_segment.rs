@@ -195,6 +195,15 @@ pub struct BarrierSegmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_type: Option<PolicyType>,
 
+    /// When the operator last created or changed the segment or its policy; only an
+    /// application started after this puts the change into effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_changed: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
+    /// The policy application whose completion put this segment's current policy into effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
+
     /// A short summary for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

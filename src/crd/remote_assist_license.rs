@@ -167,6 +167,11 @@ pub struct RemoteAssistLicenseStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_operator: Option<bool>,
 
+    /// When the operator last set the account's barrier attribute: only a policy application
+    /// started after this can enforce the account's barrier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barrier_attribute_set_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
     /// SKU part numbers currently assigned to the account.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assigned_licenses: Vec<String>,

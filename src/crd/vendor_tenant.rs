@@ -184,9 +184,11 @@ pub struct BarrierSettings {
     pub generate_segments: Option<bool>,
 
     /// The user attribute that places a user in this vendor's segments. Default:
-    /// `ExtensionAttribute15`, which the operator sets on each account (and on each listed
-    /// engineer only when `generateSegments` is true). `MemberOf` segments on the groups' object
-    /// ids instead; Microsoft documents it for mail-enabled groups, so verify it in your tenant.
+    /// `ExtensionAttribute15`, which the operator sets on each account (`<vendor>-accounts`) and
+    /// on each listed engineer (`<vendor>-engineers`; an engineer listed by two vendors is
+    /// reported and left alone, since a user can be in one segment only). `MemberOf` segments
+    /// on the groups' object ids instead; Microsoft documents it for mail-enabled groups, so
+    /// verify it in your tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership_attribute: Option<MembershipAttribute>,
 }

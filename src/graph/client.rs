@@ -35,7 +35,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Exponential backoff with full jitter for attempt `n` (1-based).
-    fn backoff(&self, n: u32) -> Duration {
+    pub fn backoff(&self, n: u32) -> Duration {
         let ceiling = self.base_delay.saturating_mul(1 << n.min(16)).min(self.max_delay);
         let ms = rand::rng().random_range(ceiling.as_millis() as u64 / 2..=ceiling.as_millis() as u64);
         Duration::from_millis(ms)

@@ -19,6 +19,9 @@ pub struct Outcome {
     pub replicating: Option<String>,
     /// No seats left for a SKU: the message for `LicensesAssigned`.
     pub no_seats: Option<String>,
+    /// The account's segment membership may have changed (created, restored, barrier attribute
+    /// written, or added to the group): its barrier needs a newer policy application.
+    pub joined_segment: bool,
 }
 
 /// Whether an error means "the object was just written and is not visible yet".
@@ -88,7 +91,16 @@ pub async fn act(
             }
         };
         match result? {
-            Ok(()) => out.done.push((action.event_reason(), action.describe())),
+            Ok(()) => {
+                out.joined_segment |= match action {
+                    Action::CreateUser { .. } | Action::RestoreUser { .. } | Action::AddToGroup { .. } => {
+                        true
+                    }
+                    Action::UpdateUser { what, .. } => what.contains(&"barrier attribute"),
+                    _ => false,
+                };
+                out.done.push((action.event_reason(), action.describe()))
+            }
             Err(e) if is_replication_lag(&e) => {
                 out.replicating = Some(format!(
                     "{}: the directory has not caught up yet",

@@ -2,6 +2,7 @@
 //! that carries out the deletion policy.
 
 pub mod act;
+pub mod barrier;
 pub mod credentials;
 pub mod observe;
 pub mod plan;
@@ -14,6 +15,7 @@ use crate::crd::vendor_tenant::LicenseMode;
 use crate::watch;
 use credentials::Credentials;
 use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as Finalized};
@@ -39,8 +41,26 @@ pub async fn run(ctx: Arc<Context>) {
     let store = reader.clone();
     // A vendor's RemoteAssistLicenses are looked at again when its spec or its groups change,
     // not on every status update of the vendor.
-    let vendors = watch::filtered_stream(Api::all(client), wc, watch::vendor_binding);
+    let vendors = watch::filtered_stream(Api::all(client), wc.clone(), watch::vendor_binding);
+    // An account's barrier is decided by its vendor's accounts segment: look again when that
+    // segment's status changes (its policy applied by a newer application).
+    let licenses = store.clone();
+    let segments = kube::runtime::watcher(
+        Api::<crate::crd::BarrierSegment>::all(ctx.kube.clone()),
+        wc.clone(),
+    )
+    .default_backoff()
+    .applied_objects();
     Controller::for_stream(stream, reader)
+        .watches_stream(segments, move |segment| {
+            let vendor = segment.spec.members.vendor_accounts.clone().unwrap_or_default();
+            licenses
+                .state()
+                .into_iter()
+                .filter(|l| l.spec.vendor_ref.name == vendor)
+                .map(|l| ObjectRef::from_obj(l.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .watches_stream(vendors, move |vendor| {
             let name = vendor.name_any();
             store
@@ -135,7 +155,8 @@ async fn apply(
         return refuse(ral, ctx, api, "VendorNotReady", message).await;
     };
     let skus = ctx.directory.skus(false).await?;
-    let desired = match observe::desired(ral, &vendor, &group_id, &skus) {
+    let enforcement = barrier::enforcement(ctx, ral, &vendor);
+    let desired = match observe::desired(ral, &vendor, &group_id, &skus, enforcement.enforced()) {
         Ok(d) => d,
         Err(message) => return refuse(ral, ctx, api, "UnknownLicense", message).await,
     };
@@ -169,7 +190,19 @@ async fn apply(
         ral.metadata.generation,
         crate::context::now(),
     );
-    builder.from_plan(&desired, &plan, &outcome, &skus, vendor_name);
+    builder.from_plan(&desired, &plan, &outcome, &skus);
+    builder.barrier(&enforcement, vendor_name);
+    // The moment the account (re)joined its segment: only a later policy application covers it.
+    if outcome.joined_segment
+        || (builder.status.barrier_attribute_set_at.is_none()
+            && plan.user_id.is_some()
+            && plan.blocked.is_none())
+    {
+        builder.status.barrier_attribute_set_at = Some(crate::context::now());
+        if desired.barrier_required {
+            ctx.coordinator().request();
+        }
+    }
     let settled = plan.enablement_settled;
     let status = builder.finish(settled, desired.suspended);
     if write_status(api, ral, ral.status.as_ref(), &status).await?

@@ -3,7 +3,6 @@
 use super::credentials::{Credentials, ROTATE_ANNOTATION};
 use super::plan::{BarrierAttribute, Desired, Licensing, Observed};
 use crate::context::{Context, Error};
-use crate::crd::conditions::{self, kinds};
 use crate::crd::vendor_tenant::LicenseMode;
 use crate::crd::{RemoteAssistLicense, VendorTenant};
 use crate::directory::{AssignedLicense, SkuTable};
@@ -67,6 +66,7 @@ pub fn desired(
     vendor: &VendorTenant,
     accounts_group_id: &str,
     skus: &SkuTable,
+    enforced: bool,
 ) -> Result<Desired, String> {
     let requests = ral.spec.licenses.as_deref().unwrap_or(&vendor.spec.licenses);
     let licensing = match vendor.license_mode() {
@@ -86,11 +86,6 @@ pub fn desired(
             key,
             value: vendor.accounts_segment_value(),
         });
-    let enforced = ral
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, kinds::BARRIER_ENFORCED))
-        .is_some_and(|c| c.status == "True" && c.reason != "NotRequired");
     Ok(Desired {
         owner_uid: ral.uid().unwrap_or_default(),
         upn: ral.user_principal_name(&vendor.spec.domain),

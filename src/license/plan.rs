@@ -19,7 +19,7 @@ pub struct BarrierAttribute {
 }
 
 impl BarrierAttribute {
-    fn observed(&self, user: &DirUser) -> Option<String> {
+    pub fn observed(&self, user: &DirUser) -> Option<String> {
         match (self.property, &self.key) {
             ("department", _) => user.department.clone(),
             ("companyName", _) => user.company_name.clone(),
@@ -28,7 +28,7 @@ impl BarrierAttribute {
         }
     }
 
-    fn patch(&self, into: &mut Map<String, Value>) {
+    pub fn patch(&self, into: &mut Map<String, Value>) {
         match &self.key {
             Some(k) => {
                 into.insert(self.property.into(), json!({ k: self.value }));

@@ -1,6 +1,7 @@
 //! Turns a plan and its outcome into the RemoteAssistLicense's conditions and status fields.
 
 use super::act::Outcome;
+use super::barrier::Enforcement;
 use super::plan::{Desired, Plan};
 use crate::crd::RemoteAssistLicenseStatus;
 use crate::crd::conditions::{ConditionUpdate, Status, kinds, ready_rollup, set_condition};
@@ -71,14 +72,7 @@ impl StatusBuilder {
     }
 
     /// Conditions from a plan that ran (or was blocked) and what acting on it produced.
-    pub fn from_plan(
-        &mut self,
-        d: &Desired,
-        plan: &Plan,
-        outcome: &Outcome,
-        skus: &SkuTable,
-        vendor_name: &str,
-    ) {
+    pub fn from_plan(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome, skus: &SkuTable) {
         let s = &mut self.status;
         s.user_principal_name = Some(d.upn.clone());
         if let Some((id, created)) = &outcome.bound_user {
@@ -158,17 +152,27 @@ impl StatusBuilder {
                 );
             }
         }
-        self.barrier(d, vendor_name);
         self.status.assigned_licenses = assigned_part_numbers(plan, skus);
     }
 
-    /// `BarrierEnforced`: True without a requirement; otherwise pending until a policy
-    /// application covers the account (the information-barriers work sets it).
-    pub fn barrier(&mut self, d: &Desired, vendor_name: &str) {
-        if !d.barrier_required {
-            self.set(kinds::BARRIER_ENFORCED, Status::True, "NotRequired", format!("VendorTenant {vendor_name} does not require barriers; the account is enabled once licensed"));
-        } else if !d.barrier_enforced {
-            self.set(kinds::BARRIER_ENFORCED, Status::False, "BarrierPending", "no applied information-barrier policy covers this account yet; it stays disabled until one does");
+    /// `BarrierEnforced`, from the barrier module's verdict.
+    pub fn barrier(&mut self, enforcement: &Enforcement, vendor_name: &str) {
+        match enforcement {
+            Enforcement::NotRequired => self.set(
+                kinds::BARRIER_ENFORCED,
+                Status::True,
+                "NotRequired",
+                format!("VendorTenant {vendor_name} does not require barriers; the account is enabled once licensed"),
+            ),
+            Enforcement::Enforced(app) => self.set(
+                kinds::BARRIER_ENFORCED,
+                Status::True,
+                "Enforced",
+                format!("in force since policy application {app} completed"),
+            ),
+            Enforcement::Pending { reason, message } => {
+                self.set(kinds::BARRIER_ENFORCED, Status::False, reason, message.clone())
+            }
         }
     }
 }

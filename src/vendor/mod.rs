@@ -1,6 +1,7 @@
 //! The VendorTenant reconciler: the two groups, the engineers' membership, group licences in
 //! `Group` mode, a seat pre-flight per SKU, and the roll-up of the vendor's accounts.
 
+pub mod barriers;
 pub mod groups;
 pub mod seats;
 
@@ -135,13 +136,38 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
     if let (Some(g), Some(se)) = (&engineers_group, &vt.spec.support_engineers) {
         let mut wanted = BTreeSet::new();
         let mut unknown = Vec::new();
+        let mut engineers = Vec::new();
         for upn in &se.members {
             match dir.user(upn).await? {
                 Some(u) => {
-                    wanted.insert(u.id);
+                    wanted.insert(u.id.clone());
+                    engineers.push((upn.clone(), u));
                 }
                 None => unknown.push(upn.clone()),
             }
+        }
+        // Engineers join their segment through the barrier attribute, as the accounts do.
+        let (write, shared) = barriers::engineer_changes(vt, &engineers, &ctx.vendors.state());
+        if let Some(attr) = barriers::engineer_attribute(vt) {
+            for user in write {
+                let mut patch = serde_json::Map::new();
+                attr.patch(&mut patch);
+                dir.update_user(&user.id, &serde_json::Value::Object(patch))
+                    .await?;
+                done.push((
+                    "EngineerPlaced",
+                    format!(
+                        "set {}'s barrier attribute to {}",
+                        user.user_principal_name, attr.value
+                    ),
+                ));
+            }
+        }
+        if !shared.is_empty() {
+            problems.push((
+                "EngineerShared",
+                format!("{} also serve another vendor; an engineer can be in one segment only, so their barrier attribute is left as it is", shared.join(", ")),
+            ));
         }
         let current_members = dir.members(&g.id).await?;
         let exclusive = se.membership.unwrap_or_default() == MembershipMode::Exclusive;
@@ -173,6 +199,13 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
                 "EngineerNotFound",
                 format!("no user {} in the tenant", unknown.join(", ")),
             ));
+        }
+    }
+    if vt.generates_segments() {
+        let (generated, taken) = barriers::ensure_generated(ctx, vt).await?;
+        done.extend(generated.into_iter().map(|n| ("SegmentGenerated", n)));
+        if let Some(message) = taken {
+            problems.push(("SegmentNameTaken", message));
         }
     }
     match problems.first() {
@@ -271,7 +304,16 @@ async fn cleanup(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> R
             ctx.event(vt, EventType::Normal, "Terminating", "Cleanup", message)
                 .await;
         }
-        return Ok(Action::requeue(Duration::from_secs(5)));
+        return Err(Error::Waiting(
+            message_for_wait(remaining),
+            Duration::from_secs(3),
+        ));
+    }
+    if !barriers::delete_generated(ctx, vt).await? {
+        return Err(Error::Waiting(
+            "the generated BarrierSegments are being removed".into(),
+            Duration::from_secs(2),
+        ));
     }
     let uid = vt.uid().unwrap_or_default();
     let status = vt.status.clone().unwrap_or_default();
@@ -303,4 +345,8 @@ async fn cleanup(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> R
         }
     }
     Ok(Action::await_change())
+}
+
+fn message_for_wait(remaining: usize) -> String {
+    format!("{remaining} RemoteAssistLicense(s) of this vendor still exist")
 }

@@ -43,7 +43,7 @@ impl Env {
         std::fs::create_dir_all(&dir).unwrap();
         let secret_file = dir.join(format!("{id}.secret"));
         std::fs::write(&secret_file, OPERATOR_SECRET).unwrap();
-        Env {
+        let env = Env {
             log: dir.join(format!("{id}.log")),
             id,
             sim,
@@ -51,7 +51,9 @@ impl Env {
             operator: None,
             secret_file,
             resync: "2s",
-        }
+        };
+        env.settings(json!({})).await;
+        env
     }
 
     /// Starts (or restarts) the operator binary.
@@ -64,6 +66,13 @@ impl Env {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_remote-assist-operator"))
             .args(["run", "--log-format", "json", "--concurrency", "4"])
+            .args([
+                "--compliance-url",
+                &self.sim.url(),
+                "--tenant-initial-domain",
+                "abcsim.onmicrosoft.com",
+            ])
+            .args(["--barrier-debounce", "300ms", "--barrier-poll-interval", "200ms"])
             .args(["--resync-period", self.resync])
             .args([
                 "--graph-url",
@@ -182,6 +191,16 @@ impl Env {
         let resp = r.send().await.unwrap();
         assert!(resp.status().is_success(), "admin {path}: {}", resp.status());
         resp.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Sets the simulated tenant's misbehaviour. Policy applications run 3,600 times faster
+    /// than in a real tenant unless the settings say otherwise.
+    pub async fn settings(&self, mut settings: Value) {
+        if settings.get("barrierTimeScale").is_none() {
+            settings["barrierTimeScale"] = json!(3600.0);
+        }
+        self.admin(reqwest::Method::PUT, "/settings", Some(settings))
+            .await;
     }
 
     pub async fn state(&self) -> Value {

@@ -2,6 +2,8 @@
 //! get tokens, and call Graph with an ordinary HTTP client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod compliance;
+
 use entra_sim::{RunningSim, Seed};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
@@ -16,6 +18,7 @@ pub const SPE_E5: &str = "06ebc4ee-1bb5-47dd-8120-11324bc54e06";
 pub const ENTERPRISEPREMIUM: &str = "c7df2760-2c81-4ef7-b578-5b5392b571df";
 pub const EXCHANGE_PLAN: &str = "efb87545-963c-4e0d-99df-69c6916d9eb0";
 pub const GOOD_PASSWORD: &str = "Sim-Passw0rd!2026";
+pub const COMPLIANCE_SCOPE: &str = "https://ps.compliance.protection.outlook.com/.default";
 
 /// A running simulator plus an HTTP client and an operator token.
 pub struct Env {
@@ -97,6 +100,28 @@ impl Env {
             .await;
         assert_eq!(a.status, StatusCode::OK, "token: {:?}", a.body);
         a.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A token for the Security & Compliance endpoint.
+    pub async fn compliance_token_for(&self, client_id: &str, secret: &str) -> String {
+        let form = [
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", COMPLIANCE_SCOPE),
+            ("grant_type", "client_credentials"),
+        ];
+        let a = self.token_request(TENANT, &form).await;
+        assert_eq!(a.status, StatusCode::OK, "token: {:?}", a.body);
+        a.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Adds a user to a group by `members/$ref`; panics unless 204.
+    pub async fn add_member(&self, group_id: &str, user_id: &str) {
+        let body =
+            json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user_id}")});
+        let path = format!("/groups/{group_id}/members/$ref");
+        let a = self.graph(Method::POST, &path, Some(body)).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "add member: {:?}", a.body);
     }
 
     /// Calls Graph (`path` relative to `/v1.0`) with the operator's token.

@@ -1,0 +1,409 @@
+//! The Security & Compliance "InvokeCommand" REST endpoint, for information barriers (IB).
+//!
+//! Microsoft does not document this wire protocol; the simulator reproduces the shape public
+//! clients rely on (reference §5.7):
+//!
+//! - `POST /adminapi/beta/{tenantId}/InvokeCommand` (the global host) answers 302 with
+//!   `Location: {base}/{region}/adminapi/beta/{tenantId}/InvokeCommand` and an empty body. The
+//!   region is the seed's `complianceRegion` (default `eur03b`). An unknown tenant (id or
+//!   verified domain) gets 500 "Could not find the organization container ...".
+//! - `POST /{region}/adminapi/beta/{tenantId}/InvokeCommand` runs one cmdlet (a wrong region
+//!   is redirected the same way). It needs a bearer token issued for
+//!   `https://ps.compliance.protection.outlook.com/.default` to an app holding
+//!   `Exchange.ManageAsApp`, else 401 `{"error":{"code":"Unauthorized",...}}`. The body is
+//!   `{"CmdletInput":{"CmdletName":"...","Parameters":{...}}}`; switches are booleans,
+//!   multi-valued parameters arrays of strings. Success is 200
+//!   `{"@odata.context":...,"value":[...PascalCase objects...]}`; a cmdlet error is 400
+//!   `{"error":{"code":"<short exception type>","message":"<ErrorId>|<exception type>|<text>"}}`.
+//!   Latency and the random 5xx of the misbehaviour settings apply; throttling does not.
+//! - Cmdlets: New-/Set-/Get-/Remove-OrganizationSegment, New-/Set-/Get-/Remove-
+//!   InformationBarrierPolicy, Start-InformationBarrierPoliciesApplication,
+//!   Get-InformationBarrierPoliciesApplicationStatus, Stop-InformationBarrierPoliciesApplication
+//!   (rules in [`cmdlets`], timing and the applied state in [`state`]). The misbehaviour setting
+//!   `barrierTimeScale` speeds up the IB clock.
+//! - Admin API (unauthenticated, under `/_sim`): `GET /barriers` (segments, policies,
+//!   applications, the applied state), `GET /barriers/reachable?from=&to=` (whether two users
+//!   can communicate under the applied state) and `GET /barriers/timeline` (per UPN: when the
+//!   account was last enabled and since when an applied policy covers it). `POST /reset`
+//!   resets IB state with the tenant.
+
+pub mod admin;
+pub mod cmdlets;
+pub mod opath;
+pub mod state;
+
+use crate::auth::{self, COMPLIANCE_RESOURCE};
+use crate::server::{Sim, base_url};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// An error kind: its stable ErrorId and the .NET exception type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    NotFound,
+    AlreadyExists,
+    SelfSegment,
+    SegmentHasPolicy,
+    PolicyTypeFixed,
+    PolicyActive,
+    SegmentInUse,
+    ApplicationRunning,
+    ApplicationNotRunning,
+    InvalidFilter,
+    InvalidGroupId,
+    Parameter,
+    UnknownCmdlet,
+    BadRequest,
+    Unauthorized,
+    NoOrganization,
+    Transient,
+}
+
+impl Kind {
+    pub fn error_id(self) -> &'static str {
+        match self {
+            Kind::NotFound => "Ex6F9304",
+            Kind::AlreadyExists => "ExB7E5B2",
+            Kind::SelfSegment => "Ex3A1C7D",
+            Kind::SegmentHasPolicy => "Ex9D42E8",
+            Kind::PolicyTypeFixed => "Ex51B0F6",
+            Kind::PolicyActive => "ExC8264A",
+            Kind::SegmentInUse => "Ex7E93D1",
+            Kind::ApplicationRunning => "ExE04B5C",
+            Kind::ApplicationNotRunning => "Ex2F6A83",
+            Kind::InvalidFilter => "ExA5D217",
+            Kind::InvalidGroupId => "Ex84C3EE",
+            Kind::Parameter => "Ex1B7D40",
+            Kind::UnknownCmdlet => "Ex0D9E62",
+            Kind::BadRequest => "ExF3187B",
+            Kind::Unauthorized => "Ex4C02A9",
+            Kind::NoOrganization => "ExD61F07",
+            Kind::Transient => "Ex5E8A0C",
+        }
+    }
+
+    pub fn exception(self) -> &'static str {
+        match self {
+            Kind::NotFound => "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+            Kind::AlreadyExists => {
+                "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAlreadyExistsException"
+            }
+            Kind::SelfSegment => {
+                "Microsoft.Exchange.Management.Tasks.SegmentCannotCommunicateWithItselfException"
+            }
+            Kind::SegmentHasPolicy => "Microsoft.Exchange.Management.Tasks.SegmentAlreadyHasPolicyException",
+            Kind::PolicyTypeFixed => {
+                "Microsoft.Exchange.Management.Tasks.InformationBarrierPolicyTypeCannotBeChangedException"
+            }
+            Kind::PolicyActive => {
+                "Microsoft.Exchange.Management.Tasks.CannotRemoveActiveInformationBarrierPolicyException"
+            }
+            Kind::SegmentInUse => "Microsoft.Exchange.Management.Tasks.OrganizationSegmentInUseException",
+            Kind::ApplicationRunning => {
+                "Microsoft.Exchange.Management.Tasks.InformationBarrierPoliciesApplicationInProgressException"
+            }
+            Kind::ApplicationNotRunning => {
+                "Microsoft.Exchange.Management.Tasks.InformationBarrierPoliciesApplicationNotRunningException"
+            }
+            Kind::InvalidFilter => "Microsoft.Exchange.Management.Tasks.InvalidUserGroupFilterException",
+            Kind::InvalidGroupId => "Microsoft.Exchange.Management.Tasks.InvalidMemberOfGroupIdException",
+            Kind::Parameter => "System.Management.Automation.ParameterBindingException",
+            Kind::UnknownCmdlet => "System.Management.Automation.CommandNotFoundException",
+            Kind::BadRequest => "System.ArgumentException",
+            Kind::Unauthorized => "System.UnauthorizedAccessException",
+            Kind::NoOrganization => {
+                "Microsoft.Exchange.Configuration.Tasks.OrganizationContainerNotFoundException"
+            }
+            Kind::Transient => "Microsoft.Exchange.Data.TransientException",
+        }
+    }
+}
+
+/// A failed command: status, kind and text.
+#[derive(Debug)]
+pub struct CmdletError {
+    pub status: StatusCode,
+    pub kind: Kind,
+    pub text: String,
+}
+
+pub fn error(kind: Kind, text: impl Into<String>) -> CmdletError {
+    CmdletError {
+        status: StatusCode::BAD_REQUEST,
+        kind,
+        text: text.into(),
+    }
+}
+
+impl IntoResponse for CmdletError {
+    fn into_response(self) -> Response {
+        let exception = self.kind.exception();
+        let code = match self.kind {
+            Kind::Unauthorized => "Unauthorized",
+            _ => exception.rsplit('.').next().unwrap_or(exception),
+        };
+        let message = format!("{}|{exception}|{}", self.kind.error_id(), self.text);
+        (
+            self.status,
+            axum::Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    }
+}
+
+/// The parameters of one call, looked up without regard to case as PowerShell binds them.
+pub struct Params(Map<String, Value>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+
+    /// Refuses any parameter not in `allowed` (`Confirm` is accepted everywhere).
+    pub fn only(&self, allowed: &[&str]) -> Result<(), CmdletError> {
+        match self.0.keys().find(|k| {
+            !k.eq_ignore_ascii_case("Confirm") && !allowed.iter().any(|a| a.eq_ignore_ascii_case(k))
+        }) {
+            Some(k) => Err(error(
+                Kind::Parameter,
+                format!("A parameter cannot be found that matches parameter name '{k}'."),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn string(&self, name: &str) -> Result<Option<String>, CmdletError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(error(
+                Kind::Parameter,
+                format!(
+                    "Cannot bind parameter '{name}'. Cannot convert value \"{other}\" to type \"System.String\"."
+                ),
+            )),
+        }
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, CmdletError> {
+        match self.string(name)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            Some(_) => Err(error(
+                Kind::Parameter,
+                format!("Cannot bind argument to parameter '{name}' because it is an empty string."),
+            )),
+            None => Err(error(
+                Kind::Parameter,
+                format!(
+                    "Cannot process command because of one or more missing mandatory parameters: {name}."
+                ),
+            )),
+        }
+    }
+
+    /// A multi-valued parameter: an array of strings (a lone string counts as one value).
+    pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, CmdletError> {
+        let bad = || {
+            error(
+                Kind::Parameter,
+                format!("Cannot bind parameter '{name}'. Specify an array of strings."),
+            )
+        };
+        let values: Vec<String> = match self.get(name) {
+            None => return Ok(None),
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad()),
+        };
+        if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
+            return Err(error(
+                Kind::Parameter,
+                format!(
+                    "Cannot validate argument on parameter '{name}'. The argument is null, empty, or an element of the argument collection contains a null value."
+                ),
+            ));
+        }
+        Ok(Some(values))
+    }
+
+    /// A switch or boolean parameter.
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, CmdletError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(error(
+                Kind::Parameter,
+                format!(
+                    "Cannot convert value \"{other}\" to type \"System.Management.Automation.SwitchParameter\". Boolean parameters accept only Boolean values."
+                ),
+            )),
+        }
+    }
+}
+
+pub fn router() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/adminapi/beta/{tenant}/InvokeCommand", post(global))
+        .route("/{region}/adminapi/beta/{tenant}/InvokeCommand", post(regional))
+}
+
+/// The tenant id when `tenant` names this tenant (its id or one of its domains).
+fn resolve_tenant(sim: &Sim, tenant: &str) -> Result<String, CmdletError> {
+    let t = sim.tenant.lock().unwrap();
+    if tenant.eq_ignore_ascii_case(&t.tenant_id) || t.domains.iter().any(|d| d.eq_ignore_ascii_case(tenant)) {
+        return Ok(t.tenant_id.clone());
+    }
+    Err(CmdletError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        kind: Kind::NoOrganization,
+        text: format!("Could not find the organization container for tenant '{tenant}'."),
+    })
+}
+
+fn redirect(sim: &Sim, tenant: &str) -> Response {
+    let location = format!(
+        "{}/{}/adminapi/beta/{tenant}/InvokeCommand",
+        base_url(),
+        sim.seed.region()
+    );
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert("location", v);
+    }
+    r
+}
+
+fn count(sim: &Sim, route: String, status: StatusCode) {
+    let mut c = sim.counters.lock().unwrap();
+    *c.by_route
+        .entry(route)
+        .or_default()
+        .entry(status.as_u16())
+        .or_default() += 1;
+}
+
+/// `POST /adminapi/beta/{tenant}/InvokeCommand`: the global host sends clients to their region.
+async fn global(State(sim): State<Arc<Sim>>, Path(tenant): Path<String>) -> Response {
+    let response = match resolve_tenant(&sim, &tenant) {
+        Ok(_) => redirect(&sim, &tenant),
+        Err(e) => e.into_response(),
+    };
+    count(
+        &sim,
+        "POST /adminapi/beta/{tenant}/InvokeCommand".into(),
+        response.status(),
+    );
+    response
+}
+
+/// `POST /{region}/adminapi/beta/{tenant}/InvokeCommand`: runs one cmdlet.
+async fn regional(
+    State(sim): State<Arc<Sim>>,
+    Path((region, tenant)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (name, response) = invoke(&sim, &region, &tenant, &headers, &body).await;
+    count(&sim, format!("InvokeCommand {name}"), response.status());
+    response
+}
+
+async fn invoke(
+    sim: &Sim,
+    region: &str,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (String, Response) {
+    let unknown = String::from("?");
+    let tenant_id = match resolve_tenant(sim, tenant) {
+        Ok(id) => id,
+        Err(e) => return (unknown, e.into_response()),
+    };
+    if !region.eq_ignore_ascii_case(sim.seed.region()) {
+        return (unknown, redirect(sim, tenant));
+    }
+    let delay = sim.misbehaviour.lock().unwrap().latency();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let denied = |why: &str| {
+        CmdletError {
+            status: StatusCode::UNAUTHORIZED,
+            kind: Kind::Unauthorized,
+            text: format!("Access denied. {why}"),
+        }
+        .into_response()
+    };
+    match auth::bearer(sim, headers, COMPLIANCE_RESOURCE) {
+        Err(why) => return (unknown, denied(why)),
+        Ok(p) if !p.roles.contains("Exchange.ManageAsApp") => {
+            return (
+                unknown,
+                denied("The application lacks the role Exchange.ManageAsApp."),
+            );
+        }
+        Ok(_) => {}
+    }
+    let failure = sim.misbehaviour.lock().unwrap().random_failure();
+    if let Some(f) = failure {
+        let e = CmdletError {
+            status: f.status,
+            kind: Kind::Transient,
+            text: f.message,
+        };
+        return (unknown, e.into_response());
+    }
+    let input = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("CmdletInput").cloned());
+    let name = input
+        .as_ref()
+        .and_then(|i| i["CmdletName"].as_str())
+        .map(str::to_owned);
+    let params = input.as_ref().map(|i| &i["Parameters"]);
+    let (Some(name), Some(params)) = (name, params) else {
+        let e = error(
+            Kind::BadRequest,
+            "The request body must be {\"CmdletInput\":{\"CmdletName\":\"<cmdlet>\",\"Parameters\":{...}}}.",
+        );
+        return (unknown, e.into_response());
+    };
+    let params = match params {
+        Value::Null => Map::new(),
+        Value::Object(m) => m.clone(),
+        _ => {
+            let e = error(Kind::BadRequest, "CmdletInput.Parameters must be an object.");
+            return (name, e.into_response());
+        }
+    };
+    let scale = sim.misbehaviour.lock().unwrap().settings.barrier_time_scale;
+    let result = {
+        let mut t = sim.tenant();
+        cmdlets::run(&mut t, &name, &Params(params), scale, jiff::Timestamp::now())
+    };
+    let response = match result {
+        Ok(value) => {
+            let context = format!(
+                "{}/{region}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)",
+                base_url()
+            );
+            axum::Json(json!({"@odata.context": context, "value": value})).into_response()
+        }
+        Err(e) => e.into_response(),
+    };
+    (name, response)
+}

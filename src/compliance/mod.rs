@@ -1,0 +1,254 @@
+//! The Security & Compliance command endpoint (`InvokeCommand`), where information barriers
+//! live: no Graph API manages them. The route is the one the ExchangeOnlineManagement module's
+//! REST mode uses (not documented by Microsoft, reconstructed from public clients), so it sits
+//! behind this small client: a token for the compliance resource, the regional redirect
+//! followed once and remembered, bounded retries, and errors parsed from their
+//! `ErrorId|ExceptionType|message` shape.
+
+pub mod barriers;
+
+use crate::graph::{GraphError, RetryPolicy, TokenProvider};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// The compliance endpoint's resource (and token scope prefix).
+pub const COMPLIANCE_RESOURCE: &str = "https://ps.compliance.protection.outlook.com";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComplianceError {
+    /// The command ran and was refused.
+    #[error("{cmdlet} refused ({exception}): {message}")]
+    Command {
+        cmdlet: String,
+        status: u16,
+        error_id: String,
+        exception: String,
+        message: String,
+    },
+    #[error("compliance endpoint authentication: {0}")]
+    Auth(#[from] GraphError),
+    #[error("could not reach the compliance endpoint: {0}")]
+    Transport(String),
+    #[error("unexpected answer from the compliance endpoint ({status}): {message}")]
+    Unexpected { status: u16, message: String },
+}
+
+impl ComplianceError {
+    /// The short exception type name, e.g. `ManagementObjectNotFoundException`.
+    pub fn exception_name(&self) -> Option<&str> {
+        match self {
+            ComplianceError::Command { exception, .. } => exception.rsplit('.').next(),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.exception_name().is_some_and(|e| e.contains("NotFound"))
+    }
+
+    /// New or changed definitions are refused while an application runs.
+    pub fn is_application_running(&self) -> bool {
+        self.exception_name().is_some_and(|e| e.contains("InProgress"))
+    }
+
+    fn is_transient(&self) -> bool {
+        match self {
+            ComplianceError::Transport(_) => true,
+            ComplianceError::Unexpected { status, .. } => *status == 429 || *status >= 500,
+            ComplianceError::Command { status, .. } => *status == 429 || *status >= 500,
+            ComplianceError::Auth(e) => e.is_transient(),
+        }
+    }
+}
+
+/// Splits `ErrorId|Exception.Type|text` (any part may be missing).
+pub fn parse_error_message(message: &str) -> (String, String, String) {
+    let mut parts = message.splitn(3, '|');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some(ex), Some(text)) => (id.to_owned(), ex.to_owned(), text.to_owned()),
+        _ => (String::new(), String::new(), message.to_owned()),
+    }
+}
+
+/// Where a regional redirect says to go: Microsoft's `<region>.admin.protection.outlook.com`
+/// hosts are called through `<region>.ps.compliance.protection.outlook.com`, as public clients
+/// do; any other location (the simulated tenant's) is used as it is.
+pub fn regional_url(location: &str, tenant_id: &str) -> String {
+    let host = location
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .unwrap_or_default();
+    match host.strip_suffix(".admin.protection.outlook.com") {
+        Some(region) if !region.is_empty() && !region.contains('.') => {
+            format!(
+                "https://{region}.ps.compliance.protection.outlook.com/adminapi/beta/{tenant_id}/InvokeCommand"
+            )
+        }
+        _ => location.to_owned(),
+    }
+}
+
+pub struct ComplianceClient {
+    /// Must not follow redirects itself: a followed 302 turns the POST into a GET.
+    http: reqwest::Client,
+    global_url: String,
+    tenant_id: String,
+    anchor: Option<String>,
+    tokens: Arc<TokenProvider>,
+    regional: Mutex<Option<String>>,
+    policy: RetryPolicy,
+}
+
+impl ComplianceClient {
+    /// `base` is e.g. `https://ps.compliance.protection.outlook.com`; `initial_domain` (the
+    /// tenant's `*.onmicrosoft.com` domain) names the anchor mailbox the endpoint expects.
+    pub fn new(
+        base: &str,
+        tenant_id: &str,
+        initial_domain: Option<&str>,
+        tokens: Arc<TokenProvider>,
+        policy: RetryPolicy,
+    ) -> reqwest::Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("remote-assist-operator/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(ComplianceClient {
+            http,
+            global_url: format!(
+                "{}/adminapi/beta/{tenant_id}/InvokeCommand",
+                base.trim_end_matches('/')
+            ),
+            tenant_id: tenant_id.to_owned(),
+            anchor: initial_domain
+                .map(|d| format!("UPN:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{d}")),
+            tokens,
+            regional: Mutex::new(None),
+            policy,
+        })
+    }
+
+    /// Runs one cmdlet and returns the objects it answered with.
+    pub async fn invoke(&self, cmdlet: &str, parameters: Value) -> Result<Vec<Value>, ComplianceError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(cmdlet, &parameters).await {
+                Err(e) if e.is_transient() && attempt < self.policy.max_attempts => {
+                    let wait = self.policy.backoff(attempt);
+                    tracing::debug!(cmdlet, attempt, ?wait, error = %e, "retrying compliance command");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn attempt(&self, cmdlet: &str, parameters: &Value) -> Result<Vec<Value>, ComplianceError> {
+        let body = json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}});
+        let mut url = self
+            .regional
+            .lock()
+            .await
+            .clone()
+            .unwrap_or_else(|| self.global_url.clone());
+        // At most one redirect per call: the global host names the tenant's region.
+        for _ in 0..2 {
+            let token = self.tokens.token().await?;
+            let mut request = self
+                .http
+                .post(&url)
+                .bearer_auth(token.expose())
+                .header("X-ResponseFormat", "json")
+                .header("X-CmdletName", cmdlet)
+                .header("X-ClientApplication", "ExoManagementModule")
+                .timeout(self.policy.timeout)
+                .json(&body);
+            if let Some(a) = &self.anchor {
+                request = request.header("X-AnchorMailbox", a);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| ComplianceError::Transport(e.without_url().to_string()))?;
+            let status = response.status().as_u16();
+            if (300..400).contains(&status) {
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| ComplianceError::Unexpected {
+                        status,
+                        message: "redirect without Location".into(),
+                    })?;
+                url = regional_url(location, &self.tenant_id);
+                *self.regional.lock().await = Some(url.clone());
+                continue;
+            }
+            if status == 401 {
+                self.tokens.invalidate().await;
+            }
+            let text = response
+                .text()
+                .await
+                .map_err(|e| ComplianceError::Transport(e.to_string()))?;
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if status >= 400 {
+                let message = value["error"]["message"].as_str().unwrap_or(text.as_str());
+                let (error_id, exception, message) = parse_error_message(message);
+                if exception.is_empty() && status != 400 {
+                    return Err(ComplianceError::Unexpected { status, message });
+                }
+                return Err(ComplianceError::Command {
+                    cmdlet: cmdlet.to_owned(),
+                    status,
+                    error_id,
+                    exception,
+                    message,
+                });
+            }
+            return Ok(value["value"].as_array().cloned().unwrap_or_default());
+        }
+        Err(ComplianceError::Unexpected {
+            status: 302,
+            message: "redirected more than once".into(),
+        })
+    }
+}
+
+/// How long between polls of a running application, by default.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_split_into_id_type_and_text() {
+        let (id, ex, text) = parse_error_message(
+            "Ex6F9304|Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException|The operation couldn't be performed because object 'x' couldn't be found.",
+        );
+        assert_eq!(id, "Ex6F9304");
+        assert!(ex.ends_with("ManagementObjectNotFoundException"));
+        assert!(text.starts_with("The operation"));
+        let (_, ex, text) = parse_error_message("plain failure");
+        assert_eq!((ex.as_str(), text.as_str()), ("", "plain failure"));
+    }
+
+    #[test]
+    fn regional_redirects_go_to_the_regional_command_host() {
+        let t = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
+        assert_eq!(
+            regional_url(
+                &format!("https://eur03b.admin.protection.outlook.com:446/adminapi/beta/{t}/InvokeCommand"),
+                t
+            ),
+            format!("https://eur03b.ps.compliance.protection.outlook.com/adminapi/beta/{t}/InvokeCommand")
+        );
+        let sim = format!("http://127.0.0.1:9/eur03b/adminapi/beta/{t}/InvokeCommand");
+        assert_eq!(regional_url(&sim, t), sim);
+    }
+}

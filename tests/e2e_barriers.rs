@@ -1,0 +1,231 @@
+//! End to end: information barriers. Generated segments and policies, one application for a
+//! burst of changes, barrier-first activation, reachability from the applied state, the
+//! symmetry check, and removal in the safe order.
+
+mod common;
+
+use common::e2e::{Env, license, upn, vendor};
+use common::kubectl_ok;
+use serde_json::Value;
+
+const RAL: &str = "remoteassistlicense";
+const BS: &str = "barriersegment";
+
+async fn reachable(env: &Env, from: &str, to: &str) -> bool {
+    let url = format!("/barriers/reachable?from={from}&to={to}");
+    env.admin(reqwest::Method::GET, &url, None).await["allowed"] == true
+}
+
+async fn barriers(env: &Env) -> Value {
+    env.admin(reqwest::Method::GET, "/barriers", None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_their_engineers() {
+    let mut env = Env::start("ib").await;
+    let ns = env.namespace("a");
+    let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
+    env.apply(&vendor(
+        &v1,
+        &[&ns],
+        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
+    ));
+    env.apply(&vendor(
+        &v2,
+        &[&ns],
+        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
+    ));
+    let names: Vec<(String, &String)> = (1..=2)
+        .flat_map(|i| {
+            [
+                (format!("{}-a{i}", env.id), &v1),
+                (format!("{}-b{i}", env.id), &v2),
+            ]
+        })
+        .collect();
+    for (n, v) in &names {
+        env.apply(&license(&ns, n, v, ""));
+    }
+    env.start_operator();
+    for (n, _) in &names {
+        env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
+        assert_eq!(
+            env.condition(RAL, Some(&ns), n, "BarrierEnforced").unwrap(),
+            ("True".into(), "Enforced".into())
+        );
+    }
+    for v in [&v1, &v2] {
+        for s in ["accounts", "engineers"] {
+            let name = format!("{v}-{s}");
+            env.wait_condition(BS, None, &name, "Ready", "True", None).await;
+            let applied_by = env.get(BS, None, &name).unwrap()["status"]["appliedBy"].clone();
+            assert!(
+                applied_by.is_string(),
+                "{name} names the application that covered it"
+            );
+        }
+    }
+    // Barrier-first: every account was enabled only after the barrier covering it took effect.
+    let timeline = env.admin(reqwest::Method::GET, "/barriers/timeline", None).await;
+    for (n, _) in &names {
+        let t = &timeline[upn(n).as_str()];
+        let (enabled, since) = (
+            t["enabledAt"].as_str().expect("enabled"),
+            t["barrierSince"].as_str().expect("covered"),
+        );
+        let (enabled, since): (k8s_openapi::jiff::Timestamp, k8s_openapi::jiff::Timestamp) =
+            (enabled.parse().unwrap(), since.parse().unwrap());
+        assert!(
+            since <= enabled,
+            "{n} enabled at {enabled} before its barrier took effect at {since}"
+        );
+    }
+    // Reachability from the applied state.
+    let (a1, b1) = (upn(&names[0].0), upn(&names[1].0));
+    let (alice, bob, dave) = (
+        "alice.engineer@abc.example",
+        "bob.engineer@abc.example",
+        "dave.finance@abc.example",
+    );
+    assert!(
+        reachable(&env, &a1, alice).await,
+        "V1's account reaches V1's engineer"
+    );
+    assert!(
+        reachable(&env, &b1, bob).await,
+        "V2's account reaches V2's engineer"
+    );
+    assert!(
+        !reachable(&env, &a1, bob).await,
+        "V1's account cannot reach V2's engineer"
+    );
+    assert!(
+        !reachable(&env, &a1, &b1).await,
+        "vendors cannot reach each other"
+    );
+    assert!(
+        !reachable(&env, &a1, dave).await,
+        "nor anyone outside their segments"
+    );
+    // A burst of changes became few applications, never two at once.
+    let apps = barriers(&env).await["applications"].as_array().unwrap().len();
+    assert!(
+        (1..=4).contains(&apps),
+        "{apps} applications for 4 accounts and 4 segments"
+    );
+    println!("barrier scenario: {apps} policy application(s)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn an_asymmetric_allow_list_is_held_back_naming_the_missing_direction() {
+    let mut env = Env::start("asym").await;
+    let (a, b) = (format!("{}-sa", env.id), format!("{}-sb", env.id));
+    let segment = |name: &str, value: &str, allowed: &str| {
+        format!(
+            "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n  members:\n    userAttribute: {{attribute: Department, value: {value}}}\n  allowedSegments: [{allowed}]\n"
+        )
+    };
+    env.apply(&segment(&a, "Support", &b));
+    env.apply(&segment(&b, "Finance", &b));
+    env.start_operator();
+    env.wait_condition(BS, None, &a, "PolicyApplied", "False", Some("Asymmetric"))
+        .await;
+    let message = env.get(BS, None, &a).unwrap()["status"]["conditions"].to_string();
+    assert!(
+        message.contains(&format!("{a} allows {b} but {b} does not allow {a}")),
+        "{message}"
+    );
+    assert_eq!(
+        barriers(&env).await["applications"].as_array().unwrap().len(),
+        0,
+        "nothing was applied"
+    );
+    // Fixing the other direction lets the application run.
+    env.apply(&segment(&b, "Finance", &a));
+    env.wait_condition(BS, None, &a, "PolicyApplied", "True", None)
+        .await;
+    env.wait_condition(BS, None, &b, "PolicyApplied", "True", None)
+        .await;
+
+    // Removal: policy Inactive, policy removed, segment removed.
+    kubectl_ok(&["delete", BS, &a, &b, "--timeout=60s"], None);
+    let state = barriers(&env).await;
+    for kind in ["segments", "policies"] {
+        assert!(
+            !state[kind]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["Name"].as_str().is_some_and(|n| n == a || n == b)),
+            "{kind} removed from the tenant: {state}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn deleting_a_vendor_removes_its_generated_barriers_from_the_tenant() {
+    let mut env = Env::start("ibdel").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    env.apply(&vendor(&v, &[&ns], ""));
+    env.start_operator();
+    env.wait_condition(BS, None, &format!("{v}-accounts"), "Ready", "True", None)
+        .await;
+    let names = |state: &Value, kind: &str| -> Vec<String> {
+        state[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["Name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(names(&barriers(&env).await, "segments").contains(&format!("{v}-accounts")));
+    kubectl_ok(&["delete", "vendortenant", &v, "--timeout=90s"], None);
+    assert!(
+        env.get(BS, None, &format!("{v}-accounts")).is_none(),
+        "generated segments deleted first"
+    );
+    let state = barriers(&env).await;
+    assert!(
+        !names(&state, "segments").iter().any(|n| n.starts_with(&v)),
+        "{state}"
+    );
+    assert!(
+        !names(&state, "policies").iter().any(|n| n.starts_with(&v)),
+        "{state}"
+    );
+    assert!(env.get(BS, None, &format!("{v}-accounts")).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn a_failed_application_is_surfaced_on_the_segments_it_affected() {
+    let mut env = Env::start("ibfail").await;
+    // Two segments with the same filter: every Support user is in both, which single-segment
+    // mode refuses when the policies are applied.
+    let (x, y) = (format!("{}-x", env.id), format!("{}-y", env.id));
+    for name in [&x, &y] {
+        env.apply(&format!(
+            "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n  members:\n    userAttribute: {{attribute: Department, value: Support}}\n  allowedSegments: [{name}]\n"
+        ));
+    }
+    env.start_operator();
+    for name in [&x, &y] {
+        env.wait_condition(
+            BS,
+            None,
+            name,
+            "PolicyApplied",
+            "False",
+            Some("ApplicationFailed"),
+        )
+        .await;
+    }
+    let message = env.get(BS, None, &x).unwrap()["status"]["conditions"].to_string();
+    assert!(message.contains("UserInMultipleSegments"), "{message}");
+    let apps = barriers(&env).await["applications"].clone();
+    assert_eq!(apps[0]["Status"], "Failed", "{apps}");
+}
