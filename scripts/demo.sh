@@ -57,6 +57,7 @@ say "Waiting for the operator to converge the tenant"
 run kubectl wait --for=condition=Ready --timeout=120s vendortenant --all
 run kubectl wait --for=condition=Ready --timeout=180s barriersegment v1-accounts v1-engineers v2-accounts v2-engineers
 run kubectl wait --for=condition=Ready --timeout=180s remoteassistlicense v1-tech-01 v1-tech-02 -n vendor-v1
+run kubectl wait --for=jsonpath='{.status.accounts.summary}'=2/2 --timeout=60s vendortenant v1
 
 say "Everything the operator manages, in one category"
 run kubectl get remoteassist -A
@@ -104,8 +105,10 @@ echo
 echo "  V2's account is suspended in its manifest: sign-in is blocked and it leaves the licensed group."
 
 say "Who can reach whom, from the information barriers the tenant applied"
+echo "  (alice and bob are V1's engineers, carol is V2's, dave works in Finance)"
 for pair in "v1-tech-01@vendors.abc.example alice.engineer@abc.example" \
             "v1-tech-01@vendors.abc.example bob.engineer@abc.example" \
+            "v1-tech-01@vendors.abc.example carol.engineer@abc.example" \
             "v1-tech-01@vendors.abc.example v2-tech-01@vendors.abc.example" \
             "v1-tech-01@vendors.abc.example dave.finance@abc.example"; do
   set -- $pair
