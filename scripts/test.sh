@@ -31,6 +31,13 @@ trap 'scripts/testenv.sh stop' EXIT
 eval "$(scripts/testenv.sh env)"
 kubectl version 2>/dev/null | sed 's/^/    /'
 
+step "deployment: Helm chart, values schema, RBAC, kustomize base (server dry-run)"
+scripts/check-deploy.sh
+
+step "least privilege: the chart's ServiceAccount and RBAC, a TokenRequest token for the e2e operators"
+OPERATOR_KUBECONFIG="$(scripts/operator-kubeconfig.sh)"
+export OPERATOR_KUBECONFIG
+
 step "run every test (unit, simulated tenant, API server)"
 cargo test --workspace --locked -- --include-ignored
 

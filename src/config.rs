@@ -79,6 +79,22 @@ pub struct RunArgs {
     #[arg(long, env = "GRAPH_WRITES_PER_150S", default_value_t = BudgetConfig::default().writes_per_150s)]
     pub graph_writes_per_150s: f64,
 
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+
+    /// Run with leader election on a Lease in this namespace (several replicas; one reconciles).
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// The Lease's name.
+    #[arg(long, env = "LEADER_ELECTION_NAME", default_value = "remote-assist-operator")]
+    pub leader_election_name: String,
+
+    /// How long the lease holds without renewal; a standby takes over after it lapses.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub leader_election_lease_duration: Duration,
+
     /// Identity in Events and field managers (`<controller>/<instance>`).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
@@ -99,6 +115,8 @@ pub struct Config {
     pub watch_selector: Option<String>,
     pub budget: BudgetConfig,
     pub instance: Option<String>,
+    pub metrics_addr: std::net::SocketAddr,
+    pub leader: Option<crate::leader::LeaderConfig>,
 }
 
 impl RunArgs {
@@ -164,7 +182,19 @@ impl RunArgs {
                 resource_units_per_10s: self.graph_resource_units_per_10s,
                 writes_per_150s: self.graph_writes_per_150s,
             },
+            leader: self
+                .leader_election_namespace
+                .map(|namespace| crate::leader::LeaderConfig {
+                    namespace,
+                    name: self.leader_election_name,
+                    identity: self
+                        .instance
+                        .clone()
+                        .unwrap_or_else(|| format!("remote-assist-operator-{}", uuid::Uuid::new_v4())),
+                    lease: self.leader_election_lease_duration,
+                }),
             instance: self.instance,
+            metrics_addr: self.metrics_addr,
         })
     }
 }

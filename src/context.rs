@@ -71,6 +71,7 @@ impl Error {
 
 pub struct Context {
     pub kube: kube::Client,
+    pub metrics: Arc<crate::telemetry::Metrics>,
     pub directory: Directory,
     pub config: Config,
     recorder: Recorder,
@@ -90,6 +91,7 @@ impl Context {
         compliance: Arc<ComplianceClient>,
         config: Config,
         vendors: Store<VendorTenant>,
+        metrics: Arc<crate::telemetry::Metrics>,
     ) -> Self {
         let reporter = Reporter {
             controller: MANAGER.into(),
@@ -98,6 +100,7 @@ impl Context {
         Context {
             recorder: Recorder::new(kube.clone(), reporter),
             kube,
+            metrics,
             directory,
             config,
             vendors,
@@ -188,6 +191,7 @@ where
         tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), %what, "cleanup waiting");
         return Action::requeue(*retry);
     }
+    ctx.metrics.error(&K::kind(&()), error.reason());
     let wait = ctx.backoff(obj.as_ref(), error);
     tracing::warn!(
         kind = %K::kind(&()), namespace = obj.namespace().unwrap_or_default(), name = %obj.name_any(),
@@ -244,4 +248,21 @@ where
 /// Now, as a Kubernetes timestamp.
 pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Runs one reconcile and records its duration and result.
+pub async fn instrumented<K, F>(ctx: &Context, fut: F) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let start = std::time::Instant::now();
+    let result = fut.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(Error::Waiting(..)) => "waiting",
+        Err(_) => "error",
+    };
+    ctx.metrics.reconciled(&K::kind(&()), outcome, start.elapsed());
+    result
 }

@@ -190,6 +190,11 @@ impl Directory {
                 },
             );
         }
+        if let Some(m) = self.graph.metrics() {
+            for sku in table.values() {
+                m.seats(&sku.part_number, sku.free());
+            }
+        }
         *cache = Some((Instant::now(), table.clone()));
         Ok(table)
     }

@@ -13,6 +13,14 @@ use std::collections::hash_map::DefaultHasher;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 
+/// How many controller watches have completed a full list (each controller's cache counts once
+/// per list). Read by `/readyz`; `Store::wait_until_ready` wakes only its latest waiter, so a
+/// second waiter beside the controller could stall it.
+pub static SYNCED_LISTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The controllers' main watches: VendorTenant, RemoteAssistLicense, BarrierSegment.
+pub const CONTROLLER_WATCHES: usize = 3;
+
 pub fn config(config: &Config) -> watcher::Config {
     let wc = watcher::Config::default();
     match &config.watch_selector {
@@ -62,6 +70,11 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, wc)
         .default_backoff()
+        .inspect(|e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                SYNCED_LISTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(actionable::<K>, PredicateConfig::default());

@@ -100,6 +100,7 @@ pub struct ComplianceClient {
     tokens: Arc<TokenProvider>,
     regional: Mutex<Option<String>>,
     policy: RetryPolicy,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 impl ComplianceClient {
@@ -128,7 +129,14 @@ impl ComplianceClient {
             tokens,
             regional: Mutex::new(None),
             policy,
+            metrics: None,
         })
+    }
+
+    /// Counts every command by cmdlet and status.
+    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs one cmdlet and returns the objects it answered with.
@@ -175,6 +183,9 @@ impl ComplianceClient {
                 .await
                 .map_err(|e| ComplianceError::Transport(e.without_url().to_string()))?;
             let status = response.status().as_u16();
+            if let Some(m) = &self.metrics {
+                m.compliance_request(cmdlet, status);
+            }
             if (300..400).contains(&status) {
                 let location = response
                     .headers()

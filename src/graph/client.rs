@@ -66,6 +66,7 @@ pub struct GraphClient {
     tokens: Arc<TokenProvider>,
     budget: Arc<Budget>,
     policy: RetryPolicy,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -93,7 +94,18 @@ impl GraphClient {
             tokens,
             budget,
             policy,
+            metrics: None,
         }
+    }
+
+    /// Counts every request by route and status, and time spent waiting after throttling.
+    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn metrics(&self) -> Option<&crate::telemetry::Metrics> {
+        self.metrics.as_deref()
     }
 
     /// The API base, e.g. `https://graph.microsoft.com/v1.0`; references (`@odata.id`) use it.
@@ -124,11 +136,19 @@ impl GraphClient {
         if let Some(b) = body {
             request = request.json(b);
         }
-        let response = request.send().await.map_err(|e| GraphError::Transport {
-            what: "Microsoft Graph",
-            message: e.without_url().to_string(),
+        let response = request.send().await.map_err(|e| {
+            if let Some(m) = &self.metrics {
+                m.graph_request(method.as_str(), relative, 0);
+            }
+            GraphError::Transport {
+                what: "Microsoft Graph",
+                message: e.without_url().to_string(),
+            }
         })?;
         let status = response.status().as_u16();
+        if let Some(m) = &self.metrics {
+            m.graph_request(method.as_str(), relative, status);
+        }
         let request_id = response
             .headers()
             .get("request-id")
@@ -171,8 +191,11 @@ impl GraphClient {
                     let wait = e.retry_after().unwrap_or_else(|| self.policy.backoff(attempt));
                     if e.is_throttled() {
                         self.budget.pause(wait).await;
+                        if let Some(m) = &self.metrics {
+                            m.throttle_wait(wait);
+                        }
                     }
-                    tracing::debug!(%method, status = ?e.status(), attempt, ?wait, "retrying Graph request");
+                    tracing::debug!(%method, status = ?e.status(), attempt, ?wait, request_id = ?e.request_id(), "retrying Graph request");
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) if e.is_transient() => {

@@ -72,7 +72,14 @@ pub async fn run(ctx: Arc<Context>) {
         })
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |obj, ctx| async move {
+                crate::context::instrumented::<RemoteAssistLicense, _>(&ctx.clone(), reconcile(obj, ctx))
+                    .await
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -50,7 +50,13 @@ pub async fn run(
         .reconcile_all_on(ctx.coordinator().changes())
         .with_config(ControllerConfig::default().concurrency(4))
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |obj, ctx| async move {
+                crate::context::instrumented::<BarrierSegment, _>(&ctx.clone(), reconcile(obj, ctx)).await
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

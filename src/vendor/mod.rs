@@ -43,7 +43,13 @@ pub async fn run(ctx: Arc<Context>) {
                 .debounce(Duration::from_secs(1)),
         )
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |obj, ctx| async move {
+                crate::context::instrumented::<VendorTenant, _>(&ctx.clone(), reconcile(obj, ctx)).await
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -25,7 +25,12 @@ pub struct Env {
     pub id: String,
     pub sim: RunningSim,
     pub http: reqwest::Client,
-    operator: Option<Child>,
+    operators: Vec<Option<Child>>,
+    /// The metrics port of the operator started last.
+    pub metrics_port: Option<u16>,
+    /// The kubeconfig the operators use: the operator's own ServiceAccount under the chart's
+    /// RBAC when available, else the test's.
+    pub kubeconfig: std::path::PathBuf,
     secret_file: PathBuf,
     pub log: PathBuf,
     pub resync: &'static str,
@@ -48,7 +53,12 @@ impl Env {
             id,
             sim,
             http: reqwest::Client::new(),
-            operator: None,
+            operators: Vec::new(),
+            metrics_port: None,
+            kubeconfig: std::env::var_os("OPERATOR_KUBECONFIG")
+                .or_else(|| std::env::var_os("KUBECONFIG"))
+                .map(Into::into)
+                .expect("KUBECONFIG is set by scripts/test.sh"),
             secret_file,
             resync: "2s",
         };
@@ -58,14 +68,26 @@ impl Env {
 
     /// Starts (or restarts) the operator binary.
     pub fn start_operator(&mut self) {
-        assert!(self.operator.is_none(), "operator already running");
+        assert!(self.operators.is_empty(), "operator already running");
+        self.spawn_operator(&[]);
+    }
+
+    /// Starts one more operator process with extra flags; returns its index and metrics port.
+    pub fn spawn_operator(&mut self, extra: &[&str]) -> (usize, u16) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
+        // A free port for /metrics, /healthz and /readyz (parallel tests run many operators).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_remote-assist-operator"))
             .args(["run", "--log-format", "json", "--concurrency", "4"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args([
                 "--compliance-url",
                 &self.sim.url(),
@@ -84,20 +106,56 @@ impl Env {
             .arg("--client-secret-file")
             .arg(&self.secret_file)
             .args(["--watch-selector", &format!("e2e={}", self.id)])
+            .args(extra)
             .env("RUST_LOG", "info,remote_assist_operator=debug")
+            .env("KUBECONFIG", &self.kubeconfig)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("operator binary starts");
-        self.operator = Some(child);
+        self.operators.push(Some(child));
+        self.metrics_port = Some(port);
+        (self.operators.len() - 1, port)
     }
 
-    /// SIGKILL: no chance to finish anything.
+    /// SIGKILL every operator: no chance to finish anything.
     pub fn kill_operator(&mut self) {
-        if let Some(mut c) = self.operator.take() {
+        for c in self.operators.drain(..).flatten() {
+            let mut c = c;
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGKILL one operator.
+    pub fn kill_one(&mut self, index: usize) {
+        if let Some(mut c) = self.operators[index].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM to one operator and waits for it to exit; returns whether it exited 0.
+    pub fn terminate(&mut self, index: usize) -> bool {
+        let Some(mut c) = self.operators[index].take() else {
+            return false;
+        };
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// GET on the latest operator's own HTTP endpoint: status and body.
+    pub async fn operator_http(&self, path: &str) -> (u16, String) {
+        let port = self.metrics_port.expect("an operator was started");
+        match self
+            .http
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+        {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
         }
     }
 

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Checks the deployment artefacts against a running API server: the Helm chart (lint, values
+# schema, RBAC rules, server-side dry-run for each credentials mode), the kustomize base (server
+# dry-run, up to date with the chart) and the chart's CRDs (equal to crds/).
+#
+#   scripts/check-deploy.sh
+#
+# Needs KUBECONFIG and kubectl on PATH (scripts/test.sh sets both; by hand:
+# `scripts/testenv.sh start && eval "$(scripts/testenv.sh env)"`). Builds helm on first use
+# (scripts/helm.sh). Creates the namespace remote-assist-operator if it is missing, nothing else.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+CHART=charts/remote-assist-operator
+NAMESPACE=remote-assist-operator
+HELM="$(scripts/helm.sh path)"
+: "${KUBECONFIG:?KUBECONFIG must point at the API server (see scripts/testenv.sh env)}"
+command -v kubectl >/dev/null || { echo "check-deploy: kubectl is not on PATH" >&2; exit 1; }
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+IDS=(--set azure.tenantId=11111111-2222-3333-4444-555555555555 --set azure.clientId=66666666-7777-8888-9999-000000000000)
+# The same ids as a values file, for renders whose bad values must not be overridden by --set.
+printf 'azure:\n  tenantId: 11111111-2222-3333-4444-555555555555\n  clientId: 66666666-7777-8888-9999-000000000000\n' >"$TMP/ids.yaml"
+
+failed=0
+ok() { printf '    ok    %s\n' "$*"; }
+fail() { printf '    FAIL  %s\n' "$*"; failed=1; }
+# check DESCRIPTION COMMAND...: run it, print one line, show its output only when it fails.
+check() {
+  local what="$1"; shift
+  if "$@" >"$TMP/out" 2>&1; then ok "$what"; else fail "$what"; sed 's/^/          /' "$TMP/out"; fi
+}
+template() { "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "$@"; }
+
+# 1. Lint.
+check "helm lint --strict $CHART" "$HELM" lint --strict "$CHART"
+
+# 2. The values schema rejects bad values: `helm template` must fail, and for the schema's reason.
+bad() { # bad NAME YAML
+  printf '%s\n' "$2" >"$TMP/bad-$1.yaml"
+  if template -f "$TMP/ids.yaml" -f "$TMP/bad-$1.yaml" >"$TMP/out" 2>&1; then
+    fail "schema rejects $1: helm template succeeded"
+  elif grep -q "don't meet the specifications of the schema" "$TMP/out"; then
+    ok "schema rejects $1 ($(grep -m1 -- '- at ' "$TMP/out" | sed 's/^ *- //'))"
+  else
+    fail "schema rejects $1: helm template failed, but not on the schema"; sed 's/^/          /' "$TMP/out"
+  fi
+}
+bad "replicas: 0" "replicas: 0"
+bad "credentials.mode: bogus" $'credentials:\n  mode: bogus'
+bad "an unknown top-level key" "replica: 2"
+bad "an unknown nested key" $'image:\n  repo: example/operator'
+bad "a numeric image tag" $'image:\n  tag: 1.2'
+bad "resources as a string" "resources: 500m"
+bad "a bad resource quantity" $'resources:\n  limits:\n    memory: lots'
+bad "a tenant id that is not a GUID" $'azure:\n  tenantId: contoso'
+check "missing azure.tenantId fails the render" \
+  bash -c '! "$@" >/dev/null 2>&1' _ "$HELM" template x "$CHART" --set azure.clientId=66666666-7777-8888-9999-000000000000
+
+# 3. RBAC: exactly the documented rules (charts/remote-assist-operator/README.md), nothing more.
+cat >"$TMP/rbac.py" <<'PY'
+import json, sys
+# stdin: the objects as JSON, one after another (kubectl create --dry-run=client -o json).
+text, docs, pos = sys.stdin.read(), [], 0
+while text[pos:].strip():
+    obj, end = json.JSONDecoder().raw_decode(text, pos)
+    docs.extend(obj.get("items", [obj]) if obj.get("kind") == "List" else [obj])
+    pos = end
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+def rules(kind):
+    [obj] = [d for d in docs if d["kind"] == kind]
+    return {(tuple(r.get("apiGroups", [])), tuple(r.get("resources", [])), tuple(r["verbs"]),
+             tuple(r.get("resourceNames", [])), tuple(r.get("nonResourceURLs", []))) for r in obj["rules"]}
+RA = ("remoteassist.dev",)
+WANT = {
+    "ClusterRole": {
+        (RA, ("vendortenants", "barriersegments", "remoteassistlicenses"), ("get", "list", "watch", "patch", "update"), (), ()),
+        (RA, ("barriersegments",), ("create", "delete"), (), ()),
+        (RA, ("vendortenants/status", "barriersegments/status", "remoteassistlicenses/status"), ("get", "patch", "update"), (), ()),
+        (("",), ("secrets",), ("get", "create", "patch", "delete"), (), ()),
+        (("",), ("namespaces",), ("get",), (), ()),
+        (("events.k8s.io",), ("events",), ("create", "patch"), (), ()),
+    },
+    "Role": {(("coordination.k8s.io",), ("leases",), ("get", "create", "update"), (), ())},
+}
+ok = True
+for kind, want in WANT.items():
+    got = rules(kind)
+    for rule in sorted(got - want):
+        ok = False; print(f"{kind}: unexpected rule {rule}")
+    for rule in sorted(want - got):
+        ok = False; print(f"{kind}: missing rule {rule}")
+sys.exit(0 if ok else 1)
+PY
+check "RBAC: the ClusterRole and the leader-election Role hold exactly the documented rules" \
+  bash -c 'set -o pipefail; "${@:2}" | kubectl create --dry-run=client -o json -f - | python3 "$1"' _ "$TMP/rbac.py" \
+  "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" \
+  --show-only templates/clusterrole.yaml --show-only templates/role.yaml
+
+# 4. Server-side dry-run of the chart, once per credentials mode (the namespace must exist for
+#    namespaced objects to pass a server dry-run).
+kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+for mode in clientSecret certificate workloadIdentity; do
+  extra=() desc="credentials.mode=$mode"
+  if [[ "$mode" == certificate ]]; then
+    extra=(--set networkPolicy.enabled=true --set 'networkPolicy.extraEgressPorts[0].port=6443')
+    desc+=", networkPolicy.enabled=true"
+  elif [[ "$mode" == workloadIdentity ]]; then
+    extra=(--set replicas=1 --set operator.watchSelector=shard=a)
+    desc+=", replicas=1, operator.watchSelector=shard=a"
+  fi
+  check "helm template --include-crds ($desc) | kubectl apply --dry-run=server" \
+    bash -c 'set -o pipefail; "$@" | kubectl apply --dry-run=server -f -' _ \
+    "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" --include-crds \
+    "${IDS[@]}" --set "credentials.mode=$mode" "${extra[@]}"
+done
+check "the chart renders a ServiceMonitor when metrics.serviceMonitor.enabled (CRD not installed: render only)" \
+  bash -c '"$@" | grep -q "^kind: ServiceMonitor$"' _ \
+  "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" --set metrics.serviceMonitor.enabled=true
+
+# 5. The kustomize base.
+check "kubectl apply -k deploy/kustomize --dry-run=server" kubectl apply -k deploy/kustomize --dry-run=server
+
+# 6. Copies that must not drift.
+if diff -r crds "$CHART/crds" >"$TMP/out" 2>&1; then
+  ok "$CHART/crds equals crds/"
+else
+  fail "$CHART/crds differs from crds/; run: rm -f $CHART/crds/*.yaml && cp crds/*.yaml $CHART/crds/ && scripts/render-kustomize.sh"
+  sed 's/^/          /' "$TMP/out" | head -40
+fi
+if scripts/render-kustomize.sh "$TMP/kustomize" >"$TMP/out" 2>&1 && diff -r deploy/kustomize "$TMP/kustomize" >"$TMP/diff" 2>&1; then
+  ok "deploy/kustomize is up to date with the chart"
+else
+  fail "deploy/kustomize is not what scripts/render-kustomize.sh renders from the chart; regenerate it: scripts/render-kustomize.sh"
+  cat "$TMP/out" "$TMP/diff" | sed 's/^/          /' | head -60
+fi
+
+if (( failed )); then
+  echo "check-deploy: FAILED" >&2
+  exit 1
+fi
+echo "check-deploy: all deployment checks passed"

@@ -1,0 +1,57 @@
+//! The operator's rights are the chart's RBAC and nothing more: `scripts/test.sh` installs the
+//! chart's ServiceAccount and roles and hands the end-to-end suite a kubeconfig with a
+//! TokenRequest token for it (OPERATOR_KUBECONFIG). Here: what it needs is granted, and verbs it
+//! does not need are absent.
+
+mod common;
+
+use common::kubectl;
+
+fn can_i(args: &[&str]) -> bool {
+    let kubeconfig = std::env::var("OPERATOR_KUBECONFIG")
+        .expect("OPERATOR_KUBECONFIG is set by scripts/test.sh (scripts/operator-kubeconfig.sh)");
+    let mut all = vec!["--kubeconfig", kubeconfig.as_str(), "auth", "can-i"];
+    all.extend_from_slice(args);
+    let run = kubectl(&all, None);
+    run.stdout.trim() == "yes"
+}
+
+#[test]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+fn the_operator_gets_what_it_uses_and_nothing_more() {
+    for granted in [
+        &["watch", "remoteassistlicenses.remoteassist.dev", "-A"][..],
+        &["patch", "vendortenants.remoteassist.dev/status"],
+        &["create", "barriersegments.remoteassist.dev"],
+        &["create", "secrets", "-n", "vendor-v1"],
+        &["delete", "secrets", "-n", "vendor-v1"],
+        &["get", "namespaces"],
+        &["create", "events.events.k8s.io", "-n", "vendor-v1"],
+        &[
+            "update",
+            "leases.coordination.k8s.io",
+            "-n",
+            "remote-assist-operator",
+        ],
+    ] {
+        assert!(can_i(granted), "the operator needs {granted:?}");
+    }
+    for denied in [
+        &["list", "secrets", "-A"][..],
+        &["watch", "secrets", "-n", "vendor-v1"],
+        &["delete", "vendortenants.remoteassist.dev"],
+        &["delete", "remoteassistlicenses.remoteassist.dev", "-A"],
+        &[
+            "create",
+            "remoteassistlicenses.remoteassist.dev",
+            "-n",
+            "vendor-v1",
+        ],
+        &["list", "namespaces"],
+        &["get", "configmaps", "-A"],
+        &["update", "leases.coordination.k8s.io", "-n", "kube-system"],
+        &["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+    ] {
+        assert!(!can_i(denied), "the operator must not be able to {denied:?}");
+    }
+}
