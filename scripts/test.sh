@@ -22,6 +22,9 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Argo CD health checks (gopher-lua, captured fixtures, argocd-cm snippet)"
+scripts/lua-health.sh
+
 step "build the tests"
 cargo test --workspace --locked --no-run
 

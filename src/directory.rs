@@ -217,6 +217,18 @@ impl Directory {
         }
     }
 
+    /// Every user the operator marked as its own.
+    pub async fn managed_users(&self) -> Result<Vec<DirUser>, GraphError> {
+        let filter = format!("startswith(employeeType,{})", odata_string(MANAGED_USER_PREFIX));
+        let query = crate::graph::client::encode_query(&[
+            ("$filter", &filter),
+            ("$select", USER_SELECT),
+            ("$top", "999"),
+        ]);
+        let items = self.graph.list(&format!("/users?{query}")).await?;
+        items.into_iter().map(|v| decode(v, "user")).collect()
+    }
+
     /// A soft-deleted user by object id, if it is still in deleted items.
     pub async fn deleted_user(&self, id: &str) -> Result<Option<DirUser>, GraphError> {
         match self

@@ -1,7 +1,7 @@
 //! The `remote-assist-operator` command.
 
 use clap::{Parser, Subcommand};
-use remote_assist_operator::{config::RunArgs, crd};
+use remote_assist_operator::{commands, config::RunArgs, crd};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -25,6 +25,31 @@ enum Command {
         #[arg(long, env = "LOG_FORMAT", default_value = "json")]
         log_format: String,
     },
+    /// Show what the operator would change in the tenant for these manifests, without changing
+    /// anything. Exit status: 0 nothing would change, 2 changes planned, 1 error.
+    Plan {
+        /// Manifest files or directories (what a GitOps pull request contains).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// `text` or `json`.
+        #[arg(short = 'o', long, default_value = "text")]
+        output: String,
+        #[command(flatten)]
+        args: Box<RunArgs>,
+    },
+    /// Report what the tenant really allows: managed accounts and their barriers, reachability
+    /// between vendors, accounts enabled without a barrier, cost leaks, seats. Exit status 1 on
+    /// any finding, so it can run as a scheduled job.
+    Audit {
+        /// `text` or `json`.
+        #[arg(short = 'o', long, default_value = "text")]
+        output: String,
+        /// Do not compare with the cluster's RemoteAssistLicenses and VendorTenants.
+        #[arg(long)]
+        no_cluster: bool,
+        #[command(flatten)]
+        args: Box<RunArgs>,
+    },
     /// Print the CustomResourceDefinitions, or write one file per kind into a directory.
     Crdgen {
         /// Write `<plural>.yaml` files into this directory instead of printing to stdout.
@@ -36,6 +61,38 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crdgen { out_dir } => crdgen(out_dir),
+        Command::Plan { files, output, args } => {
+            init_logs("text");
+            let config = (*args).into_config()?;
+            let code = runtime()?.block_on(async {
+                let tenant = commands::Tenant::connect(&config)?;
+                let manifests = commands::Manifests::load(&files)?;
+                let report = commands::plan::plan(&tenant, &manifests).await?;
+                print_report(&output, &report, report.render_text())?;
+                anyhow::Ok(if report.changes() > 0 { 2 } else { 0 })
+            })?;
+            std::process::exit(code);
+        }
+        Command::Audit {
+            output,
+            no_cluster,
+            args,
+        } => {
+            init_logs("text");
+            let config = (*args).into_config()?;
+            let code = runtime()?.block_on(async {
+                let tenant = commands::Tenant::connect(&config)?;
+                let cluster = if no_cluster {
+                    None
+                } else {
+                    kube::Client::try_default().await.ok()
+                };
+                let report = commands::audit::audit(&tenant, cluster).await?;
+                print_report(&output, &report, report.render_text())?;
+                anyhow::Ok(if report.findings.is_empty() { 0 } else { 1 })
+            })?;
+            std::process::exit(code);
+        }
         Command::Run { args, log_format } => {
             init_logs(&log_format);
             let config = (*args).into_config()?;
@@ -75,4 +132,17 @@ fn init_logs(format: &str) {
     } else {
         builder.json().flatten_event(true).with_current_span(false).init();
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+fn print_report<T: serde::Serialize>(output: &str, report: &T, text: String) -> anyhow::Result<()> {
+    match output {
+        "json" => println!("{}", serde_json::to_string_pretty(report)?),
+        "text" => print!("{text}"),
+        other => anyhow::bail!("--output must be text or json, not {other}"),
+    }
+    Ok(())
 }

@@ -25,6 +25,8 @@ pub struct Policy {
     #[serde(default)]
     pub segments_blocked: Vec<String>,
     pub state: String,
+    #[serde(default)]
+    pub when_changed: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct Application {
     pub failure_message: Option<String>,
     #[serde(default)]
     pub creation_time: Option<String>,
+    #[serde(default)]
+    pub application_end_time: Option<String>,
 }
 
 impl Application {

@@ -13,6 +13,7 @@ pub mod kinds {
     pub const GROUPS_READY: &str = "GroupsReady";
     pub const SEGMENT_READY: &str = "SegmentReady";
     pub const POLICY_APPLIED: &str = "PolicyApplied";
+    pub const PLANNED: &str = "Planned";
 }
 
 /// The three values of a condition's `status`.
@@ -103,6 +104,13 @@ pub fn set_condition(
             true
         }
     }
+}
+
+/// Removes a condition; returns whether it was there.
+pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) -> bool {
+    let before = conditions.len();
+    conditions.retain(|c| c.type_ != type_);
+    conditions.len() != before
 }
 
 /// Looks up a condition by type.

@@ -176,6 +176,11 @@ pub struct RemoteAssistLicenseStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assigned_licenses: Vec<String>,
 
+    /// In `Plan` or `Observe` mode (annotation `remoteassist.dev/mode`): what the operator would
+    /// do, in plain words, without doing it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned_actions: Vec<String>,
+
     /// A short summary for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -151,17 +151,17 @@ pub enum LicenseMode {
 /// Which namespaces may hold RemoteAssistLicenses for a vendor.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("size(self.names) > 0 || has(self.selector)")
+#[x_kube(validation = Rule::new("(has(self.names) && size(self.names) > 0) || has(self.selector)")
     .message("allowedNamespaces needs at least one name or a selector; an empty list would allow no namespace"))]
 pub struct AllowedNamespaces {
     /// Namespace names, matched exactly.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 256),
         inner(length(min = 1, max = 63), pattern(formats::DNS_LABEL))
     )]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
-    pub names: Vec<String>,
+    pub names: Option<Vec<String>>,
 
     /// A label selector over Namespaces; a namespace matching it is allowed too.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod barrier;
 pub mod credentials;
+pub mod mode;
 pub mod observe;
 pub mod plan;
 pub mod status;
@@ -21,6 +22,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as Finalized};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
+use mode::{Mode, plan_only};
 use serde_json::json;
 use status::StatusBuilder;
 use std::sync::Arc;
@@ -180,6 +182,10 @@ async fn apply(
         previous("Ready"),
         previous(crate::crd::conditions::kinds::ACCOUNT_READY),
     );
+    let mode = Mode::of(ral);
+    if mode != Mode::Apply {
+        return plan_only(ral, ctx, api, mode, &desired, &plan, &skus, &enforcement).await;
+    }
     let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
     for (action, done) in &outcome.done {
         let routine = matches!(*action, "Enabled" | "PasswordSet" | "CredentialsWritten");
@@ -199,6 +205,11 @@ async fn apply(
     );
     builder.from_plan(&desired, &plan, &outcome, &skus);
     builder.barrier(&enforcement, vendor_name);
+    builder.status.planned_actions.clear();
+    crate::crd::conditions::remove_condition(
+        &mut builder.status.conditions,
+        crate::crd::conditions::kinds::PLANNED,
+    );
     // The moment the account (re)joined its segment: only a later policy application covers it.
     if outcome.joined_segment
         || (builder.status.barrier_attribute_set_at.is_none()

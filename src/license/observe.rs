@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 /// the namespace's labels.
 pub async fn namespace_allowed(ctx: &Context, vendor: &VendorTenant, namespace: &str) -> Result<bool, Error> {
     let allowed = &vendor.spec.allowed_namespaces;
-    if allowed.names.iter().any(|n| n == namespace) {
+    if allowed.names.iter().flatten().any(|n| n == namespace) {
         return Ok(true);
     }
     let Some(selector) = &allowed.selector else {

@@ -198,7 +198,14 @@ impl Coordinator {
         if !pairs.is_empty() {
             let held = pairs
                 .iter()
-                .map(|(a, b)| format!("{a} allows {b} but {b} does not allow {a}"))
+                .map(|(a, b)| {
+                    let inactive = self.segments.state().iter().any(|s| {
+                        s.metadata.name.as_deref() == Some(b.as_str())
+                            && s.spec.policy_state == Some(crate::crd::barrier_segment::PolicyState::Inactive)
+                    });
+                    let why = if inactive { " (its policy is Inactive)" } else { "" };
+                    format!("{a} allows {b} but {b} does not allow {a}{why}")
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             tracing::warn!(%held, "policy application held back: it would fail on asymmetric allow lists");

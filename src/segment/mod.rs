@@ -206,7 +206,8 @@ async fn apply(bs: &BarrierSegment, ctx: &Context, api: &Api<BarrierSegment>) ->
 }
 
 /// `PolicyApplied` from the coordinator: True once an application that started after the last
-/// change to this segment or its policy has completed.
+/// change to this segment or its policy has completed, and it stays True while later
+/// applications run or fail (the applied state stays in effect until a newer one completes).
 fn policy_applied(
     bs: &BarrierSegment,
     ctx: &Context,
@@ -222,6 +223,13 @@ fn policy_applied(
             Status::True,
             "NoPolicy",
             "this segment has no policy of its own".to_owned(),
+        )
+    } else if let Some(run) = state.applied.as_ref().filter(|r| after(r)) {
+        status.applied_by = Some(run.id.clone());
+        (
+            Status::True,
+            "Applied",
+            format!("in effect since application {} completed", run.id),
         )
     } else if let Some(held) = state.held.as_ref().filter(|h| h.contains(&name)) {
         (
@@ -244,13 +252,6 @@ fn policy_applied(
                 run.id,
                 run.failure.clone().unwrap_or_default()
             ),
-        )
-    } else if let Some(run) = state.applied.as_ref().filter(|r| after(r)) {
-        status.applied_by = Some(run.id.clone());
-        (
-            Status::True,
-            "Applied",
-            format!("in effect since application {} completed", run.id),
         )
     } else {
         if state.requested.is_none() && state.running.is_none() {

@@ -97,6 +97,7 @@ fn plan_creates_then_updates_only_what_differs() {
         segments_allowed: vec!["T".into(), "S".into()],
         segments_blocked: vec![],
         state: "Active".into(),
+        when_changed: None,
     };
     assert!(
         plan(&d, Some(&seg), Some(&pol)).is_empty(),

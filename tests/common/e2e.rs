@@ -39,6 +39,11 @@ pub struct Env {
 impl Env {
     pub async fn start(name: &str) -> Env {
         install_crds();
+        Self::start_without_cluster(name).await
+    }
+
+    /// A simulated tenant only, for commands that need no cluster.
+    pub async fn start_without_cluster(name: &str) -> Env {
         let seed = Seed::parse(DEFAULT_SEED).expect("default seed");
         let sim = entra_sim::server::start(seed, "127.0.0.1:0".parse().unwrap())
             .await
@@ -58,7 +63,7 @@ impl Env {
             kubeconfig: std::env::var_os("OPERATOR_KUBECONFIG")
                 .or_else(|| std::env::var_os("KUBECONFIG"))
                 .map(Into::into)
-                .expect("KUBECONFIG is set by scripts/test.sh"),
+                .unwrap_or_default(),
             secret_file,
             resync: "2s",
         };
@@ -318,6 +323,31 @@ impl Env {
             RetryPolicy::default(),
         );
         Directory::new(graph, Duration::ZERO)
+    }
+
+    /// The compliance endpoint with the operator app's rights, to change barriers by hand.
+    pub fn compliance(&self) -> remote_assist_operator::compliance::ComplianceClient {
+        let identity = AppIdentity {
+            authority: self.sim.url(),
+            tenant_id: TENANT.into(),
+            client_id: OPERATOR_APP.into(),
+            credential: Credential::ClientSecret {
+                secret: Secret::new(OPERATOR_SECRET),
+            },
+        };
+        let tokens = Arc::new(TokenProvider::new(
+            self.http.clone(),
+            identity,
+            remote_assist_operator::compliance::COMPLIANCE_RESOURCE,
+        ));
+        remote_assist_operator::compliance::ComplianceClient::new(
+            &self.sim.url(),
+            TENANT,
+            None,
+            tokens,
+            RetryPolicy::default(),
+        )
+        .unwrap()
     }
 
     /// Events recorded for an object, as `reason: note` lines.

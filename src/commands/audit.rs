@@ -1,0 +1,355 @@
+//! `audit`: what the tenant really allows, read from the tenant itself (and, when a cluster is
+//! reachable, compared with the RemoteAssistLicenses and VendorTenants in it). Findings: a path
+//! between one vendor and another vendor's segments, an account enabled without an applied
+//! barrier, an account in another vendor's group, and a licensed account the operator made whose
+//! RemoteAssistLicense is gone (a cost leak).
+
+use super::Tenant;
+use crate::compliance::barriers::{Policy, Segment};
+use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::directory::DirUser;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Serialize)]
+pub struct Account {
+    pub user_principal_name: String,
+    pub segment: Option<String>,
+    pub barrier_applied: bool,
+    pub enabled: bool,
+    pub licenses: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Seats {
+    pub sku: String,
+    pub free: i64,
+    pub enabled: i64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct AuditReport {
+    pub accounts: Vec<Account>,
+    /// Segment pairs that can reach each other under the applied policies.
+    pub reachable: Vec<(String, String)>,
+    pub seats: Vec<Seats>,
+    pub findings: Vec<Finding>,
+    pub notes: Vec<String>,
+}
+
+impl AuditReport {
+    pub fn render_text(&self) -> String {
+        let mut out = String::from("Managed vendor accounts:\n");
+        for a in &self.accounts {
+            out.push_str(&format!(
+                "  {:<42} segment {:<22} barrier {:<11} {:<8} licences: {}\n",
+                a.user_principal_name,
+                a.segment.as_deref().unwrap_or("(none)"),
+                if a.barrier_applied {
+                    "applied"
+                } else {
+                    "NOT applied"
+                },
+                if a.enabled { "enabled" } else { "disabled" },
+                if a.licenses.is_empty() {
+                    "none".to_owned()
+                } else {
+                    a.licenses.join(", ")
+                }
+            ));
+        }
+        out.push_str("Segments that can reach each other (applied, Active policies):\n");
+        for (a, b) in &self.reachable {
+            out.push_str(&format!("  {a} <-> {b}\n"));
+        }
+        out.push_str("Seats:\n");
+        for s in &self.seats {
+            out.push_str(&format!(
+                "  {:<34} {:>6} free of {:>6}\n",
+                s.sku, s.free, s.enabled
+            ));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
+        }
+        if self.findings.is_empty() {
+            out.push_str("\nNo findings.\n");
+        } else {
+            out.push_str(&format!("\n{} finding(s):\n", self.findings.len()));
+            for f in &self.findings {
+                out.push_str(&format!("  [{}] {}\n", f.kind, f.message));
+            }
+        }
+        out
+    }
+}
+
+/// The value a simple segment filter (`Attribute -eq 'value'`) matches, with its attribute.
+pub fn simple_filter(filter: &str) -> Option<(String, String)> {
+    let (attribute, rest) = filter.trim().split_once(" -eq ")?;
+    let value = rest
+        .trim()
+        .strip_prefix('\'')?
+        .strip_suffix('\'')?
+        .replace("''", "'");
+    Some((attribute.trim().to_ascii_lowercase(), value))
+}
+
+fn user_value(user: &DirUser, attribute: &str) -> Option<String> {
+    match attribute {
+        "department" => user.department.clone(),
+        "company" => user.company_name.clone(),
+        a => a.strip_prefix("extensionattribute").and_then(|n| {
+            user.on_premises_extension_attributes
+                .get(&format!("extensionAttribute{n}"))
+                .cloned()
+                .flatten()
+        }),
+    }
+}
+
+/// The vendor a segment belongs to, from the value the operator writes (`<vendor>-accounts`).
+fn vendor_of(segment: &Segment) -> Option<(String, bool)> {
+    let (_, value) = simple_filter(&segment.user_group_filter)?;
+    if let Some(v) = value.strip_suffix("-accounts") {
+        return Some((v.to_owned(), true));
+    }
+    value.strip_suffix("-engineers").map(|v| (v.to_owned(), false))
+}
+
+/// Whether members of `from` may reach members of `to` under `from`'s Active policy.
+fn allows(from: &str, to: &str, policies: &[Policy]) -> bool {
+    let Some(p) = policies
+        .iter()
+        .find(|p| p.assigned_segment == from && p.state.eq_ignore_ascii_case("Active"))
+    else {
+        return true;
+    };
+    if !p.segments_allowed.is_empty() {
+        p.segments_allowed.iter().any(|s| s == to)
+    } else {
+        !p.segments_blocked.iter().any(|s| s == to)
+    }
+}
+
+fn parse_time(t: Option<&String>) -> Option<Timestamp> {
+    t.and_then(|t| t.parse().ok())
+}
+
+pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<AuditReport> {
+    let mut report = AuditReport::default();
+    let dir = &t.directory;
+    let users = dir.managed_users().await?;
+    let skus = dir.skus(true).await?;
+    let part = |id: &str| {
+        skus.values()
+            .find(|s| s.sku_id == id)
+            .map(|s| s.part_number.clone())
+            .unwrap_or(id.to_owned())
+    };
+    report.seats = skus
+        .values()
+        .map(|s| Seats {
+            sku: s.part_number.clone(),
+            free: s.free(),
+            enabled: s.enabled,
+        })
+        .collect();
+
+    let barriers = match (
+        t.compliance.segments().await,
+        t.compliance.policies().await,
+        t.compliance.applications().await,
+    ) {
+        (Ok(s), Ok(p), Ok(a)) => Some((s, p, a)),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            report.notes.push(format!(
+                "information barriers could not be read ({e}); barrier findings are skipped"
+            ));
+            None
+        }
+    };
+    let (segments, policies, last_completed) = match &barriers {
+        Some((s, p, a)) => (
+            s.clone(),
+            p.clone(),
+            a.iter()
+                .filter(|a| a.status == "Completed")
+                .filter_map(|a| parse_time(a.application_end_time.as_ref()))
+                .max(),
+        ),
+        None => (Vec::new(), Vec::new(), None),
+    };
+    // A policy is applied when a completed application ended after its last change.
+    let applied = |segment: &str| {
+        policies.iter().any(|p| {
+            p.assigned_segment == segment
+                && p.state.eq_ignore_ascii_case("Active")
+                && last_completed
+                    .is_some_and(|done| parse_time(p.when_changed.as_ref()).is_none_or(|c| c < done))
+        })
+    };
+
+    // Reachability between vendors' segments.
+    for (i, a) in segments.iter().enumerate() {
+        for b in segments.iter().skip(i + 1) {
+            if !(applied(&a.name) || applied(&b.name))
+                || !(allows(&a.name, &b.name, &policies) && allows(&b.name, &a.name, &policies))
+            {
+                continue;
+            }
+            report.reachable.push((a.name.clone(), b.name.clone()));
+            if let (Some((va, _)), Some((vb, _))) = (vendor_of(a), vendor_of(b))
+                && va != vb
+            {
+                report.findings.push(Finding {
+                    kind: "CrossVendorPath",
+                    message: format!(
+                        "segment {} (vendor {va}) and segment {} (vendor {vb}) can reach each other",
+                        a.name, b.name
+                    ),
+                });
+            }
+        }
+    }
+
+    // The cluster's view, when reachable: licences by uid, vendors' groups.
+    let mut licences: Option<BTreeMap<String, RemoteAssistLicense>> = None;
+    let mut vendor_groups: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(client) = cluster {
+        let rals = kube::Api::<RemoteAssistLicense>::all(client.clone())
+            .list(&Default::default())
+            .await;
+        let vts = kube::Api::<VendorTenant>::all(client)
+            .list(&Default::default())
+            .await;
+        match (rals, vts) {
+            (Ok(rals), Ok(vts)) => {
+                licences = Some(
+                    rals.items
+                        .into_iter()
+                        .filter_map(|r| Some((r.uid()?, r)))
+                        .collect(),
+                );
+                for v in vts.items {
+                    let status = v.status.clone().unwrap_or_default();
+                    for id in [status.accounts_group_id, status.engineers_group_id]
+                        .into_iter()
+                        .flatten()
+                    {
+                        vendor_groups.insert(id, v.name_any());
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => report.notes.push(format!(
+                "the cluster could not be read ({e}); cost-leak and group findings are skipped"
+            )),
+        }
+    } else {
+        report
+            .notes
+            .push("no cluster access: cost-leak and group findings are skipped".into());
+    }
+
+    for u in &users {
+        let segment = segments.iter().find(|s| {
+            simple_filter(&s.user_group_filter)
+                .is_some_and(|(attr, value)| user_value(u, &attr).as_deref() == Some(value.as_str()))
+        });
+        let barrier_applied = segment.is_some_and(|s| applied(&s.name));
+        let enabled = u.account_enabled.unwrap_or(false);
+        let licenses: Vec<String> = u.assigned_licenses.iter().map(|a| part(&a.sku_id)).collect();
+        if enabled && barriers.is_some() && !barrier_applied {
+            report.findings.push(Finding {
+                kind: "EnabledWithoutBarrier",
+                message: format!(
+                    "{} is enabled but no applied barrier covers it",
+                    u.user_principal_name
+                ),
+            });
+        }
+        if let Some(known) = &licences {
+            let owner = u.managed_by().and_then(|uid| known.get(uid));
+            match owner {
+                None if !licenses.is_empty() => report.findings.push(Finding {
+                    kind: "CostLeak",
+                    message: format!(
+                        "{} holds {} licence(s) ({}) but its RemoteAssistLicense no longer exists",
+                        u.user_principal_name,
+                        licenses.len(),
+                        licenses.join(", ")
+                    ),
+                }),
+                Some(ral) => {
+                    let own = &ral.spec.vendor_ref.name;
+                    let groups: BTreeSet<String> = dir.member_of(&u.id).await?;
+                    for g in groups {
+                        if let Some(other) = vendor_groups.get(&g).filter(|v| *v != own) {
+                            report.findings.push(Finding {
+                                kind: "WrongVendorGroup",
+                                message: format!(
+                                    "{} (vendor {own}) is a member of vendor {other}'s group {g}",
+                                    u.user_principal_name
+                                ),
+                            });
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        report.accounts.push(Account {
+            user_principal_name: u.user_principal_name.clone(),
+            segment: segment.map(|s| s.name.clone()),
+            barrier_applied,
+            enabled,
+            licenses,
+        });
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_filters_are_read_and_others_are_not() {
+        assert_eq!(
+            simple_filter("ExtensionAttribute15 -eq 'v1-accounts'"),
+            Some(("extensionattribute15".into(), "v1-accounts".into()))
+        );
+        assert_eq!(simple_filter("Department -eq 'R''n D'").unwrap().1, "R'n D");
+        assert!(simple_filter("Department -eq 'A' -or Department -eq 'B'").is_none());
+    }
+
+    fn policy(segment: &str, allowed: &[&str], blocked: &[&str]) -> Policy {
+        Policy {
+            name: segment.into(),
+            identity: segment.into(),
+            assigned_segment: segment.into(),
+            segments_allowed: allowed.iter().map(|s| s.to_string()).collect(),
+            segments_blocked: blocked.iter().map(|s| s.to_string()).collect(),
+            state: "Active".into(),
+            when_changed: None,
+        }
+    }
+
+    #[test]
+    fn policies_allow_and_block_as_documented() {
+        let p = vec![policy("a", &["a", "b"], &[]), policy("c", &[], &["a"])];
+        assert!(allows("a", "b", &p));
+        assert!(!allows("a", "c", &p));
+        assert!(!allows("c", "a", &p));
+        assert!(allows("c", "b", &p));
+        assert!(allows("x", "a", &p), "no policy: unrestricted");
+    }
+}

@@ -1,0 +1,119 @@
+//! Commands besides `run`: `plan` (what the operator would change for a set of manifests) and
+//! `audit` (what the tenant really allows). Both only read the tenant.
+
+pub mod audit;
+pub mod plan;
+
+use crate::compliance::{COMPLIANCE_RESOURCE, ComplianceClient};
+use crate::config::Config;
+use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
+use crate::directory::Directory;
+use crate::graph::{Budget, GRAPH_RESOURCE, GraphClient, RetryPolicy, TokenProvider};
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Read access to the tenant: Graph and the compliance endpoint.
+pub struct Tenant {
+    pub directory: Directory,
+    pub compliance: ComplianceClient,
+}
+
+impl Tenant {
+    pub fn connect(config: &Config) -> anyhow::Result<Tenant> {
+        let http = reqwest::Client::new();
+        let tokens = Arc::new(TokenProvider::new(
+            http.clone(),
+            config.identity.clone(),
+            GRAPH_RESOURCE,
+        ));
+        let budget = Arc::new(Budget::new(config.budget.clone()));
+        let graph = GraphClient::new(
+            http.clone(),
+            &config.graph_base,
+            tokens,
+            budget,
+            RetryPolicy::default(),
+        );
+        let compliance_tokens = Arc::new(TokenProvider::new(
+            http,
+            config.identity.clone(),
+            COMPLIANCE_RESOURCE,
+        ));
+        let compliance = ComplianceClient::new(
+            &config.compliance_url,
+            &config.identity.tenant_id,
+            config.tenant_initial_domain.as_deref(),
+            compliance_tokens,
+            RetryPolicy {
+                max_attempts: 2,
+                ..RetryPolicy::default()
+            },
+        )?;
+        Ok(Tenant {
+            directory: Directory::new(graph, Duration::from_secs(300)),
+            compliance,
+        })
+    }
+}
+
+/// The operator's objects found in manifests; other kinds are ignored.
+#[derive(Default)]
+pub struct Manifests {
+    pub vendors: Vec<VendorTenant>,
+    pub segments: Vec<BarrierSegment>,
+    pub licenses: Vec<RemoteAssistLicense>,
+}
+
+fn yaml_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+impl Manifests {
+    pub fn load(paths: &[PathBuf]) -> anyhow::Result<Manifests> {
+        let mut m = Manifests::default();
+        for path in paths {
+            for file in yaml_files(path)? {
+                let text =
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+                    .with_context(|| format!("parsing {}", file.display()))?;
+                for doc in docs.into_iter().filter(|d| d.is_object()) {
+                    let at = || {
+                        format!(
+                            "{} ({})",
+                            file.display(),
+                            doc["metadata"]["name"].as_str().unwrap_or("?")
+                        )
+                    };
+                    match (doc["apiVersion"].as_str(), doc["kind"].as_str()) {
+                        (Some("remoteassist.dev/v1alpha1"), Some("VendorTenant")) => m
+                            .vendors
+                            .push(serde_json::from_value(doc.clone()).with_context(at)?),
+                        (Some("remoteassist.dev/v1alpha1"), Some("BarrierSegment")) => m
+                            .segments
+                            .push(serde_json::from_value(doc.clone()).with_context(at)?),
+                        (Some("remoteassist.dev/v1alpha1"), Some("RemoteAssistLicense")) => {
+                            let mut ral: RemoteAssistLicense =
+                                serde_json::from_value(doc.clone()).with_context(at)?;
+                            ral.metadata.namespace.get_or_insert_with(|| "default".into());
+                            m.licenses.push(ral)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,313 @@
+//! Plan and audit. `plan` lists what the operator would change and never writes (the simulated
+//! tenant's write counters prove it); in-cluster plan mode holds a licence's changes until the
+//! annotation goes; `audit` finds a tenant broken behind the operator's back.
+
+mod common;
+
+use common::e2e::{DOMAIN, Env, OPERATOR_APP, TENANT, license, upn, vendor};
+use common::{kubectl_ok, repo_root};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
+
+const RAL: &str = "remoteassistlicense";
+const AUDITOR_APP: &str = "9c1d4e7a-2b5f-4a8c-b3e6-7f0a1d2c4e58";
+
+/// Runs `plan` or `audit` against the simulated tenant; returns exit code and stdout.
+fn command(env: &Env, args: &[&str], app: &str, secret: &str) -> (i32, String) {
+    let secret_file = repo_root().join(format!("target/e2e/{}-{app}.secret", env.id));
+    std::fs::write(&secret_file, secret).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_remote-assist-operator"))
+        .args(args)
+        .args([
+            "--graph-url",
+            &env.sim.url(),
+            "--authority-host",
+            &env.sim.url(),
+            "--compliance-url",
+            &env.sim.url(),
+        ])
+        .args(["--tenant-id", TENANT, "--client-id", app])
+        .arg("--client-secret-file")
+        .arg(&secret_file)
+        .envs(std::env::var_os("KUBECONFIG").map(|k| ("KUBECONFIG", k)))
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn writes(counters: &Value) -> u64 {
+    let compliance_writes = counters["byRoute"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| {
+            ["New-", "Set-", "Remove-", "Start-", "Stop-"]
+                .iter()
+                .any(|verb| k.starts_with(&format!("InvokeCommand {verb}")))
+        })
+        .count() as u64;
+    counters["writes"].as_u64().unwrap() + compliance_writes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_lists_the_changes_for_the_examples_and_never_writes() {
+    let env = Env::start_without_cluster("plan").await;
+    let examples = repo_root().join("deploy/examples");
+    let (code, text) = command(
+        &env,
+        &["plan", "-f", examples.to_str().unwrap()],
+        AUDITOR_APP,
+        "sim-auditor-secret-change-me",
+    );
+    assert_eq!(code, 2, "changes planned:\n{text}");
+    for line in [
+        "VendorTenant v1",
+        "+ create security group V1_RemoteAssistUser",
+        "+ add 2 engineer(s) to V1_SupportEngineer",
+        "+ assign 3 licence(s) to group v2_RemoteAssistUser",
+        "RemoteAssistLicense vendor-v1/v1-tech-01",
+        "+ create user v1-tech-01@vendors.abc.example",
+        "nothing was changed",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    let (code, json_text) = command(
+        &env,
+        &["plan", "-f", examples.to_str().unwrap(), "-o", "json"],
+        OPERATOR_APP,
+        "sim-operator-secret-change-me",
+    );
+    assert_eq!(code, 2);
+    let report: Value = serde_json::from_str(&json_text).unwrap();
+    let segment = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "v1-accounts")
+        .unwrap()
+        .clone();
+    assert!(
+        segment["actions"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("create segment v1-accounts"),
+        "{segment}"
+    );
+    assert_eq!(
+        writes(&env.counters().await),
+        0,
+        "plan never writes: {}",
+        env.counters().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn plan_mode_holds_changes_until_the_annotation_goes_and_plan_agrees_after() {
+    let mut env = Env::start("pmode").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    let vendor_yaml = vendor(&v, &[&ns], "  barriers: {required: false}\n");
+    env.apply(&vendor_yaml);
+    let name = format!("{}-t", env.id);
+    let planned = license(&ns, &name, &v, "").replace(
+        "metadata:\n",
+        "metadata:\n  annotations: {remoteassist.dev/mode: Plan}\n",
+    );
+    env.apply(&planned);
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &name, "Planned", "True", Some("Planned"))
+        .await;
+    let status = env.get(RAL, Some(&ns), &name).unwrap()["status"].clone();
+    let actions: Vec<&str> = status["plannedActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "write the credentials Secret",
+            &format!("create user {}", upn(&name))
+        ]
+    );
+    assert!(env.user(&upn(&name)).await.is_none(), "plan mode changes nothing");
+    assert!(
+        env.get("secret", Some(&ns), &format!("{name}-credentials"))
+            .is_none()
+    );
+
+    kubectl_ok(
+        &["annotate", RAL, "-n", &ns, &name, "remoteassist.dev/mode-"],
+        None,
+    );
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
+        .await;
+    assert!(
+        env.condition(RAL, Some(&ns), &name, "Planned").is_none(),
+        "the Planned condition goes with the mode"
+    );
+    env.wait_condition(
+        "barriersegment",
+        None,
+        &format!("{v}-accounts"),
+        "Ready",
+        "True",
+        None,
+    )
+    .await;
+
+    // The `plan` command agrees: nothing left to do for these manifests.
+    let file = repo_root().join(format!("target/e2e/{}-manifests.yaml", env.id));
+    std::fs::write(
+        &file,
+        format!("{vendor_yaml}---\n{}", license(&ns, &name, &v, "")),
+    )
+    .unwrap();
+    let (code, text) = command(
+        &env,
+        &["plan", "-f", file.to_str().unwrap()],
+        OPERATOR_APP,
+        "sim-operator-secret-change-me",
+    );
+    assert_eq!(code, 0, "no changes after convergence:\n{text}");
+    assert!(text.contains("0 change(s) planned"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
+    let mut env = Env::start("audit").await;
+    let ns = env.namespace("a");
+    let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
+    env.apply(&vendor(
+        &v1,
+        &[&ns],
+        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
+    ));
+    env.apply(&vendor(
+        &v2,
+        &[&ns],
+        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
+    ));
+    let (a, b) = (format!("{}-a", env.id), format!("{}-b", env.id));
+    env.apply(&license(&ns, &a, &v1, ""));
+    env.apply(&license(&ns, &b, &v2, ""));
+    env.start_operator();
+    for n in [&a, &b] {
+        env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
+    }
+    let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    assert_eq!(code, 0, "a converged tenant is clean:\n{text}");
+    assert!(text.contains(&upn(&a)) && text.contains("applied"), "{text}");
+    env.kill_operator();
+
+    // Broken by hand: an account in the other vendor's group, a policy opened to the other
+    // vendor's engineers (both directions) and applied, a licence left on an account whose
+    // RemoteAssistLicense is gone.
+    let portal = env.portal();
+    let v2_group = env.get("vendortenant", None, &v2).unwrap()["status"]["accountsGroupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a_id = env.user(&upn(&a)).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    portal.add_member(&v2_group, &a_id).await.unwrap();
+    let compliance = env.compliance();
+    let policies = compliance.policies().await.unwrap();
+    let policy = |seg: &str| {
+        policies
+            .iter()
+            .find(|p| p.assigned_segment == seg)
+            .unwrap()
+            .identity
+            .clone()
+    };
+    let (v1_accounts, v2_engineers) = (format!("{v1}-accounts"), format!("{v2}-engineers"));
+    let both = |x: &str, y: &str, z: &str| vec![x.to_owned(), y.to_owned(), z.to_owned()];
+    compliance
+        .set_policy(
+            &policy(&v1_accounts),
+            true,
+            &both(&v1_accounts, &format!("{v1}-engineers"), &v2_engineers),
+            "Active",
+        )
+        .await
+        .unwrap();
+    compliance
+        .set_policy(
+            &policy(&v2_engineers),
+            true,
+            &both(&v2_engineers, &format!("{v2}-accounts"), &v1_accounts),
+            "Active",
+        )
+        .await
+        .unwrap();
+    let app = compliance.start_application().await.unwrap();
+    env.wait_for(
+        "the hand-made application completes",
+        Duration::from_secs(30),
+        async || {
+            compliance
+                .application(&app.identity)
+                .await
+                .is_ok_and(|a| a.status == "Completed")
+        },
+    )
+    .await;
+    let leak = format!("{}-leak", env.id);
+    let user = portal
+        .create_user(&json!({
+            "accountEnabled": false, "displayName": "Leftover", "mailNickname": leak, "usageLocation": "US",
+            "userPrincipalName": format!("{leak}@{DOMAIN}"), "passwordProfile": {"password": "Left-Over-Passw0rd!"},
+            "employeeType": "remoteassist.dev/00000000-0000-4000-8000-000000000000",
+        }))
+        .await
+        .unwrap();
+    let skus = portal.skus(true).await.unwrap();
+    let ra = remote_assist_operator::directory::AssignedLicense {
+        sku_id: skus["MICROSOFT_REMOTE_ASSIST"].sku_id.clone(),
+        disabled_plans: vec![],
+    };
+    env.wait_for(
+        "the leftover user to replicate",
+        Duration::from_secs(10),
+        async || {
+            portal
+                .assign_user_licenses(&user.id, std::slice::from_ref(&ra), &[])
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+
+    let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    assert_eq!(code, 1, "findings give a non-zero exit:\n{text}");
+    for needle in [
+        format!(
+            "[CrossVendorPath] segment {v1_accounts} (vendor {v1}) and segment {v2_engineers} (vendor {v2}) can reach each other"
+        ),
+        format!(
+            "[WrongVendorGroup] {} (vendor {v1}) is a member of vendor {v2}'s group {v2_group}",
+            upn(&a)
+        ),
+        format!("[CostLeak] {leak}@{DOMAIN} holds 1 licence(s) (MICROSOFT_REMOTE_ASSIST)"),
+    ] {
+        assert!(text.contains(&needle), "missing {needle:?} in\n{text}");
+    }
+    let (_, json_text) = command(
+        &env,
+        &["audit", "-o", "json"],
+        OPERATOR_APP,
+        "sim-operator-secret-change-me",
+    );
+    let report: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(report["findings"].as_array().unwrap().len(), 3, "{json_text}");
+}
