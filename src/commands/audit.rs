@@ -95,12 +95,12 @@ impl AuditReport {
 /// The value a simple segment filter (`Attribute -eq 'value'`) matches, with its attribute.
 pub fn simple_filter(filter: &str) -> Option<(String, String)> {
     let (attribute, rest) = filter.trim().split_once(" -eq ")?;
-    let value = rest
-        .trim()
-        .strip_prefix('\'')?
-        .strip_suffix('\'')?
-        .replace("''", "'");
-    Some((attribute.trim().to_ascii_lowercase(), value))
+    let quoted = rest.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    // A lone quote inside means more filter follows (`-and`, `-or`): not a simple filter.
+    if quoted.replace("''", "").contains('\'') {
+        return None;
+    }
+    Some((attribute.trim().to_ascii_lowercase(), quoted.replace("''", "'")))
 }
 
 fn user_value(user: &DirUser, attribute: &str) -> Option<String> {
