@@ -177,7 +177,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
             None
         }
     };
-    let (segments, policies, last_completed) = match &barriers {
+    let (mut segments, policies, last_completed) = match &barriers {
         Some((s, p, a)) => (
             s.clone(),
             p.clone(),
@@ -198,6 +198,8 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
         })
     };
 
+    // The tenant lists segments in no particular order; the report is stable.
+    segments.sort_by(|a, b| a.name.cmp(&b.name));
     // Reachability between vendors' segments.
     for (i, a) in segments.iter().enumerate() {
         for b in segments.iter().skip(i + 1) {

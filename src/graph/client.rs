@@ -77,7 +77,24 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        .map(|n| Duration::from_secs(n.min(MAX_RETRY_AFTER_SECS)))
+}
+
+/// A `Retry-After` beyond this is read as this: a reconcile never sleeps for hours on one word
+/// from the server.
+const MAX_RETRY_AFTER_SECS: u64 = 300;
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+fn same_origin(link: &str, base: &str) -> bool {
+    !link.contains("://") || origin(link).eq_ignore_ascii_case(origin(base))
 }
 
 impl GraphClient {
@@ -217,12 +234,26 @@ impl GraphClient {
     pub async fn list(&self, path: &str) -> Result<Vec<Value>, GraphError> {
         let mut items = Vec::new();
         let mut next = Some(path.to_owned());
+        let mut seen = std::collections::HashSet::new();
         while let Some(url) = next {
             let page = self.get(&url).await?;
             if let Some(values) = page["value"].as_array() {
                 items.extend(values.iter().cloned());
             }
             next = page["@odata.nextLink"].as_str().map(str::to_owned);
+            if let Some(link) = &next {
+                // The token goes wherever the link points: only ever to the configured Graph,
+                // and a link seen before would page forever.
+                if !same_origin(link, &self.base) {
+                    return Err(GraphError::Decode(format!(
+                        "a nextLink leaves {}: refused",
+                        origin(&self.base)
+                    )));
+                }
+                if !seen.insert(link.clone()) {
+                    return Err(GraphError::Decode("a nextLink repeats: paging stopped".into()));
+                }
+            }
         }
         Ok(items)
     }
@@ -286,8 +317,8 @@ impl GraphClient {
                     let request_id = r["headers"]["request-id"].as_str().map(str::to_owned);
                     let item_wait = r["headers"]["retry-after"]
                         .as_str()
-                        .and_then(|s| s.parse().ok())
-                        .map(Duration::from_secs);
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .map(|n| Duration::from_secs(n.min(MAX_RETRY_AFTER_SECS)));
                     if status < 400 {
                         results[i] = Some(Ok(Answer {
                             status,
@@ -352,6 +383,22 @@ mod tests {
             odata_string("x' or displayName eq 'y"),
             "'x'' or displayName eq ''y'"
         );
+    }
+
+    #[test]
+    fn next_links_stay_on_the_graph_origin() {
+        let base = "https://graph.microsoft.com/v1.0";
+        assert!(same_origin(
+            "https://graph.microsoft.com/v1.0/users?$skiptoken=x",
+            base
+        ));
+        assert!(same_origin("/users?$skiptoken=x", base));
+        assert!(!same_origin("https://evil.example/v1.0/users", base));
+        assert!(!same_origin(
+            "https://graph.microsoft.com.evil.example/v1.0",
+            base
+        ));
+        assert_eq!(origin("http://127.0.0.1:8080/v1.0/x"), "http://127.0.0.1:8080");
     }
 
     #[test]

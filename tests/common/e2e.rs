@@ -34,6 +34,8 @@ pub struct Env {
     secret_file: PathBuf,
     pub log: PathBuf,
     pub resync: &'static str,
+    /// `RUST_LOG` for the operators.
+    pub log_filter: &'static str,
 }
 
 impl Env {
@@ -66,6 +68,7 @@ impl Env {
                 .unwrap_or_default(),
             secret_file,
             resync: "2s",
+            log_filter: "info,remote_assist_operator=debug",
         };
         env.settings(json!({})).await;
         env
@@ -112,7 +115,7 @@ impl Env {
             .arg(&self.secret_file)
             .args(["--watch-selector", &format!("e2e={}", self.id)])
             .args(extra)
-            .env("RUST_LOG", "info,remote_assist_operator=debug")
+            .env("RUST_LOG", self.log_filter)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
