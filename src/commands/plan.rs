@@ -77,7 +77,7 @@ async fn plan_vendor(t: &Tenant, vt: &VendorTenant, r: &mut ResourcePlan) -> any
         (vt.accounts_group_name(), true),
         (vt.engineers_group_name(), false),
     ] {
-        let group = match choose(dir.groups_named(&name).await?, "", &name) {
+        let group = match choose(dir.groups_named(&name).await?, None, &name) {
             Ok(Some(g)) => Some(g),
             Ok(None) => {
                 r.actions.push(format!("create security group {name}"));

@@ -13,12 +13,26 @@ pub enum Binding {
 }
 
 /// Picks the group among same-named candidates (pure): ours first, then a single unmanaged one.
-pub fn choose(candidates: Vec<DirGroup>, owner_uid: &str, name: &str) -> Result<Option<DirGroup>, String> {
-    let (ours, others): (Vec<_>, Vec<_>) = candidates
-        .into_iter()
-        .partition(|g| g.managed_by() == Some(owner_uid));
+pub fn choose(
+    candidates: Vec<DirGroup>,
+    owner_uid: Option<&str>,
+    name: &str,
+) -> Result<Option<DirGroup>, String> {
+    // `None` (the plan command, which knows no uids) takes any operator-made group as its own.
+    let is_ours =
+        |g: &DirGroup| g.managed_by().is_some() && owner_uid.is_none_or(|uid| g.managed_by() == Some(uid));
+    let (ours, others): (Vec<_>, Vec<_>) = candidates.into_iter().partition(is_ours);
     if let Some(g) = ours.into_iter().next() {
         return Ok(Some(g));
+    }
+    // A group another VendorTenant made is never taken over: two vendors sharing a group would
+    // share their accounts' barrier.
+    if let Some(g) = others.iter().find(|g| g.managed_by().is_some()) {
+        return Err(format!(
+            "group {name} ({}) is managed by another VendorTenant (uid {}); choose another display name",
+            g.id,
+            g.managed_by().unwrap_or_default()
+        ));
     }
     match others.len() {
         0 => Ok(None),
@@ -50,7 +64,7 @@ pub async fn bind(
     {
         return Ok(Binding::Bound(g, false));
     }
-    match choose(dir.groups_named(name).await?, owner_uid, name) {
+    match choose(dir.groups_named(name).await?, Some(owner_uid), name) {
         Err(message) => Ok(Binding::Conflict(message)),
         Ok(Some(g)) => Ok(Binding::Bound(g, false)),
         Ok(None) => {

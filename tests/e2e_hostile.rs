@@ -1,0 +1,393 @@
+//! Hostile input: manifests and tenant states meant to break things. Each one is refused at
+//! admission (the API server says why) or refused by the operator with a clear condition, and
+//! nothing is created or changed in the tenant (the simulated tenant's write counters prove
+//! it). Values that reach an OData path or filter are escaped, never interpreted.
+
+mod common;
+
+use common::e2e::{Env, license, upn, vendor};
+use common::{kubectl, kubectl_ok};
+use serde_json::Value;
+use std::time::Duration;
+
+const RAL: &str = "remoteassistlicense";
+
+/// Graph writes plus compliance commands that change something.
+fn writes(counters: &Value) -> u64 {
+    let compliance = counters["byRoute"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| {
+            ["New-", "Set-", "Remove-", "Start-", "Stop-"]
+                .iter()
+                .any(|v| k.starts_with(&format!("InvokeCommand {v}")))
+        })
+        .map(|(_, v)| {
+            v.as_object()
+                .unwrap()
+                .values()
+                .map(|n| n.as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum::<u64>();
+    counters["writes"].as_u64().unwrap() + compliance
+}
+
+fn segment(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
+    let mut env = Env::start("hostile").await;
+    let (ns, other) = (env.namespace("a"), env.namespace("b"));
+    let id = env.id.clone();
+    // A settled baseline: a vendor with one Ready account, and a Group-mode vendor.
+    let v = format!("{id}-v");
+    let g = format!("{id}-g");
+    env.apply(&vendor(
+        &v,
+        &[&ns],
+        "  barriers: {required: false}\n  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
+    ));
+    env.apply(&vendor(
+        &g,
+        &[&ns],
+        "  barriers: {required: false, generateSegments: false}\n  licenseMode: Group\n",
+    ));
+    let owned = format!("{id}-owned");
+    env.apply(&license(&ns, &owned, &v, ""));
+    kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "foreign",
+            "-n",
+            &ns,
+            "--from-literal=password=not-yours",
+        ],
+        None,
+    );
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &owned, "Ready", "True", None)
+        .await;
+    env.wait_condition("vendortenant", None, &g, "Ready", "True", None)
+        .await;
+    env.wait_condition(
+        "barriersegment",
+        None,
+        &format!("{v}-accounts"),
+        "Ready",
+        "True",
+        None,
+    )
+    .await;
+
+    // 1. Refused at admission.
+    let long = "x".repeat(65);
+    let l = |name: &str, extra: &str| license(&ns, name, &v, extra);
+    let admission: Vec<(&str, String)> = vec![
+        (
+            "over-long mailNickname",
+            l("h1", "").replace("mailNickname: h1", &format!("mailNickname: {long}")),
+        ),
+        (
+            "fullwidth digit in mailNickname",
+            l("h2", "").replace("mailNickname: h2", "mailNickname: tech-０1"),
+        ),
+        (
+            "Cyrillic look-alike in mailNickname",
+            l("h3", "").replace("mailNickname: h3", "mailNickname: tеch"),
+        ),
+        (
+            "look-alike domain in UPN",
+            l("h4", "  userPrincipalName: t@vendors.аbc.example\n"),
+        ),
+        (
+            "space in UPN",
+            l("h5", "  userPrincipalName: \"a b@vendors.abc.example\"\n"),
+        ),
+        (
+            "OData operators in mailNickname",
+            l("h6", "").replace("mailNickname: h6", "mailNickname: \"a' or '1'='1\""),
+        ),
+        (
+            "another namespace's Secret",
+            l("h7", &format!("  credentialsSecretName: {other}/foreign\n")),
+        ),
+        (
+            "path traversal in Secret name",
+            l("h8", "  credentialsSecretName: ../foreign\n"),
+        ),
+        (
+            "unknown country",
+            l("h9", "").replace("usageLocation: US", "usageLocation: XX"),
+        ),
+        (
+            "control character in displayName",
+            l("h10", "").replace("displayName: Technician h10", "displayName: \"bell\\u0007\""),
+        ),
+        (
+            "quote in a SKU part number",
+            l("h11", "  licenses:\n    - skuPartNumber: \"SPE_E5' or 1\"\n"),
+        ),
+        (
+            "space in a disabled plan",
+            l(
+                "h12",
+                "  licenses:\n    - skuPartNumber: SPE_E5\n      disabledPlans: [\"EXCHANGE S\"]\n",
+            ),
+        ),
+        (
+            "UPN over 113 characters",
+            l(
+                "h13",
+                &format!("  userPrincipalName: {}@vendors.abc.example\n", "y".repeat(100)),
+            ),
+        ),
+        (
+            "non-ASCII domain",
+            vendor(&format!("{id}-h14"), &[&ns], "")
+                .replace("domain: vendors.abc.example", "domain: vendörs.example"),
+        ),
+        (
+            "quote in a group name",
+            vendor(
+                &format!("{id}-h15"),
+                &[&ns],
+                "  accountsGroup:\n    displayName: \"V1' or displayName eq 'x\"\n",
+            ),
+        ),
+        (
+            "over-long group name",
+            vendor(
+                &format!("{id}-h16"),
+                &[&ns],
+                &format!("  accountsGroup:\n    displayName: {}\n", "G".repeat(121)),
+            ),
+        ),
+        (
+            "over-long VendorTenant name",
+            vendor(&format!("{id}-{}", "n".repeat(60)), &[&ns], ""),
+        ),
+        (
+            "filter syntax in an engineer UPN",
+            vendor(
+                &format!("{id}-h18"),
+                &[&ns],
+                "  supportEngineers:\n    members: [\"alice@abc.example' or 'x\"]\n",
+            ),
+        ),
+        (
+            "not a GUID as vendorTenantId",
+            vendor(&format!("{id}-h19"), &[&ns], "  vendorTenantId: not-a-guid\n"),
+        ),
+        (
+            "no allowed namespace at all",
+            vendor(&format!("{id}-h20"), &[], "").replace("    names: []\n", "    names: []\n"),
+        ),
+        (
+            "barrier filter injection in a value",
+            segment(
+                &format!("{id}-h21"),
+                "  members:\n    userAttribute: {attribute: Department, value: \"Finance' -or Department -eq 'x\"}\n",
+            ),
+        ),
+        (
+            "command substitution in a value",
+            segment(
+                &format!("{id}-h22"),
+                "  members:\n    userAttribute: {attribute: Department, value: \"$(whoami)\"}\n",
+            ),
+        ),
+        (
+            "filter syntax in a MemberOf group id",
+            segment(
+                &format!("{id}-h23"),
+                "  members:\n    groupId: \"x' -or MemberOf -ne '1\"\n",
+            ),
+        ),
+        (
+            "semicolon in a segment name",
+            segment(
+                &format!("{id}-h24"),
+                "  segmentName: \"a;Remove-OrganizationSegment\"\n  members:\n    groupId: 11111111-1111-1111-1111-111111111111\n",
+            ),
+        ),
+        (
+            "a segment blocking itself",
+            segment(
+                &format!("{id}-h25"),
+                &format!(
+                    "  members:\n    groupId: 11111111-1111-1111-1111-111111111111\n  blockedSegments: [{id}-h25]\n"
+                ),
+            ),
+        ),
+    ];
+    for (what, manifest) in &admission {
+        let labelled = manifest.replace("metadata:\n", &format!("metadata:\n  labels: {{e2e: {id}}}\n"));
+        let run = kubectl(&["apply", "--server-side", "-f", "-"], Some(&labelled));
+        assert!(!run.ok, "admission accepted {what}:\n{manifest}");
+        assert!(
+            run.stderr.contains("invalid") || run.stderr.contains("Invalid") || run.stderr.contains("error"),
+            "{what}: {}",
+            run.stderr
+        );
+    }
+
+    // 2. Refused by the operator, with a condition; nothing written to the tenant.
+    env.wait_for("the baseline to settle", Duration::from_secs(30), async || {
+        let before = writes(&env.counters().await);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        writes(&env.counters().await) == before
+    })
+    .await;
+    let before = writes(&env.counters().await);
+    let refused: Vec<(String, Option<String>, String, &str)> = vec![
+        // (name, namespace, manifest, expected reason)
+        (
+            format!("{id}-r1"),
+            Some(other.clone()),
+            license(&other, &format!("{id}-r1"), &v, ""),
+            "NamespaceNotAllowed",
+        ),
+        (
+            format!("{id}-r2"),
+            Some(ns.clone()),
+            license(&ns, &format!("{id}-r2"), &format!("{id}-nobody"), ""),
+            "VendorNotFound",
+        ),
+        (
+            format!("{id}-r3"),
+            Some(ns.clone()),
+            l(&format!("{id}-r3"), "  credentialsSecretName: foreign\n"),
+            "SecretConflict",
+        ),
+        (
+            format!("{id}-r4"),
+            Some(ns.clone()),
+            l(
+                &format!("{id}-r4"),
+                "  userPrincipalName: carol.engineer@abc.example\n",
+            ),
+            "Conflict",
+        ),
+        (
+            format!("{id}-r5"),
+            Some(ns.clone()),
+            l(
+                &format!("{id}-r5"),
+                &format!(
+                    "  userPrincipalName: {}\n  adoption: AdoptOrCreate\n",
+                    upn(&owned)
+                ),
+            ),
+            "Conflict",
+        ),
+        (
+            format!("{id}-r6"),
+            Some(ns.clone()),
+            l(
+                &format!("{id}-r6"),
+                "  licenses:\n    - skuPartNumber: NOT_A_SKU\n",
+            ),
+            "UnknownLicense",
+        ),
+        (
+            format!("{id}-r7"),
+            Some(ns.clone()),
+            license(
+                &ns,
+                &format!("{id}-r7"),
+                &g,
+                "  licenses:\n    - skuPartNumber: SPE_E5\n",
+            ),
+            "LicenseOverrideRefused",
+        ),
+        (
+            format!("{id}-r8"),
+            Some(ns.clone()),
+            l(&format!("{id}-r8"), "  adoption: AdoptOnly\n"),
+            "UserNotFound",
+        ),
+        (
+            format!("{id}-r9"),
+            None,
+            segment(
+                &format!("{id}-r9"),
+                "  members:\n    vendorAccounts: nobody-at-all\n",
+            ),
+            "MembersUnresolved",
+        ),
+        (
+            format!("{id}-r10"),
+            None,
+            segment(
+                &format!("{id}-r10"),
+                &format!(
+                    "  members:\n    groupId: 11111111-1111-1111-1111-111111111111\n  allowedSegments: [{id}-ghost]\n"
+                ),
+            ),
+            "UnknownSegment",
+        ),
+        (
+            format!("{id}-r11"),
+            None,
+            vendor(
+                &format!("{id}-r11"),
+                &[&ns],
+                &format!(
+                    "  barriers: {{generateSegments: false}}\n  accountsGroup:\n    displayName: {v}_RemoteAssistUser\n  supportEngineers:\n    groupDisplayName: {v}_SupportEngineer\n"
+                ),
+            ),
+            "Conflict",
+        ),
+    ];
+    for (_, _, manifest, _) in &refused {
+        env.apply(manifest);
+    }
+    for (name, namespace, _, reason) in &refused {
+        let (kind, aspect) = if name.ends_with("r9") || name.ends_with("r10") {
+            ("barriersegment", "SegmentReady")
+        } else if name.ends_with("r11") {
+            ("vendortenant", "GroupsReady")
+        } else {
+            (RAL, "AccountReady")
+        };
+        env.wait_condition(kind, namespace.as_deref(), name, aspect, "False", Some(reason))
+            .await;
+    }
+    // A full resync later, still nothing written.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        writes(&env.counters().await),
+        before,
+        "refused input changed the tenant: {}",
+        env.counters().await
+    );
+    let carol = env.user("carol.engineer@abc.example").await.unwrap();
+    assert!(
+        carol["employeeType"].is_null() && carol["assignedLicenses"].as_array().unwrap().is_empty(),
+        "the host employee is untouched"
+    );
+    println!(
+        "hostile inputs: {} refused at admission, {} refused by the operator, 0 tenant writes",
+        admission.len(),
+        refused.len()
+    );
+
+    // 3. Quotes that are allowed are escaped, never interpreted.
+    let quoted = format!("{id}-quoted");
+    env.apply(&l(&quoted, "").replace(&format!("mailNickname: {quoted}"), "mailNickname: \"o'brien\""));
+    env.wait_condition(RAL, Some(&ns), &quoted, "Ready", "True", None)
+        .await;
+    assert!(
+        env.user("o'brien@vendors.abc.example").await.is_some(),
+        "the UPN is exactly o'brien@…"
+    );
+}
