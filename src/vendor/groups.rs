@@ -112,14 +112,22 @@ mod tests {
     #[test]
     fn several_same_named_groups_are_a_conflict_unless_one_is_ours() {
         let ours = format!("{MANAGED_GROUP_PREFIX}uid-1");
-        assert!(choose(vec![group("a", None), group("b", None)], "uid-1", "V1").is_err());
-        let picked = choose(vec![group("a", None), group("b", Some(&ours))], "uid-1", "V1").unwrap();
+        let me = Some("uid-1");
+        assert!(choose(vec![group("a", None), group("b", None)], me, "V1").is_err());
+        let picked = choose(vec![group("a", None), group("b", Some(&ours))], me, "V1").unwrap();
         assert_eq!(picked.unwrap().id, "b");
+        assert_eq!(choose(vec![group("a", None)], me, "V1").unwrap().unwrap().id, "a");
+        assert!(choose(vec![], me, "V1").unwrap().is_none());
+        let theirs = format!("{MANAGED_GROUP_PREFIX}uid-2");
+        let e = choose(vec![group("c", Some(&theirs))], me, "V1").unwrap_err();
+        assert!(e.contains("managed by another VendorTenant"), "{e}");
         assert_eq!(
-            choose(vec![group("a", None)], "uid-1", "V1").unwrap().unwrap().id,
-            "a"
+            choose(vec![group("c", Some(&theirs))], None, "V1")
+                .unwrap()
+                .unwrap()
+                .id,
+            "c"
         );
-        assert!(choose(vec![], "uid-1", "V1").unwrap().is_none());
     }
 
     #[test]
