@@ -48,6 +48,12 @@ impl Error {
             Error::Graph(e) if e.is_throttled() => "Throttled",
             Error::Graph(GraphError::Auth { .. } | GraphError::Credential(_)) => "AuthenticationFailed",
             Error::Graph(GraphError::Transport { .. }) => "TenantUnreachable",
+            Error::Graph(GraphError::Exhausted { last, .. })
+                if matches!(**last, GraphError::Transport { .. }) =>
+            {
+                "TenantUnreachable"
+            }
+            Error::Graph(GraphError::Exhausted { last, .. }) if last.is_throttled() => "Throttled",
             Error::Graph(e) if e.status() == Some(403) => "PermissionDenied",
             Error::Graph(e) if e.is_transient() => "GraphUnavailable",
             Error::Graph(GraphError::Exhausted { .. }) => "GraphUnavailable",

@@ -35,6 +35,8 @@ pub struct User {
     pub account_enabled: bool,
     /// When `accountEnabled` last became true (creation enabled, or a PATCH false -> true).
     pub enabled_at: Option<jiff::Timestamp>,
+    /// How many times the user was enabled while no applied barrier covered it.
+    pub enabled_uncovered: u32,
     pub usage_location: Option<String>,
     /// A usage location written but not yet visible to licence assignment (replication).
     pub pending_usage_location: Option<(Option<String>, Instant)>,
@@ -146,6 +148,7 @@ impl Tenant {
                 mail_nickname: nickname,
                 account_enabled: u.account_enabled,
                 enabled_at: u.account_enabled.then(jiff::Timestamp::now),
+                enabled_uncovered: 0,
                 usage_location: u.usage_location.clone(),
                 pending_usage_location: None,
                 department: u.department.clone(),

@@ -390,7 +390,12 @@ impl Drop for RunningSim {
 
 /// Starts the simulator on `addr` (use port 0 for a free port) inside the current runtime.
 pub async fn start(seed: Seed, addr: SocketAddr) -> anyhow::Result<RunningSim> {
-    let sim = Sim::new(seed)?;
+    serve(Sim::new(seed)?, addr).await
+}
+
+/// Serves an existing tenant on `addr`: after [`RunningSim::stop`], the same tenant can come back
+/// on the same address (an outage, not a reset).
+pub async fn serve(sim: Arc<Sim>, addr: SocketAddr) -> anyhow::Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let app = router(sim.clone());

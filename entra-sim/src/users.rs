@@ -249,6 +249,7 @@ pub async fn create(
         mail_nickname: nickname,
         account_enabled,
         enabled_at: account_enabled.then(jiff::Timestamp::now),
+        enabled_uncovered: u32::from(account_enabled),
         usage_location,
         pending_usage_location: None,
         department: str_field(&body, "department")?.map(str::to_owned),
@@ -369,10 +370,16 @@ pub async fn update(
         return Err(GraphError::conflict("userPrincipalName"));
     }
     let old_upn = t.users[&id].upn.clone();
+    let covered = t.barriers.covered_since.contains_key(&id);
     let user = t.users.get_mut(&id).unwrap();
     if let Some(v) = body.get("accountEnabled").and_then(Value::as_bool) {
         if v && !user.account_enabled {
             user.enabled_at = Some(jiff::Timestamp::now());
+            // Every enabling counts, not only the last: a test can prove none happened outside
+            // an applied barrier.
+            if !covered {
+                user.enabled_uncovered += 1;
+            }
         }
         user.account_enabled = v;
     }

@@ -210,11 +210,23 @@ async fn apply(
         &mut builder.status.conditions,
         crate::crd::conditions::kinds::PLANNED,
     );
-    // The moment the account (re)joined its segment: only a later policy application covers it.
-    if outcome.joined_segment
-        || (builder.status.barrier_attribute_set_at.is_none()
-            && plan.user_id.is_some()
-            && plan.blocked.is_none())
+    // When the account was last *seen* in its segment: a write is not enough, because the
+    // directory replicates it later and a policy application snapshots what it can see. So a
+    // write clears the time, and a later observation that needs no segment change sets it; only
+    // an application started after that covers the account.
+    let joins_segment = plan.actions.iter().any(|a| {
+        matches!(
+            a,
+            plan::Action::CreateUser { .. }
+                | plan::Action::RestoreUser { .. }
+                | plan::Action::AddToGroup { .. }
+        ) || matches!(a, plan::Action::UpdateUser { what, .. } if what.contains(&"barrier attribute"))
+    });
+    if outcome.joined_segment || joins_segment {
+        builder.status.barrier_attribute_set_at = None;
+    } else if builder.status.barrier_attribute_set_at.is_none()
+        && plan.user_id.is_some()
+        && plan.blocked.is_none()
     {
         builder.status.barrier_attribute_set_at = Some(crate::context::now());
         if desired.barrier_required {

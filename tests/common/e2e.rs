@@ -259,6 +259,22 @@ impl Env {
         resp.json().await.unwrap_or(Value::Null)
     }
 
+    /// The simulated tenant goes away for `outage` (connections refused), then comes back on
+    /// the same address with the same state.
+    pub async fn outage(&mut self, outage: Duration) {
+        let tenant = self.sim.sim.clone();
+        let addr = self.sim.addr;
+        let stand_in = entra_sim::server::serve(tenant.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        std::mem::replace(&mut self.sim, stand_in).stop().await;
+        tokio::time::sleep(outage).await;
+        let back = entra_sim::server::serve(tenant, addr)
+            .await
+            .expect("the same port is free again");
+        std::mem::replace(&mut self.sim, back).stop().await;
+    }
+
     /// Sets the simulated tenant's misbehaviour. Policy applications run 3,600 times faster
     /// than in a real tenant unless the settings say otherwise.
     pub async fn settings(&self, mut settings: Value) {

@@ -76,6 +76,7 @@ pub async fn timeline(State(sim): State<Arc<Sim>>) -> Response {
             json!({
                 "enabledAt": u.enabled_at.map(|e| e.to_string()),
                 "barrierSince": t.barriers.covered_since.get(&u.id).map(|s| s.to_string()),
+                "enabledOutsideBarrier": u.enabled_uncovered,
             }),
         );
     }

@@ -301,6 +301,7 @@ mod tests {
             mail_nickname: "v1.svc".into(),
             account_enabled: true,
             enabled_at: None,
+            enabled_uncovered: 0,
             usage_location: Some("US".into()),
             pending_usage_location: None,
             department: Some("O'Brien & Co".into()),
