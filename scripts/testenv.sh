@@ -72,6 +72,34 @@ wait_for() { # wait_for SECONDS PIDFILE DESCRIPTION COMMAND...: poll, failing fa
   done
 }
 
+# Starts kube-apiserver on the ports recorded by `start`, against the same etcd and certificates,
+# so `restart-apiserver` brings back the same cluster (tests of an API server restart).
+launch_apiserver() {
+  local etcd_port api_port
+  read -r etcd_port api_port <"$RUN_DIR/ports"
+  "$BIN_DIR/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --cert-dir="$RUN_DIR/certs" \
+    --secure-port="$api_port" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+    --endpoint-reconciler-type=none \
+    --authorization-mode=RBAC --disable-admission-plugins=ServiceAccount \
+    --token-auth-file="$RUN_DIR/certs/tokens.csv" \
+    --service-account-issuer="https://127.0.0.1:$api_port/" \
+    --service-account-key-file="$RUN_DIR/certs/sa.key" \
+    --service-account-signing-key-file="$RUN_DIR/certs/sa.key" \
+    >>"$RUN_DIR/kube-apiserver.log" 2>&1 &
+  echo $! >"$RUN_DIR/kube-apiserver.pid"
+}
+
+restart_apiserver() {
+  stop_pid "$RUN_DIR/kube-apiserver.pid"
+  launch_apiserver
+  wait_for 120 "$RUN_DIR/kube-apiserver.pid" "kube-apiserver /readyz" "$KUBECTL" --kubeconfig="$RUN_DIR/kubeconfig" get --raw /readyz \
+    || { tail -30 "$RUN_DIR/kube-apiserver.log"; exit 1; }
+  log "restarted kube-apiserver"
+}
+
 start() {
   build
   stop >/dev/null 2>&1 || true
@@ -94,19 +122,8 @@ start() {
   printf '%s,test-admin,test-admin,"system:masters"\n%s,tester,tester,"testers"\n' \
     "$admin_token" "$user_token" >"$RUN_DIR/certs/tokens.csv"
 
-  "$BIN_DIR/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --cert-dir="$RUN_DIR/certs" \
-    --secure-port="$api_port" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --endpoint-reconciler-type=none \
-    --authorization-mode=RBAC --disable-admission-plugins=ServiceAccount \
-    --token-auth-file="$RUN_DIR/certs/tokens.csv" \
-    --service-account-issuer="https://127.0.0.1:$api_port/" \
-    --service-account-key-file="$RUN_DIR/certs/sa.key" \
-    --service-account-signing-key-file="$RUN_DIR/certs/sa.key" \
-    >"$RUN_DIR/kube-apiserver.log" 2>&1 &
-  echo $! >"$RUN_DIR/kube-apiserver.pid"
+  echo "$etcd_port $api_port" >"$RUN_DIR/ports"
+  launch_apiserver
   wait_for 60 "$RUN_DIR/kube-apiserver.pid" "the serving certificate" test -s "$RUN_DIR/certs/apiserver.crt" \
     || { tail -30 "$RUN_DIR/kube-apiserver.log"; exit 1; }
 
@@ -146,7 +163,8 @@ case "${1:-}" in
   build) build ;;
   start) start ;;
   stop) stop ;;
+  restart-apiserver) restart_apiserver ;;
   free-port) free_port ;;
   env) printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "$RUN_DIR/kubeconfig" "$BIN_DIR" ;;
-  *) echo "usage: $0 build|start|stop|env|free-port" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|stop|restart-apiserver|env|free-port" >&2; exit 2 ;;
 esac

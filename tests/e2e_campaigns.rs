@@ -2,8 +2,9 @@
 //! tenant that fails, throttles, lags and disappears for a while. Afterwards nothing may be lost:
 //! no duplicate user, every password in its Secret works, no account was ever enabled outside an
 //! applied barrier, no licence sits on an account without a RemoteAssistLicense, and everything
-//! is Ready. The test command runs short seeded versions; `scripts/campaigns.sh` runs the full
-//! ones (200 accounts, 20 kills, a one-minute outage).
+//! is Ready. The fault campaign also restarts the local API server (same etcd) mid-run. The test
+//! command runs short seeded versions; `scripts/campaigns.sh` runs the full ones (200 accounts,
+//! 20 kills, a one-minute outage).
 
 mod common;
 
@@ -14,6 +15,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
+
+/// The campaigns run one at a time: the fault campaign restarts the shared API server.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -83,6 +87,7 @@ async fn crash_campaign_loses_nothing() {
         knob("CAMPAIGN_SEED", 1),
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut env = Env::start("crash").await;
     env.settings(json!({"latencyMs": 10})).await;
     let ns = env.namespace("a");
@@ -130,6 +135,7 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     );
     let lag = knob("CAMPAIGN_REPLICATION_MS", 3000);
     let storm_secs = knob("CAMPAIGN_STORM_SECS", 10);
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut env = Env::start("fault").await;
     env.resync = "5s";
     let ns = env.namespace("a");
@@ -165,6 +171,12 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     tokio::time::sleep(Duration::from_secs(storm_secs)).await;
     env.settings(faults(false)).await;
     env.outage(Duration::from_secs(outage)).await;
+    // The local API server restarts (same etcd): watches and writes must pick up again.
+    let restarted = std::process::Command::new(common::repo_root().join("scripts/testenv.sh"))
+        .arg("restart-apiserver")
+        .status()
+        .expect("testenv.sh runs");
+    assert!(restarted.success(), "the API server restarted");
     for n in &names {
         env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
     }
@@ -195,7 +207,7 @@ async fn fault_campaign_converges_and_tells_what_happened() {
         "no Event tells of the faults: {events}"
     );
     println!(
-        "fault campaign: {accounts} accounts, 10% 5xx, {lag} ms replication delay, {} throttled answers, a {outage} s outage: converged",
+        "fault campaign: {accounts} accounts, 10% 5xx, {lag} ms replication delay, {} throttled answers, a {outage} s outage, an API server restart: converged",
         counters["throttled"]
     );
 }
