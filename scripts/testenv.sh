@@ -94,10 +94,19 @@ launch_apiserver() {
 
 restart_apiserver() {
   stop_pid "$RUN_DIR/kube-apiserver.pid"
-  launch_apiserver
-  wait_for 120 "$RUN_DIR/kube-apiserver.pid" "kube-apiserver /readyz" "$KUBECTL" --kubeconfig="$RUN_DIR/kubeconfig" get --raw /readyz \
-    || { tail -30 "$RUN_DIR/kube-apiserver.log"; exit 1; }
-  log "restarted kube-apiserver"
+  # The old process may hold its port for a moment after it exits: try a few times.
+  for attempt in 1 2 3 4 5; do
+    launch_apiserver
+    if wait_for 120 "$RUN_DIR/kube-apiserver.pid" "kube-apiserver /readyz" \
+      "$KUBECTL" --kubeconfig="$RUN_DIR/kubeconfig" get --raw /readyz; then
+      log "restarted kube-apiserver"
+      return 0
+    fi
+    log "kube-apiserver did not come back (attempt $attempt)"
+    sleep 2
+  done
+  tail -30 "$RUN_DIR/kube-apiserver.log"
+  exit 1
 }
 
 start() {
@@ -150,6 +159,7 @@ stop_pid() { # stop_pid FILE: end exactly the recorded process and wait for it t
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$file"
 }
