@@ -10,7 +10,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // The checkout the tests run from (cargo sets this when it runs them), not the one they were
+    // compiled in: a shared target directory may hold a binary built from another checkout.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The outcome of one kubectl run.
