@@ -211,6 +211,36 @@ where
     Action::requeue(wait)
 }
 
+/// Runs `apply` or `cleanup` behind the operator's finalizer and unwraps the finalizer helper's
+/// errors: the reconcilers' own errors as they are, a stale-cache race quietly retried.
+pub async fn with_finalizer<K, A, C>(api: &Api<K>, obj: Arc<K>, apply: A, cleanup: C) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    A: AsyncFnOnce(Arc<K>) -> Result<Action, Error>,
+    C: AsyncFnOnce(Arc<K>) -> Result<Action, Error>,
+{
+    use kube::runtime::finalizer::{Error as F, Event, finalizer};
+    let result = finalizer(api, FINALIZER, obj, |event| async move {
+        match event {
+            Event::Apply(o) => apply(o).await,
+            Event::Cleanup(o) => cleanup(o).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => Ok(action),
+        Err(F::ApplyFailed(e) | F::CleanupFailed(e)) => Err(e),
+        Err(e) => finalizer_race(e),
+    }
+}
+
 /// A finalizer patch refused because the cached object was older than the server's (its JSON
 /// patch `test` failed, 422) is a race the next event resolves: look again shortly, quietly.
 /// Anything else is an error.

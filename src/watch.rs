@@ -109,6 +109,18 @@ pub fn vendor_cache(
     (reader, run)
 }
 
+/// A vendor's RemoteAssistLicenses, from a licence cache.
+pub fn licences_of(
+    store: &Store<crate::crd::RemoteAssistLicense>,
+    vendor: &str,
+) -> Vec<std::sync::Arc<crate::crd::RemoteAssistLicense>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|l| l.spec.vendor_ref.name == vendor)
+        .collect()
+}
+
 /// Name of an object for logs: `namespace/name` or `name`.
 pub fn display_name<K: Resource>(obj: &K) -> String {
     match obj.namespace() {

@@ -10,7 +10,7 @@ mod common;
 
 use common::e2e::{Env, license, upn, vendor};
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -28,17 +28,7 @@ fn knob(name: &str, default: u64) -> u64 {
 
 /// The invariants that must hold after any campaign.
 async fn nothing_lost(env: &Env, ns: &str, names: &[String]) {
-    let state = env.state().await;
-    let managed: Vec<&Value> = state["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| {
-            u["employeeType"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("remoteassist.dev/"))
-        })
-        .collect();
+    let managed = env.managed_users().await;
     assert_eq!(managed.len(), names.len(), "one user per licence, no duplicates");
     let uids: BTreeSet<String> = names
         .iter()

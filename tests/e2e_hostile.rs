@@ -7,32 +7,9 @@ mod common;
 
 use common::e2e::{Env, license, upn, vendor};
 use common::{kubectl, kubectl_ok};
-use serde_json::Value;
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
-
-/// Graph writes plus compliance commands that change something.
-fn writes(counters: &Value) -> u64 {
-    let compliance = counters["byRoute"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| {
-            ["New-", "Set-", "Remove-", "Start-", "Stop-"]
-                .iter()
-                .any(|v| k.starts_with(&format!("InvokeCommand {v}")))
-        })
-        .map(|(_, v)| {
-            v.as_object()
-                .unwrap()
-                .values()
-                .map(|n| n.as_u64().unwrap())
-                .sum::<u64>()
-        })
-        .sum::<u64>();
-    counters["writes"].as_u64().unwrap() + compliance
-}
 
 fn segment(name: &str, spec: &str) -> String {
     format!(
@@ -242,12 +219,12 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
 
     // 2. Refused by the operator, with a condition; nothing written to the tenant.
     env.wait_for("the baseline to settle", Duration::from_secs(30), async || {
-        let before = writes(&env.counters().await);
+        let before = env.tenant_writes().await;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        writes(&env.counters().await) == before
+        env.tenant_writes().await == before
     })
     .await;
-    let before = writes(&env.counters().await);
+    let before = env.tenant_writes().await;
     let refused: Vec<(String, Option<String>, String, &str)> = vec![
         // (name, namespace, manifest, expected reason)
         (
@@ -365,7 +342,7 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
     // A full resync later, still nothing written.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        writes(&env.counters().await),
+        env.tenant_writes().await,
         before,
         "refused input changed the tenant: {}",
         env.counters().await

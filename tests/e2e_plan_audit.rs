@@ -39,20 +39,6 @@ fn command(env: &Env, args: &[&str], app: &str, secret: &str) -> (i32, String) {
     )
 }
 
-fn writes(counters: &Value) -> u64 {
-    let compliance_writes = counters["byRoute"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .filter(|k| {
-            ["New-", "Set-", "Remove-", "Start-", "Stop-"]
-                .iter()
-                .any(|verb| k.starts_with(&format!("InvokeCommand {verb}")))
-        })
-        .count() as u64;
-    counters["writes"].as_u64().unwrap() + compliance_writes
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_lists_the_changes_for_the_examples_and_never_writes() {
     let env = Env::start_without_cluster("plan").await;
@@ -98,7 +84,7 @@ async fn plan_lists_the_changes_for_the_examples_and_never_writes() {
         "{segment}"
     );
     assert_eq!(
-        writes(&env.counters().await),
+        env.tenant_writes().await,
         0,
         "plan never writes: {}",
         env.counters().await

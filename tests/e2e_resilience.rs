@@ -4,7 +4,7 @@
 mod common;
 
 use common::e2e::{Env, license, upn, vendor};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
@@ -139,21 +139,6 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
         .await;
 }
 
-/// Every managed user, with the uid of the licence that owns it.
-async fn managed_users(env: &Env) -> Vec<Value> {
-    env.state().await["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| {
-            u["employeeType"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("remoteassist.dev/"))
-        })
-        .cloned()
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 async fn killed_mid_convergence_it_restarts_without_duplicates_or_lost_passwords() {
@@ -186,7 +171,7 @@ async fn killed_mid_convergence_it_restarts_without_duplicates_or_lost_passwords
     for n in &names {
         env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
     }
-    let users = managed_users(&env).await;
+    let users = env.managed_users().await;
     assert_eq!(
         users.len(),
         names.len(),
@@ -240,5 +225,5 @@ async fn a_slow_throttling_lagging_flaky_tenant_still_converges() {
         counters["throttled"].as_u64().unwrap() > 0,
         "the tenant did throttle: {counters}"
     );
-    assert_eq!(managed_users(&env).await.len(), names.len());
+    assert_eq!(env.managed_users().await.len(), names.len());
 }

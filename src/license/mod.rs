@@ -9,7 +9,7 @@ pub mod observe;
 pub mod plan;
 pub mod status;
 
-use crate::context::{Context, Error, FINALIZER, error_policy, write_status};
+use crate::context::{Context, Error, error_policy, write_status};
 use crate::crd::RemoteAssistLicense;
 use crate::crd::remote_assist_license::DeletionPolicy;
 use crate::crd::vendor_tenant::LicenseMode;
@@ -19,7 +19,6 @@ use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{self, Event as Finalized};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use mode::{Mode, plan_only};
@@ -56,19 +55,14 @@ pub async fn run(ctx: Arc<Context>) {
     Controller::for_stream(stream, reader)
         .watches_stream(segments, move |segment| {
             let vendor = segment.spec.members.vendor_accounts.clone().unwrap_or_default();
-            licenses
-                .state()
-                .into_iter()
-                .filter(|l| l.spec.vendor_ref.name == vendor)
+            watch::licences_of(&licenses, &vendor)
+                .iter()
                 .map(|l| ObjectRef::from_obj(l.as_ref()))
                 .collect::<Vec<_>>()
         })
         .watches_stream(vendors, move |vendor| {
-            let name = vendor.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|l| l.spec.vendor_ref.name == name)
+            watch::licences_of(&store, &vendor.name_any())
+                .iter()
                 .map(|l| ObjectRef::from_obj(l.as_ref()))
                 .collect::<Vec<_>>()
         })
@@ -89,18 +83,13 @@ pub async fn run(ctx: Arc<Context>) {
 pub async fn reconcile(ral: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<RemoteAssistLicense> =
         Api::namespaced(ctx.kube.clone(), &ral.namespace().unwrap_or_default());
-    let result = finalizer::finalizer(&api, FINALIZER, ral, |event| async {
-        match event {
-            Finalized::Apply(r) => apply(&r, &ctx, &api).await,
-            Finalized::Cleanup(r) => cleanup(&r, &ctx).await,
-        }
-    })
-    .await;
-    match result {
-        Ok(action) => Ok(action),
-        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(e) => crate::context::finalizer_race(e),
-    }
+    crate::context::with_finalizer(
+        &api,
+        ral,
+        async |r| apply(&r, &ctx, &api).await,
+        async |r| cleanup(&r, &ctx).await,
+    )
+    .await
 }
 
 /// Writes a refusal: status says why, an Event says it once.

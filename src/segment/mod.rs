@@ -6,7 +6,7 @@ pub mod application;
 pub mod plan;
 
 use crate::compliance::ComplianceError;
-use crate::context::{Context, Error, FINALIZER, error_policy, now, write_status};
+use crate::context::{Context, Error, error_policy, now, write_status};
 use crate::crd::barrier_segment::PolicyType;
 use crate::crd::conditions::{ConditionUpdate, Status, kinds, ready_rollup, set_condition};
 use crate::crd::{BarrierSegment, BarrierSegmentStatus};
@@ -14,7 +14,6 @@ use crate::watch;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{self, Event as Finalized};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use plan::Action as Step;
@@ -63,18 +62,13 @@ pub async fn run(
 
 pub async fn reconcile(bs: Arc<BarrierSegment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<BarrierSegment> = Api::all(ctx.kube.clone());
-    let result = finalizer::finalizer(&api, FINALIZER, bs, |event| async {
-        match event {
-            Finalized::Apply(s) => apply(&s, &ctx, &api).await,
-            Finalized::Cleanup(s) => cleanup(&s, &ctx).await,
-        }
-    })
-    .await;
-    match result {
-        Ok(action) => Ok(action),
-        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(e) => crate::context::finalizer_race(e),
-    }
+    crate::context::with_finalizer(
+        &api,
+        bs,
+        async |s| apply(&s, &ctx, &api).await,
+        async |s| cleanup(&s, &ctx).await,
+    )
+    .await
 }
 
 /// While a policy application runs the tenant refuses definition changes: wait for it.

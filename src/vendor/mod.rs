@@ -5,7 +5,7 @@ pub mod barriers;
 pub mod groups;
 pub mod seats;
 
-use crate::context::{Context, Error, FINALIZER, error_policy, now, write_status};
+use crate::context::{Context, Error, error_policy, now, write_status};
 use crate::crd::conditions::{ConditionUpdate, Status, kinds, ready_rollup, set_condition};
 use crate::crd::vendor_tenant::{AccountsSummary, LicenseMode, MembershipMode};
 use crate::crd::{RemoteAssistLicense, VendorTenant, VendorTenantStatus};
@@ -14,7 +14,6 @@ use futures::StreamExt;
 use groups::Binding;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{self, Event as Finalized};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -56,30 +55,20 @@ pub async fn run(ctx: Arc<Context>) {
 
 pub async fn reconcile(vt: Arc<VendorTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<VendorTenant> = Api::all(ctx.kube.clone());
-    let result = finalizer::finalizer(&api, FINALIZER, vt, |event| async {
-        match event {
-            Finalized::Apply(v) => apply(&v, &ctx, &api).await,
-            Finalized::Cleanup(v) => cleanup(&v, &ctx, &api).await,
-        }
-    })
-    .await;
-    match result {
-        Ok(action) => Ok(action),
-        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(e) => crate::context::finalizer_race(e),
-    }
+    crate::context::with_finalizer(
+        &api,
+        vt,
+        async |v| apply(&v, &ctx, &api).await,
+        async |v| cleanup(&v, &ctx, &api).await,
+    )
+    .await
 }
 
 /// This vendor's RemoteAssistLicenses, from the licence controller's cache.
 fn accounts(ctx: &Context, vendor: &str) -> Vec<Arc<RemoteAssistLicense>> {
     ctx.licenses
         .get()
-        .map(|s| {
-            s.state()
-                .into_iter()
-                .filter(|l| l.spec.vendor_ref.name == vendor)
-                .collect()
-        })
+        .map(|s| watch::licences_of(s, vendor))
         .unwrap_or_default()
 }
 

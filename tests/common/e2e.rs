@@ -259,6 +259,56 @@ impl Env {
         resp.json().await.unwrap_or(Value::Null)
     }
 
+    /// The operator app's identity in the simulated tenant.
+    fn operator_identity(&self) -> AppIdentity {
+        AppIdentity {
+            authority: self.sim.url(),
+            tenant_id: TENANT.into(),
+            client_id: OPERATOR_APP.into(),
+            credential: Credential::ClientSecret {
+                secret: Secret::new(OPERATOR_SECRET),
+            },
+        }
+    }
+
+    /// Writes to the tenant so far: Graph writes plus compliance commands that change something.
+    pub async fn tenant_writes(&self) -> u64 {
+        let counters = self.counters().await;
+        let compliance: u64 = counters["byRoute"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| {
+                ["New-", "Set-", "Remove-", "Start-", "Stop-"]
+                    .iter()
+                    .any(|v| k.starts_with(&format!("InvokeCommand {v}")))
+            })
+            .map(|(_, v)| {
+                v.as_object()
+                    .unwrap()
+                    .values()
+                    .map(|n| n.as_u64().unwrap())
+                    .sum::<u64>()
+            })
+            .sum();
+        counters["writes"].as_u64().unwrap() + compliance
+    }
+
+    /// Every user the operator marked as its own.
+    pub async fn managed_users(&self) -> Vec<Value> {
+        self.state().await["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| {
+                u["employeeType"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("remoteassist.dev/"))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The simulated tenant goes away for `outage` (connections refused), then comes back on
     /// the same address with the same state.
     pub async fn outage(&mut self, outage: Duration) {
@@ -325,14 +375,7 @@ impl Env {
     /// A Graph client with the operator app's rights, to change the tenant behind the
     /// operator's back (as an administrator in the portal would).
     pub fn portal(&self) -> Directory {
-        let identity = AppIdentity {
-            authority: self.sim.url(),
-            tenant_id: TENANT.into(),
-            client_id: OPERATOR_APP.into(),
-            credential: Credential::ClientSecret {
-                secret: Secret::new(OPERATOR_SECRET),
-            },
-        };
+        let identity = self.operator_identity();
         let tokens = Arc::new(TokenProvider::new(self.http.clone(), identity, GRAPH_RESOURCE));
         let graph = GraphClient::new(
             self.http.clone(),
@@ -346,14 +389,7 @@ impl Env {
 
     /// The compliance endpoint with the operator app's rights, to change barriers by hand.
     pub fn compliance(&self) -> remote_assist_operator::compliance::ComplianceClient {
-        let identity = AppIdentity {
-            authority: self.sim.url(),
-            tenant_id: TENANT.into(),
-            client_id: OPERATOR_APP.into(),
-            credential: Credential::ClientSecret {
-                secret: Secret::new(OPERATOR_SECRET),
-            },
-        };
+        let identity = self.operator_identity();
         let tokens = Arc::new(TokenProvider::new(
             self.http.clone(),
             identity,
