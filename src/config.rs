@@ -63,7 +63,7 @@ pub struct RunArgs {
     pub resync_period: Duration,
 
     /// Objects of one kind reconciled at the same time.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
 
     /// Only manage objects with these labels (`key=value,...`): run several operators side by
@@ -78,6 +78,15 @@ pub struct RunArgs {
     /// Graph writes per 150 s for the whole tenant (keep below Graph's limit).
     #[arg(long, env = "GRAPH_WRITES_PER_150S", default_value_t = BudgetConfig::default().writes_per_150s)]
     pub graph_writes_per_150s: f64,
+
+    /// Send Graph requests made at about the same time together as one `$batch` (up to 20).
+    #[arg(long, env = "GRAPH_BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graph_batching: bool,
+
+    /// Hold every Graph request to the shared budget above, and pause everyone after a 429.
+    /// `false` is for comparison only: each request then retries on its own.
+    #[arg(long, env = "GRAPH_SHARED_BUDGET", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graph_shared_budget: bool,
 
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -114,6 +123,8 @@ pub struct Config {
     pub concurrency: u16,
     pub watch_selector: Option<String>,
     pub budget: BudgetConfig,
+    pub graph_batching: bool,
+    pub graph_shared_budget: bool,
     pub instance: Option<String>,
     pub metrics_addr: std::net::SocketAddr,
     pub leader: Option<crate::leader::LeaderConfig>,
@@ -178,6 +189,8 @@ impl RunArgs {
             resync: self.resync_period,
             concurrency: self.concurrency,
             watch_selector: self.watch_selector,
+            graph_batching: self.graph_batching,
+            graph_shared_budget: self.graph_shared_budget,
             budget: BudgetConfig {
                 resource_units_per_10s: self.graph_resource_units_per_10s,
                 writes_per_150s: self.graph_writes_per_150s,

@@ -82,9 +82,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )?
         .with_metrics(metrics.clone()),
     );
-    let budget = Arc::new(Budget::new(config.budget.clone()));
-    let graph = GraphClient::new(http, &config.graph_base, tokens, budget, RetryPolicy::default())
+    let budget = Arc::new(if config.graph_shared_budget {
+        Budget::new(config.budget.clone())
+    } else {
+        Budget::unlimited()
+    });
+    let mut graph = GraphClient::new(http, &config.graph_base, tokens, budget, RetryPolicy::default())
         .with_metrics(metrics.clone());
+    if config.graph_batching {
+        graph = graph.with_batching();
+    }
     let (vendors, vendor_cache) = watch::vendor_cache(Api::all(kube.clone()), watch::config(&config));
     let (segments, segment_stream) =
         watch::filtered::<BarrierSegment>(Api::all(kube.clone()), watch::config(&config));
@@ -94,7 +101,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.barrier_debounce,
         config.barrier_poll,
     ));
-    let directory = Directory::new(graph, SKU_CACHE);
+    // What was read is kept for one resync period, so each resync reads the tenant about once.
+    let directory = Directory::new(graph, SKU_CACHE.min(config.resync)).with_view(config.resync);
     let ctx = Arc::new(Context::new(
         kube,
         directory,

@@ -206,7 +206,7 @@ async fn a_slow_throttling_lagging_flaky_tenant_still_converges() {
     env.apply(&vendor(&v2, &[&ns], "  barriers: {required: false}\n"));
     let settings = json!({
         "latencyMs": 20, "jitterMs": 20, "errorRate": 0.05, "replicationDelayMs": 1500,
-        "throttling": {"enabled": true, "resourceUnitsPer10s": 40, "omitRetryAfterRate": 0.3},
+        "throttling": {"enabled": true, "resourceUnitsPer10s": 30, "omitRetryAfterRate": 0.3},
     });
     env.settings(settings).await;
     let names: Vec<(String, &String)> = (1..=4)

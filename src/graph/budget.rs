@@ -124,6 +124,10 @@ impl Budget {
 
 /// The resource-unit cost of a request, from Graph's published table, and whether it writes.
 pub fn cost(method: &reqwest::Method, path: &str) -> (f64, bool) {
+    if path == "/$batch" {
+        // Its items are charged one by one, as Graph does.
+        return (0.0, false);
+    }
     if *method != reqwest::Method::GET {
         return (1.0, true);
     }
@@ -173,5 +177,6 @@ mod tests {
         assert_eq!(cost(&reqwest::Method::GET, "/users?$select=id"), (1.0, false));
         assert_eq!(cost(&reqwest::Method::GET, "/subscribedSkus"), (3.0, false));
         assert_eq!(cost(&reqwest::Method::PATCH, "/users/x"), (1.0, true));
+        assert_eq!(cost(&reqwest::Method::POST, "/$batch"), (0.0, false));
     }
 }

@@ -3,9 +3,11 @@
 //! transport failures with exponential backoff and jitter. Collections are paged by following
 //! `@odata.nextLink` verbatim.
 
+use super::batcher::Batcher;
 use super::budget::{Budget, cost};
 use super::credentials::TokenProvider;
 use super::error::GraphError;
+use super::transport::{MAX_RETRY_AFTER_SECS, Transport};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -60,29 +62,13 @@ pub struct BatchRequest {
 }
 
 pub struct GraphClient {
-    http: reqwest::Client,
-    /// e.g. `https://graph.microsoft.com/v1.0`
-    base: String,
-    tokens: Arc<TokenProvider>,
+    transport: Arc<Transport>,
+    /// Coalesces concurrent requests into `$batch`es; `None` sends each request on its own.
+    batcher: Option<Batcher>,
     budget: Arc<Budget>,
     policy: RetryPolicy,
     metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|n| Duration::from_secs(n.min(MAX_RETRY_AFTER_SECS)))
-}
-
-/// A `Retry-After` beyond this is read as this: a reconcile never sleeps for hours on one word
-/// from the server.
-const MAX_RETRY_AFTER_SECS: u64 = 300;
 
 /// `scheme://host[:port]` of a URL.
 fn origin(url: &str) -> &str {
@@ -97,6 +83,9 @@ fn same_origin(link: &str, base: &str) -> bool {
     !link.contains("://") || origin(link).eq_ignore_ascii_case(origin(base))
 }
 
+/// How long the first request of a batch waits for others to join it.
+pub const BATCH_LINGER: Duration = Duration::from_millis(10);
+
 impl GraphClient {
     pub fn new(
         http: reqwest::Client,
@@ -106,13 +95,23 @@ impl GraphClient {
         policy: RetryPolicy,
     ) -> Self {
         GraphClient {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-            tokens,
+            transport: Arc::new(Transport {
+                http,
+                base: base.trim_end_matches('/').to_owned(),
+                tokens,
+                timeout: policy.timeout,
+            }),
+            batcher: None,
             budget,
             policy,
             metrics: None,
         }
+    }
+
+    /// Sends requests made at about the same time together, as one `$batch`.
+    pub fn with_batching(mut self) -> Self {
+        self.batcher = Some(Batcher::spawn(self.transport.clone(), BATCH_LINGER));
+        self
     }
 
     /// Counts every request by route and status, and time spent waiting after throttling.
@@ -127,67 +126,38 @@ impl GraphClient {
 
     /// The API base, e.g. `https://graph.microsoft.com/v1.0`; references (`@odata.id`) use it.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.transport.base
     }
 
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
-        }
-    }
-
-    /// One attempt, without retries.
+    /// One attempt, without retries: the budget first, then the request, alone or batched.
     async fn attempt(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<Answer, GraphError> {
-        let relative = path.strip_prefix(&self.base).unwrap_or(path);
+        let relative = path.strip_prefix(self.base()).unwrap_or(path);
         let (units, write) = cost(method, relative);
         self.budget.acquire(units, write).await;
-        let token = self.tokens.token().await?;
-        let mut request = self
-            .http
-            .request(method.clone(), self.url(path))
-            .bearer_auth(token.expose())
-            .header("client-request-id", uuid::Uuid::new_v4().to_string())
-            .timeout(self.policy.timeout);
-        if let Some(b) = body {
-            request = request.json(b);
-        }
-        let response = request.send().await.map_err(|e| {
-            if let Some(m) = &self.metrics {
-                m.graph_request(method.as_str(), relative, 0);
+        // Absolute links (`@odata.nextLink`) and `$batch` itself go alone.
+        let raw = match &self.batcher {
+            Some(b) if relative.starts_with('/') && relative != "/$batch" => {
+                b.send(method, relative, body).await
             }
-            GraphError::Transport {
-                what: "Microsoft Graph",
-                message: e.without_url().to_string(),
-            }
-        })?;
-        let status = response.status().as_u16();
+            _ => self.transport.send(method, &self.transport.url(path), body).await,
+        };
+        let status = raw.as_ref().map_or(0, |r| r.status);
         if let Some(m) = &self.metrics {
             m.graph_request(method.as_str(), relative, status);
         }
-        let request_id = response
-            .headers()
-            .get("request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let wait = retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|e| GraphError::Transport {
-            what: "Microsoft Graph",
-            message: e.to_string(),
-        })?;
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        if status >= 400 {
-            return Err(GraphError::from_response(status, request_id, wait, &body));
+        let raw = raw?;
+        if raw.status >= 400 {
+            return Err(GraphError::from_response(
+                raw.status,
+                raw.request_id,
+                raw.retry_after,
+                &raw.body,
+            ));
         }
         Ok(Answer {
-            status,
-            body,
-            request_id,
+            status: raw.status,
+            body: raw.body,
+            request_id: raw.request_id,
         })
     }
 
@@ -202,7 +172,7 @@ impl GraphClient {
                 Err(e) if e.status() == Some(401) && !reauthenticated => {
                     // The cached token was revoked or expired early: fetch a new one once.
                     reauthenticated = true;
-                    self.tokens.invalidate().await;
+                    self.transport.tokens.invalidate().await;
                 }
                 Err(e) if e.is_transient() && attempt < self.policy.max_attempts => {
                     let wait = e.retry_after().unwrap_or_else(|| self.policy.backoff(attempt));
@@ -244,10 +214,10 @@ impl GraphClient {
             if let Some(link) = &next {
                 // The token goes wherever the link points: only ever to the configured Graph,
                 // and a link seen before would page forever.
-                if !same_origin(link, &self.base) {
+                if !same_origin(link, self.base()) {
                     return Err(GraphError::Decode(format!(
                         "a nextLink leaves {}: refused",
-                        origin(&self.base)
+                        origin(self.base())
                     )));
                 }
                 if !seen.insert(link.clone()) {
@@ -285,6 +255,11 @@ impl GraphClient {
                         item
                     })
                     .collect();
+                // Graph charges each item as if sent alone; the `$batch` itself costs nothing.
+                for i in &pending {
+                    let (units, write) = cost(&requests[*i].method, &requests[*i].path);
+                    self.budget.acquire(units, write).await;
+                }
                 let outer = match self
                     .call(Method::POST, "/$batch", Some(&json!({"requests": items})))
                     .await

@@ -2,10 +2,12 @@
 //! the client with bounded retries, paging and `$batch`. Nothing here knows whether it talks to
 //! Microsoft or to the simulated tenant; only the base URL and authority differ.
 
+pub mod batcher;
 pub mod budget;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod transport;
 
 pub use budget::{Budget, BudgetConfig};
 pub use client::{Answer, BatchRequest, GraphClient, RetryPolicy, odata_string};

@@ -158,8 +158,15 @@ async fn apply(
         Ok(d) => d,
         Err(message) => return refuse(ral, ctx, api, "UnknownLicense", message).await,
     };
-    let observed = observe::observe(ctx, ral, &desired).await?;
-    let plan = plan::plan(&desired, &observed);
+    let (mut observed, mut confirmed) = observe::observe(ctx, ral, &desired, false).await?;
+    let mut plan = plan::plan(&desired, &observed);
+    if plan.actions.is_empty() && (!confirmed || !plan.licensed) {
+        // Nothing to write by what the view shows, but the view holds the operator's own
+        // writes (or licences a group has yet to pass on): read the account back before
+        // trusting that.
+        (observed, confirmed) = observe::observe(ctx, ral, &desired, true).await?;
+        plan = plan::plan(&desired, &observed);
+    }
     // Drift: work on an account that was already provisioned for this generation.
     let previous = |type_: &str| {
         ral.status.as_ref().is_some_and(|s| {
@@ -214,6 +221,7 @@ async fn apply(
     if outcome.joined_segment || joins_segment {
         builder.status.barrier_attribute_set_at = None;
     } else if builder.status.barrier_attribute_set_at.is_none()
+        && confirmed
         && plan.user_id.is_some()
         && plan.blocked.is_none()
     {

@@ -5,6 +5,7 @@ use super::plan::{BarrierAttribute, Desired, Licensing, Observed};
 use crate::context::{Context, Error};
 use crate::crd::vendor_tenant::LicenseMode;
 use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::directory::view::Seen;
 use crate::directory::{AssignedLicense, SkuTable};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::{Selector, SelectorExt};
@@ -103,33 +104,55 @@ pub fn desired(
 }
 
 /// Reads the user (by the id in status, else by UPN), its group membership and the Secret.
-pub async fn observe(ctx: &Context, ral: &RemoteAssistLicense, d: &Desired) -> Result<Observed, Error> {
+/// From the directory view unless `fresh`; the flag returned says whether everything came
+/// from Graph rather than from the operator's own writes (see [`crate::directory::view`]).
+pub async fn observe(
+    ctx: &Context,
+    ral: &RemoteAssistLicense,
+    d: &Desired,
+    fresh: bool,
+) -> Result<(Observed, bool), Error> {
     let dir = &ctx.directory;
+    let lookup = async |key: &str| -> Result<Option<Seen>, Error> {
+        Ok(if fresh {
+            dir.user(key).await?.map(|user| Seen {
+                user,
+                confirmed: true,
+            })
+        } else {
+            dir.cached_user(key).await?
+        })
+    };
+    if !fresh {
+        dir.refresh_managed().await?;
+    }
     let status = ral.status.as_ref();
     let status_user_id = status.and_then(|s| s.user_id.clone());
     let mut deleted = false;
-    let mut user = None;
+    let mut seen = None;
     if let Some(id) = &status_user_id {
-        user = dir.user(id).await?;
-        if user.is_none() {
+        seen = lookup(id).await?;
+        if seen.is_none() {
             deleted = dir.deleted_user(id).await?.is_some();
         }
     }
-    if user.is_none() && !deleted {
-        user = dir.user(&d.upn).await?;
+    if seen.is_none() && !deleted {
+        seen = lookup(&d.upn).await?;
     }
-    let in_group = match &user {
-        Some(u) => dir.member_of(&u.id).await?.contains(&d.accounts_group_id),
-        None => false,
+    let (in_group, member_confirmed) = match &seen {
+        Some(s) => dir.is_member(&d.accounts_group_id, &s.user.id, fresh).await?,
+        None => (false, true),
     };
+    let confirmed = member_confirmed && seen.as_ref().is_none_or(|s| s.confirmed);
     let secret = Credentials::new(ctx.kube.clone(), ral).state().await?;
-    Ok(Observed {
+    let observed = Observed {
         status_adopted: status.and_then(|s| s.created_by_operator) == Some(false),
-        user,
+        user: seen.map(|s| s.user),
         status_user_id,
         deleted,
         in_group,
         secret,
         rotation_request: ral.annotations().get(ROTATE_ANNOTATION).cloned(),
-    })
+    };
+    Ok((observed, confirmed))
 }

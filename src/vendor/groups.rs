@@ -60,7 +60,7 @@ pub async fn bind(
     owner_uid: &str,
 ) -> Result<Binding, Error> {
     if let Some(id) = status_id
-        && let Some(g) = dir.group(id).await?
+        && let Some(g) = dir.cached_group(id).await?
     {
         return Ok(Binding::Bound(g, false));
     }

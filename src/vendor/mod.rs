@@ -133,7 +133,7 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
         let mut unknown = Vec::new();
         let mut engineers = Vec::new();
         for upn in &se.members {
-            match dir.user(upn).await? {
+            match dir.cached_user(upn).await?.map(|seen| seen.user) {
                 Some(u) => {
                     wanted.insert(u.id.clone());
                     engineers.push((upn.clone(), u));
@@ -164,7 +164,7 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
                 format!("{} also serve another vendor; an engineer can be in one segment only, so their barrier attribute is left as it is", shared.join(", ")),
             ));
         }
-        let current_members = dir.members(&g.id).await?;
+        let current_members = dir.cached_members(&g.id).await?;
         let exclusive = se.membership.unwrap_or_default() == MembershipMode::Exclusive;
         // With unknown engineers, removing is unsafe: the list may just be mistyped.
         let (add, remove) =
@@ -215,7 +215,7 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
 
     // Licences: the seat pre-flight, and the group's own licences in Group mode.
     let accounts = accounts(ctx, &name);
-    let skus = dir.skus(true).await?;
+    let skus = dir.skus(false).await?;
     let licence = seats::evaluate(vt, &accounts, &skus);
     b.status.seats = licence.seats.clone();
     let mut licence_condition = licence.condition.clone();

@@ -3,13 +3,17 @@
 //! retries and typed errors apply uniformly. Values that end up in a URL or `$filter` are
 //! escaped here and nowhere else.
 
+mod membership;
+pub mod view;
+
 use crate::graph::{GraphClient, GraphError, odata_string};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use view::{Lookup, Seen, View, apply_licences, apply_patch};
 
 /// `employeeType` value prefix that marks a user as created by this operator; the owning
 /// RemoteAssistLicense's uid follows, so a crash between creating a user and recording it can
@@ -135,20 +139,64 @@ fn segment(value: &str) -> String {
         .replace('+', "%20")
 }
 
-/// Typed directory operations plus a short-lived cache of `subscribedSkus`, which every licence
-/// reconcile needs and which changes rarely.
+/// Typed directory operations, a short-lived cache of `subscribedSkus` (every licence reconcile
+/// needs it and it changes rarely), and the [`View`] of users and memberships.
 pub struct Directory {
     pub graph: GraphClient,
     skus: Mutex<Option<(Instant, SkuTable)>>,
     sku_ttl: Duration,
+    pub view: View,
+    /// When every managed user was last listed into the view; held while listing, so one
+    /// listing serves everyone who asks meanwhile.
+    listed: Mutex<Option<Instant>>,
+    adds: membership::PendingAdds,
 }
 
 impl Directory {
+    /// Without a view: every read goes to Graph (commands, tests).
     pub fn new(graph: GraphClient, sku_ttl: Duration) -> Self {
         Directory {
             graph,
             skus: Mutex::new(None),
             sku_ttl,
+            view: View::new(Duration::ZERO),
+            listed: Mutex::new(None),
+            adds: membership::PendingAdds::default(),
+        }
+    }
+
+    /// Keeps what was read (or written) for `ttl` (the resync period).
+    pub fn with_view(mut self, ttl: Duration) -> Self {
+        self.view = View::new(ttl);
+        self
+    }
+
+    /// Lists every managed user into the view when the last listing is older than the view
+    /// keeps things.
+    pub async fn refresh_managed(&self) -> Result<(), GraphError> {
+        if !self.view.enabled() {
+            return Ok(());
+        }
+        let mut listed = self.listed.lock().await;
+        if listed.is_some_and(|at| self.view.fresh_at(at)) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let users = self.managed_users().await?;
+        self.view.listed_users(users, started);
+        *listed = Some(started);
+        Ok(())
+    }
+
+    /// A user from the view when it knows it, else from Graph.
+    pub async fn cached_user(&self, key: &str) -> Result<Option<Seen>, GraphError> {
+        match self.view.user(key) {
+            Lookup::Found(seen) => Ok(Some(seen)),
+            Lookup::Absent => Ok(None),
+            Lookup::Unknown => Ok(self.user(key).await?.map(|user| Seen {
+                user,
+                confirmed: true,
+            })),
         }
     }
 
@@ -211,8 +259,15 @@ impl Directory {
             .get(&format!("/users/{}?$select={USER_SELECT}", segment(key)))
             .await
         {
-            Ok(v) => Ok(Some(decode(v, "user")?)),
-            Err(e) if e.is_not_found() => Ok(None),
+            Ok(v) => {
+                let user: DirUser = decode(v, "user")?;
+                self.view.read_user(key, Some(&user));
+                Ok(Some(user))
+            }
+            Err(e) if e.is_not_found() => {
+                self.view.read_user(key, None);
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -243,6 +298,7 @@ impl Directory {
     }
 
     pub async fn restore_user(&self, id: &str) -> Result<(), GraphError> {
+        self.view.forget_user(id);
         self.graph
             .call(
                 Method::POST,
@@ -255,14 +311,24 @@ impl Directory {
 
     pub async fn create_user(&self, body: &Value) -> Result<DirUser, GraphError> {
         let answer = self.graph.call(Method::POST, "/users", Some(body)).await?;
-        decode(answer.body, "created user")
+        // Graph answers with a few default properties only: what was asked for fills the rest.
+        let mut known = body.clone();
+        if let Some(fields) = answer.body.as_object() {
+            for (k, v) in fields.iter().filter(|(_, v)| !v.is_null()) {
+                known[k] = v.clone();
+            }
+        }
+        let user: DirUser = decode(known, "created user")?;
+        self.view.created_user(user.clone());
+        Ok(user)
     }
 
     pub async fn update_user(&self, id: &str, patch: &Value) -> Result<(), GraphError> {
         self.graph
             .call(Method::PATCH, &format!("/users/{}", segment(id)), Some(patch))
-            .await
-            .map(drop)
+            .await?;
+        self.view.wrote_user(id, |u| apply_patch(u, patch));
+        Ok(())
     }
 
     pub async fn delete_user(&self, id: &str) -> Result<(), GraphError> {
@@ -270,6 +336,7 @@ impl Directory {
             .graph
             .call(Method::DELETE, &format!("/users/{}", segment(id)), None)
             .await
+            .inspect(|_| self.view.forget_user(id))
         {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
@@ -283,7 +350,9 @@ impl Directory {
         add: &[AssignedLicense],
         remove: &[String],
     ) -> Result<(), GraphError> {
-        self.assign("users", id, add, remove).await
+        self.assign("users", id, add, remove).await?;
+        self.view.wrote_user(id, |u| apply_licences(u, add, remove));
+        Ok(())
     }
 
     pub async fn assign_group_licenses(
@@ -292,7 +361,9 @@ impl Directory {
         add: &[AssignedLicense],
         remove: &[String],
     ) -> Result<(), GraphError> {
-        self.assign("groups", id, add, remove).await
+        self.assign("groups", id, add, remove).await?;
+        self.view.forget_group(id);
+        Ok(())
     }
 
     async fn assign(
@@ -317,27 +388,26 @@ impl Directory {
             .map(drop)
     }
 
-    /// Ids of the groups a user is a direct member of.
-    pub async fn member_of(&self, user_id: &str) -> Result<BTreeSet<String>, GraphError> {
-        let items = self
-            .graph
-            .list(&format!("/users/{}/memberOf?$select=id", segment(user_id)))
-            .await?;
-        Ok(items
-            .iter()
-            .filter_map(|v| v["id"].as_str().map(str::to_owned))
-            .collect())
-    }
-
     pub async fn group(&self, id: &str) -> Result<Option<DirGroup>, GraphError> {
-        match self
+        let group = match self
             .graph
             .get(&format!("/groups/{}?$select={GROUP_SELECT}", segment(id)))
             .await
         {
-            Ok(v) => Ok(Some(decode(v, "group")?)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+            Ok(v) => Some(decode(v, "group")?),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        self.view.read_group(id, group.as_ref());
+        Ok(group)
+    }
+
+    /// A group from the view when it knows it, else from Graph.
+    pub async fn cached_group(&self, id: &str) -> Result<Option<DirGroup>, GraphError> {
+        match self.view.group(id) {
+            Lookup::Found(g) => Ok(Some(g)),
+            Lookup::Absent => Ok(None),
+            Lookup::Unknown => self.group(id).await,
         }
     }
 
@@ -363,7 +433,9 @@ impl Directory {
             "securityEnabled": true,
         });
         let answer = self.graph.call(Method::POST, "/groups", Some(&body)).await?;
-        decode(answer.body, "created group")
+        let group: DirGroup = decode(answer.body, "created group")?;
+        self.view.read_group(&group.id, Some(&group));
+        Ok(group)
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), GraphError> {
@@ -371,85 +443,7 @@ impl Directory {
             .graph
             .call(Method::DELETE, &format!("/groups/{}", segment(id)), None)
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// Ids of a group's direct members.
-    pub async fn members(&self, group_id: &str) -> Result<BTreeSet<String>, GraphError> {
-        let items = self
-            .graph
-            .list(&format!(
-                "/groups/{}/members?$select=id&$top=999",
-                segment(group_id)
-            ))
-            .await?;
-        Ok(items
-            .iter()
-            .filter_map(|v| v["id"].as_str().map(str::to_owned))
-            .collect())
-    }
-
-    /// Adds members, 20 per request through `members@odata.bind` (Graph's limit per PATCH).
-    pub async fn add_members(&self, group_id: &str, user_ids: &[String]) -> Result<(), GraphError> {
-        let base = self.graph.base().to_owned();
-        for chunk in user_ids.chunks(20) {
-            let refs: Vec<String> = chunk
-                .iter()
-                .map(|id| format!("{base}/directoryObjects/{}", segment(id)))
-                .collect();
-            let body = json!({"members@odata.bind": refs});
-            match self
-                .graph
-                .call(
-                    Method::PATCH,
-                    &format!("/groups/{}", segment(group_id)),
-                    Some(&body),
-                )
-                .await
-            {
-                // One of them was a member already: add the rest one by one.
-                Err(e) if e.status() == Some(400) && e.message_contains("already exist") => {
-                    for id in chunk {
-                        self.add_member(group_id, id).await?;
-                    }
-                }
-                other => other.map(drop)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds one member; "already a member" counts as done.
-    pub async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), GraphError> {
-        let body =
-            json!({"@odata.id": format!("{}/directoryObjects/{}", self.graph.base(), segment(user_id))});
-        match self
-            .graph
-            .call(
-                Method::POST,
-                &format!("/groups/{}/members/$ref", segment(group_id)),
-                Some(&body),
-            )
-            .await
-        {
-            Err(e) if e.status() == Some(400) && e.message_contains("already exist") => Ok(()),
-            other => other.map(drop),
-        }
-    }
-
-    /// Removes one member; "not a member" counts as done.
-    pub async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<(), GraphError> {
-        match self
-            .graph
-            .call(
-                Method::DELETE,
-                &format!("/groups/{}/members/{}/$ref", segment(group_id), segment(user_id)),
-                None,
-            )
-            .await
+            .inspect(|_| self.view.forget_group(id))
         {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),

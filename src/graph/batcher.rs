@@ -1,0 +1,178 @@
+//! Coalescing: requests that different reconciles make at about the same moment travel together
+//! in one `$batch` (Graph takes up to 20 per batch). Each caller still gets its own answer and
+//! keeps its own retry loop, so a throttled or failed item is retried alone, after its own
+//! `Retry-After`; nothing in the reconcilers knows its request was batched.
+//!
+//! Graph charges every item against the throttling budgets as if it had been sent alone, so
+//! batching saves round trips and connections, not budget; the budget is taken per item before
+//! it is queued.
+
+use super::error::GraphError;
+use super::transport::{Raw, Transport};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Graph's limit on the number of requests in one `$batch`.
+pub const MAX_BATCH: usize = 20;
+
+struct Item {
+    method: Method,
+    /// Relative to the API version, e.g. `/users/{id}`.
+    path: String,
+    body: Option<Value>,
+    reply: oneshot::Sender<Result<Raw, GraphError>>,
+}
+
+/// The sending side; the collecting task runs until every sender is dropped.
+pub struct Batcher {
+    queue: mpsc::UnboundedSender<Item>,
+}
+
+impl Batcher {
+    /// Starts the collector. `linger` is how long the first request of a batch waits for
+    /// company: long enough for concurrent reconciles to join, short against Graph's latency.
+    pub fn spawn(transport: Arc<Transport>, linger: Duration) -> Batcher {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(collect(rx, transport, linger));
+        Batcher { queue }
+    }
+
+    /// Sends one request, possibly together with others; the answer is this request's own.
+    pub async fn send(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<Raw, GraphError> {
+        let (reply, answer) = oneshot::channel();
+        let item = Item {
+            method: method.clone(),
+            path: path.to_owned(),
+            body: body.cloned(),
+            reply,
+        };
+        if self.queue.send(item).is_err() {
+            return Err(GraphError::Transport {
+                what: "Microsoft Graph",
+                message: "the request queue has shut down".into(),
+            });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(GraphError::Transport {
+                what: "Microsoft Graph",
+                message: "the batch carrying this request was dropped".into(),
+            })
+        })
+    }
+}
+
+async fn collect(mut rx: mpsc::UnboundedReceiver<Item>, transport: Arc<Transport>, linger: Duration) {
+    while let Some(first) = rx.recv().await {
+        let mut items = vec![first];
+        let deadline = tokio::time::Instant::now() + linger;
+        while items.len() < MAX_BATCH {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(item) => items.push(item),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        // Batches go out concurrently: a slow one never holds up the next.
+        tokio::spawn(dispatch(items, transport.clone()));
+    }
+}
+
+async fn dispatch(mut items: Vec<Item>, transport: Arc<Transport>) {
+    if items.len() == 1 {
+        let item = items.pop().expect("one item");
+        let url = transport.url(&item.path);
+        let answer = transport.send(&item.method, &url, item.body.as_ref()).await;
+        let _ = item.reply.send(answer);
+        return;
+    }
+    let requests: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut r = json!({"id": i.to_string(), "method": item.method.as_str(), "url": item.path});
+            if let Some(b) = &item.body {
+                r["body"] = b.clone();
+                r["headers"] = json!({"Content-Type": "application/json"});
+            }
+            r
+        })
+        .collect();
+    let url = transport.url("/$batch");
+    let outer = transport
+        .send(&Method::POST, &url, Some(&json!({ "requests": requests })))
+        .await;
+    let answers = match outer {
+        // The batch itself was refused (throttled, unavailable): every item carries that answer
+        // back to its own caller, whose retry loop decides.
+        Ok(raw) if raw.status >= 400 => items.iter().map(|_| Ok(raw.clone())).collect(),
+        Ok(raw) => split(&raw.body, items.len()),
+        Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
+    };
+    for (item, answer) in items.into_iter().zip(answers) {
+        let _ = item.reply.send(answer);
+    }
+}
+
+/// The `$batch` answer, item by item, in request order.
+fn split(body: &Value, n: usize) -> Vec<Result<Raw, GraphError>> {
+    let mut out: Vec<Result<Raw, GraphError>> = (0..n)
+        .map(|i| Err(GraphError::Decode(format!("the $batch answer lacks item {i}"))))
+        .collect();
+    for r in body["responses"].as_array().into_iter().flatten() {
+        let Some(i) = r["id"]
+            .as_str()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|i| *i < n)
+        else {
+            continue;
+        };
+        let header = |name: &str| {
+            r["headers"]
+                .as_object()
+                .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                .map(|(_, v)| v)
+        };
+        let retry_after = header("retry-after")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+            .map(super::transport::retry_after_secs);
+        out[i] = Ok(Raw {
+            status: r["status"].as_u64().unwrap_or(0) as u16,
+            body: r["body"].clone(),
+            request_id: header("request-id").and_then(|v| v.as_str()).map(str::to_owned),
+            retry_after,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_answers_are_matched_to_items_by_id() {
+        let body = json!({"responses": [
+            {"id": "1", "status": 429, "headers": {"Retry-After": "7"}, "body": {"error": {"code": "TooManyRequests"}}},
+            {"id": "0", "status": 200, "headers": {"request-id": "r0"}, "body": {"id": "u0"}},
+            {"id": "9", "status": 200, "body": {}},
+        ]});
+        let out = split(&body, 3);
+        let first = out[0].as_ref().unwrap();
+        assert_eq!((first.status, first.body["id"].as_str()), (200, Some("u0")));
+        assert_eq!(first.request_id.as_deref(), Some("r0"));
+        let second = out[1].as_ref().unwrap();
+        assert_eq!(
+            (second.status, second.retry_after),
+            (429, Some(Duration::from_secs(7)))
+        );
+        assert!(
+            out[2].is_err(),
+            "an item without an answer is an error, not a success"
+        );
+    }
+}
