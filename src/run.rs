@@ -80,7 +80,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             compliance_tokens,
             RetryPolicy::default(),
         )?
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .keep_definitions_for(config.resync),
     );
     let budget = Arc::new(if config.graph_shared_budget {
         Budget::new(config.budget.clone())

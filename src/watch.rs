@@ -56,6 +56,12 @@ pub fn vendor_binding(v: &VendorTenant) -> Option<u64> {
     ))
 }
 
+/// Server-side apply's bookkeeping is often the largest part of an object and nothing here
+/// reads it: caches of thousands of objects keep far less without it.
+pub fn forget_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 /// A cached, filtered watch for a controller's main kind.
 pub fn filtered<K>(
     api: Api<K>,
@@ -75,6 +81,7 @@ where
                 SYNCED_LISTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         })
+        .modify(forget_managed_fields)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(actionable::<K>, PredicateConfig::default());
@@ -104,6 +111,7 @@ pub fn vendor_cache(
     let (reader, writer) = reflector::store();
     let run = watcher(api, wc)
         .default_backoff()
+        .modify(forget_managed_fields)
         .reflect(writer)
         .for_each(|_| futures::future::ready(()));
     (reader, run)

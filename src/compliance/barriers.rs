@@ -72,7 +72,52 @@ fn one<T>(mut v: Vec<T>, cmdlet: &str) -> Result<T, ComplianceError> {
     })
 }
 
+/// Segments and policies read together and kept for a while (the resync period): twenty
+/// segment reconciles at a resync read them once. Any command that changes the tenant, from
+/// this client, forgets them.
+#[derive(Default)]
+pub struct Definitions {
+    ttl: std::sync::OnceLock<std::time::Duration>,
+    kept: tokio::sync::Mutex<Option<(std::time::Instant, Vec<Segment>, Vec<Policy>)>>,
+    /// Bumped by every change, so a listing that raced one is not kept.
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl Definitions {
+    pub fn forget(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl ComplianceClient {
+    /// Keep segments and policies read through [`Self::definitions`] for `ttl`.
+    pub fn keep_definitions_for(self, ttl: std::time::Duration) -> Self {
+        let _ = self.definitions.ttl.set(ttl);
+        self
+    }
+
+    /// Every segment and every policy, from the shared listing when it is fresh and nothing
+    /// changed since.
+    pub async fn definitions(&self) -> Result<(Vec<Segment>, Vec<Policy>), ComplianceError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let d = &self.definitions;
+        let ttl = d.ttl.get().copied().unwrap_or_default();
+        let mut kept = d.kept.lock().await;
+        let change = d.changes.load(SeqCst);
+        if let Some((at, segments, policies)) = kept.as_ref()
+            && at.elapsed() < ttl
+            && change == 0
+        {
+            return Ok((segments.clone(), policies.clone()));
+        }
+        let segments = self.segments().await?;
+        let policies = self.policies().await?;
+        // Keep the listing only if nothing changed while it was read.
+        *kept = (d.changes.compare_exchange(change, 0, SeqCst, SeqCst).is_ok() && !ttl.is_zero())
+            .then(|| (std::time::Instant::now(), segments.clone(), policies.clone()));
+        Ok((segments, policies))
+    }
+
     pub async fn segments(&self) -> Result<Vec<Segment>, ComplianceError> {
         decode(self.invoke("Get-OrganizationSegment", json!({})).await?)
     }

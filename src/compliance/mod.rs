@@ -101,6 +101,8 @@ pub struct ComplianceClient {
     regional: Mutex<Option<String>>,
     policy: RetryPolicy,
     metrics: Option<Arc<crate::telemetry::Metrics>>,
+    /// The tenant's segments and policies as last read, shared by every segment reconcile.
+    pub(crate) definitions: barriers::Definitions,
 }
 
 impl ComplianceClient {
@@ -130,6 +132,7 @@ impl ComplianceClient {
             regional: Mutex::new(None),
             policy,
             metrics: None,
+            definitions: barriers::Definitions::default(),
         })
     }
 
@@ -141,6 +144,10 @@ impl ComplianceClient {
 
     /// Runs one cmdlet and returns the objects it answered with.
     pub async fn invoke(&self, cmdlet: &str, parameters: Value) -> Result<Vec<Value>, ComplianceError> {
+        if !cmdlet.starts_with("Get-") {
+            // Anything that changes the tenant makes the shared listing stale.
+            self.definitions.forget();
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -104,8 +104,7 @@ async fn apply(bs: &BarrierSegment, ctx: &Context, api: &Api<BarrierSegment>) ->
         }
     };
     let compliance = ctx.compliance();
-    let segments = compliance.segments().await?;
-    let policies = compliance.policies().await?;
+    let (segments, policies) = compliance.definitions().await?;
     let segment = segments
         .iter()
         .find(|s| s.name.eq_ignore_ascii_case(&desired.name));
