@@ -72,13 +72,16 @@ fn one<T>(mut v: Vec<T>, cmdlet: &str) -> Result<T, ComplianceError> {
     })
 }
 
+/// When a listing was read, and what it showed.
+type Listing = (std::time::Instant, Vec<Segment>, Vec<Policy>);
+
 /// Segments and policies read together and kept for a while (the resync period): twenty
 /// segment reconciles at a resync read them once. Any command that changes the tenant, from
 /// this client, forgets them.
 #[derive(Default)]
 pub struct Definitions {
     ttl: std::sync::OnceLock<std::time::Duration>,
-    kept: tokio::sync::Mutex<Option<(std::time::Instant, Vec<Segment>, Vec<Policy>)>>,
+    kept: tokio::sync::Mutex<Option<Listing>>,
     /// Bumped by every change, so a listing that raced one is not kept.
     changes: std::sync::atomic::AtomicU64,
 }
