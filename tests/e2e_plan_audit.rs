@@ -207,6 +207,19 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
         .to_owned();
     portal.add_member(&v2_group, &a_id).await.unwrap();
     let compliance = env.compliance();
+    // A policy application the operator started just before it stopped refuses edits until
+    // it ends.
+    env.wait_for(
+        "no policy application running",
+        Duration::from_secs(30),
+        async || {
+            compliance
+                .applications()
+                .await
+                .is_ok_and(|apps| apps.iter().all(|a| !a.is_running()))
+        },
+    )
+    .await;
     let policies = compliance.policies().await.unwrap();
     let policy = |seg: &str| {
         policies

@@ -33,14 +33,17 @@ fn ids(items: &[serde_json::Value]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Takes the group's waiting adds when the sending caller goes, however it goes.
+/// Takes the group's waiting adds when the sending caller goes before taking them itself
+/// (cancelled while it lingered); once taken, later adds belong to a later sender.
 struct SenderGuard<'a> {
     adds: &'a PendingAdds,
     group: &'a str,
+    taken: bool,
 }
 
 impl SenderGuard<'_> {
-    fn take(&self) -> Vec<Waiter> {
+    fn take(&mut self) -> Vec<Waiter> {
+        self.taken = true;
         self.adds
             .groups
             .lock()
@@ -52,7 +55,9 @@ impl SenderGuard<'_> {
 
 impl Drop for SenderGuard<'_> {
     fn drop(&mut self) {
-        drop(self.take());
+        if !self.taken {
+            drop(self.take());
+        }
     }
 }
 
@@ -165,9 +170,10 @@ impl Directory {
         if first {
             // This caller sends for everyone who joins while it lingers. Should it be cancelled
             // meanwhile, the guard lets the others go (they retry), so no add waits forever.
-            let guard = SenderGuard {
+            let mut guard = SenderGuard {
                 adds: &self.adds,
                 group: group_id,
+                taken: false,
             };
             tokio::time::sleep(ADD_LINGER).await;
             let waiting = guard.take();

@@ -7,6 +7,7 @@ mod membership;
 pub mod view;
 
 use crate::graph::{GraphClient, GraphError, odata_string};
+use futures::future::join_all;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -171,9 +172,11 @@ impl Directory {
         self
     }
 
-    /// Lists every managed user into the view when the last listing is older than the view
-    /// keeps things.
-    pub async fn refresh_managed(&self) -> Result<(), GraphError> {
+    /// Reads again, all at once, what the view holds once it is older than the view keeps
+    /// things: every managed user (listed), and each group, group's members and other user it
+    /// was asked about. Sent together, these reads travel in a few `$batch`es, so a resync of
+    /// every object costs a handful of requests. One refresh serves everyone who asks meanwhile.
+    pub async fn refresh(&self) -> Result<(), GraphError> {
         if !self.view.enabled() {
             return Ok(());
         }
@@ -182,8 +185,26 @@ impl Directory {
             return Ok(());
         }
         let started = Instant::now();
-        let users = self.managed_users().await?;
-        self.view.listed_users(users, started);
+        let known = self.view.known();
+        let groups = join_all(known.groups.iter().map(|g| self.group(g)));
+        let members = join_all(known.member_lists.iter().map(|g| self.members(g)));
+        let others = join_all(known.other_users.iter().map(|u| self.user(u)));
+        let (users, groups, members, others, skus) =
+            tokio::join!(self.managed_users(), groups, members, others, self.skus(true));
+        // One object that cannot be read is read again when it is asked for; the listing of
+        // managed users is what the refresh is for.
+        for failed in [
+            groups.into_iter().filter_map(Result::err).next(),
+            members.into_iter().filter_map(Result::err).next(),
+            others.into_iter().filter_map(Result::err).next(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tracing::debug!(error = %failed, "a directory object could not be refreshed");
+        }
+        let _ = skus;
+        self.view.listed_users(users?, started);
         *listed = Some(started);
         Ok(())
     }

@@ -50,6 +50,13 @@ pub struct View {
     state: Mutex<State>,
 }
 
+/// The objects the view holds besides managed users.
+pub struct Known {
+    pub groups: Vec<String>,
+    pub member_lists: Vec<String>,
+    pub other_users: Vec<String>,
+}
+
 /// What a lookup found.
 pub enum Lookup<T> {
     Found(T),
@@ -222,6 +229,27 @@ impl View {
                 e.value.ids.remove(&u);
             }
             e.value.written.remove(&u);
+        }
+    }
+
+    /// What a refresh reads again: groups, member lists and users that are not the
+    /// operator's own (those come with the listing of managed users).
+    pub fn known(&self) -> Known {
+        let s = self.state.lock().unwrap();
+        Known {
+            groups: s
+                .groups
+                .iter()
+                .filter(|(_, e)| e.value.is_some())
+                .map(|(id, _)| id.clone())
+                .collect(),
+            member_lists: s.members.keys().cloned().collect(),
+            other_users: s
+                .users
+                .iter()
+                .filter(|(_, e)| e.value.managed_by().is_none())
+                .map(|(id, _)| id.clone())
+                .collect(),
         }
     }
 

@@ -16,11 +16,12 @@ pub struct BudgetConfig {
 }
 
 impl Default for BudgetConfig {
-    /// 80 % of the smallest documented tier.
+    /// Resource units: 80 % of the smallest documented tier (the tenant's size is not known).
+    /// Writes: 95 % of the per-app limit, which no other app shares; only the leader sends.
     fn default() -> Self {
         BudgetConfig {
             resource_units_per_10s: 2800.0,
-            writes_per_150s: 2400.0,
+            writes_per_150s: 2850.0,
         }
     }
 }

@@ -160,10 +160,14 @@ async fn apply(
     };
     let (mut observed, mut confirmed) = observe::observe(ctx, ral, &desired, false).await?;
     let mut plan = plan::plan(&desired, &observed);
-    if plan.actions.is_empty() && (!confirmed || !plan.licensed) {
+    let stamped = ral
+        .status
+        .as_ref()
+        .is_some_and(|s| s.barrier_attribute_set_at.is_some());
+    if plan.actions.is_empty() && (!plan.licensed || (!confirmed && !stamped)) {
         // Nothing to write by what the view shows, but the view holds the operator's own
-        // writes (or licences a group has yet to pass on): read the account back before
-        // trusting that.
+        // writes (or licences a group has yet to pass on): before the account counts as in
+        // its segment, read it back.
         (observed, confirmed) = observe::observe(ctx, ral, &desired, true).await?;
         plan = plan::plan(&desired, &observed);
     }

@@ -124,7 +124,7 @@ pub async fn observe(
         })
     };
     if !fresh {
-        dir.refresh_managed().await?;
+        dir.refresh().await?;
     }
     let status = ral.status.as_ref();
     let status_user_id = status.and_then(|s| s.user_id.clone());

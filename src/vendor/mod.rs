@@ -96,6 +96,7 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
         now: now(),
     };
     b.status.observed_generation = vt.metadata.generation;
+    dir.refresh().await?;
     let mut done: Vec<(&str, String)> = Vec::new();
     let mut problems: Vec<(&str, String)> = Vec::new();
 

@@ -36,6 +36,10 @@ pub struct Env {
     pub resync: &'static str,
     /// `RUST_LOG` for the operators.
     pub log_filter: &'static str,
+    /// `--concurrency` for the operators.
+    pub concurrency: u16,
+    /// `--barrier-debounce` and `--barrier-poll-interval` for the operators.
+    pub barrier_timing: (&'static str, &'static str),
 }
 
 impl Env {
@@ -69,6 +73,8 @@ impl Env {
             secret_file,
             resync: "2s",
             log_filter: "info,remote_assist_operator=debug",
+            concurrency: 4,
+            barrier_timing: ("300ms", "200ms"),
         };
         env.settings(json!({})).await;
         env
@@ -94,7 +100,8 @@ impl Env {
             .unwrap()
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_remote-assist-operator"))
-            .args(["run", "--log-format", "json", "--concurrency", "4"])
+            .args(["run", "--log-format", "json"])
+            .args(["--concurrency", &self.concurrency.to_string()])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args([
                 "--compliance-url",
@@ -102,7 +109,8 @@ impl Env {
                 "--tenant-initial-domain",
                 "abcsim.onmicrosoft.com",
             ])
-            .args(["--barrier-debounce", "300ms", "--barrier-poll-interval", "200ms"])
+            .args(["--barrier-debounce", self.barrier_timing.0])
+            .args(["--barrier-poll-interval", self.barrier_timing.1])
             .args(["--resync-period", self.resync])
             .args([
                 "--graph-url",
@@ -125,6 +133,11 @@ impl Env {
         self.operators.push(Some(child));
         self.metrics_port = Some(port);
         (self.operators.len() - 1, port)
+    }
+
+    /// The process id of a running operator (by the index `spawn_operator` returned).
+    pub fn operator_pid(&self, index: usize) -> Option<u32> {
+        self.operators.get(index)?.as_ref().map(Child::id)
     }
 
     /// SIGKILL every operator: no chance to finish anything.
