@@ -70,6 +70,11 @@ struct Opts {
     /// Give up on a run after this long; it is reported as TIMEOUT.
     #[arg(long, default_value = "45m", value_parser = humantime::parse_duration)]
     timeout_per_run: Duration,
+    /// Give up on a baseline run after this long. Without the shared budget, objects retrying
+    /// on their own keep Graph's write bucket overdrawn (throttled requests count too), so a
+    /// large baseline may never converge; its TIMEOUT row still counts the requests it sent.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    baseline_timeout: Duration,
     /// Append the results as JSON lines here [default: target/bench/scale-<time>.jsonl].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -122,6 +127,8 @@ struct Tally {
     ib: u64,
     ib_writes: u64,
     ib_throttled: u64,
+    /// Requests by `METHOD /route` and status, as the simulator counted them (JSON only).
+    by_route: Value,
 }
 
 /// Graph's counters are the top-level fields; compliance requests appear only in `byRoute`
@@ -134,6 +141,7 @@ fn tally(c: &Value) -> Tally {
         writes: n("writes"),
         throttled: n("throttled"),
         tokens: n("tokenRequests"),
+        by_route: c["byRoute"].clone(),
         ..Tally::default()
     };
     for (route, statuses) in c["byRoute"].as_object().into_iter().flatten() {
@@ -398,7 +406,11 @@ async fn measure(
     env.spawn_operator(&extra);
     let pid = env.operator_pid(0).context("the operator's pid")?;
     let setup = Instant::now();
-    let deadline = setup + o.timeout_per_run;
+    let deadline = setup
+        + match baseline {
+            true => o.baseline_timeout.min(o.timeout_per_run),
+            false => o.timeout_per_run,
+        };
     let vendors_deadline = deadline.min(setup + Duration::from_secs(180));
     if wait_ready(&vendors, VENDORS, setup, vendors_deadline, pid)
         .await?

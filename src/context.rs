@@ -80,7 +80,7 @@ pub struct Context {
     pub metrics: Arc<crate::telemetry::Metrics>,
     pub directory: Directory,
     pub config: Config,
-    recorder: Recorder,
+    reporter: Reporter,
     pub vendors: Store<VendorTenant>,
     /// Set once the licence controller exists (its store feeds the vendor roll-up).
     pub licenses: OnceLock<Store<RemoteAssistLicense>>,
@@ -104,7 +104,7 @@ impl Context {
             instance: config.instance.clone(),
         };
         Context {
-            recorder: Recorder::new(kube.clone(), reporter),
+            reporter,
             kube,
             metrics,
             directory,
@@ -156,7 +156,11 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        // A recorder per Event: kube's recorder keeps every Event it sent for six minutes (to
+        // count repeats) and scans them all on each publish, which grows with thousands of
+        // accounts; the operator already publishes an Event only when something changed.
+        let recorder = Recorder::new(self.kube.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, "could not publish an Event");
         }
     }
