@@ -58,7 +58,24 @@ enum Command {
     },
 }
 
+/// glibc's allocator, left to its defaults, keeps an arena per thread and serves large
+/// short-lived buffers (Graph pages, watch lists) from the heap, so freed memory stays resident:
+/// the operator's memory would then grow with the number of threads and its largest burst, not
+/// with what it holds. Two arenas and a fixed mmap threshold (large buffers go back to the
+/// system when freed) keep it near what it holds.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; it is called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    tune_allocator();
     match Cli::parse().command {
         Command::Crdgen { out_dir } => crdgen(out_dir),
         Command::Plan { files, output, args } => {

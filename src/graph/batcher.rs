@@ -110,7 +110,7 @@ async fn dispatch(mut items: Vec<Item>, transport: Arc<Transport>) {
         // The batch itself was refused (throttled, unavailable): every item carries that answer
         // back to its own caller, whose retry loop decides.
         Ok(raw) if raw.status >= 400 => items.iter().map(|_| Ok(raw.clone())).collect(),
-        Ok(raw) => split(&raw.body, items.len()),
+        Ok(raw) => split(raw.body, items.len()),
         Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
     };
     for (item, answer) in items.into_iter().zip(answers) {
@@ -119,11 +119,16 @@ async fn dispatch(mut items: Vec<Item>, transport: Arc<Transport>) {
 }
 
 /// The `$batch` answer, item by item, in request order.
-fn split(body: &Value, n: usize) -> Vec<Result<Raw, GraphError>> {
+/// The answer is taken apart, not copied: a batch of twenty users is a sizeable document.
+fn split(mut body: Value, n: usize) -> Vec<Result<Raw, GraphError>> {
     let mut out: Vec<Result<Raw, GraphError>> = (0..n)
         .map(|i| Err(GraphError::Decode(format!("the $batch answer lacks item {i}"))))
         .collect();
-    for r in body["responses"].as_array().into_iter().flatten() {
+    let responses = match body["responses"].take() {
+        Value::Array(a) => a,
+        _ => Vec::new(),
+    };
+    for mut r in responses {
         let Some(i) = r["id"]
             .as_str()
             .and_then(|s| s.parse::<usize>().ok())
@@ -140,10 +145,11 @@ fn split(body: &Value, n: usize) -> Vec<Result<Raw, GraphError>> {
         let retry_after = header("retry-after")
             .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
             .map(super::transport::retry_after_secs);
+        let request_id = header("request-id").and_then(|v| v.as_str()).map(str::to_owned);
         out[i] = Ok(Raw {
             status: r["status"].as_u64().unwrap_or(0) as u16,
-            body: r["body"].clone(),
-            request_id: header("request-id").and_then(|v| v.as_str()).map(str::to_owned),
+            body: r["body"].take(),
+            request_id,
             retry_after,
         });
     }
@@ -161,7 +167,7 @@ mod tests {
             {"id": "0", "status": 200, "headers": {"request-id": "r0"}, "body": {"id": "u0"}},
             {"id": "9", "status": 200, "body": {}},
         ]});
-        let out = split(&body, 3);
+        let out = split(body, 3);
         let first = out[0].as_ref().unwrap();
         assert_eq!((first.status, first.body["id"].as_str()), (200, Some("u0")));
         assert_eq!(first.request_id.as_deref(), Some("r0"));
