@@ -120,7 +120,8 @@ async fn crash_campaign_loses_nothing() {
 async fn fault_campaign_converges_and_tells_what_happened() {
     let (accounts, outage, seed) = (
         knob("CAMPAIGN_ACCOUNTS", 40) / 2,
-        knob("CAMPAIGN_OUTAGE_SECS", 10),
+        // Longer than the Graph client's own retries (about 12 s), so reconciles see it.
+        knob("CAMPAIGN_OUTAGE_SECS", 20),
         knob("CAMPAIGN_SEED", 1),
     );
     let lag = knob("CAMPAIGN_REPLICATION_MS", 3000);

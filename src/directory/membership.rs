@@ -62,6 +62,12 @@ impl Drop for SenderGuard<'_> {
     }
 }
 
+/// A `members@odata.bind` refused for one of its references (a member already, or a user the
+/// directory does not show yet).
+fn bind_refused(e: &GraphError) -> bool {
+    e.status() == Some(400)
+}
+
 impl Directory {
     /// Ids of the groups a user is a direct member of.
     pub async fn member_of(&self, user_id: &str) -> Result<BTreeSet<String>, GraphError> {
@@ -125,35 +131,36 @@ impl Directory {
 
     /// Adds members, 20 per request through `members@odata.bind` (Graph's limit per PATCH).
     pub async fn add_members(&self, group_id: &str, user_ids: &[String]) -> Result<(), GraphError> {
-        let base = self.graph.base().to_owned();
         for chunk in user_ids.chunks(BIND_LIMIT) {
-            let refs: Vec<String> = chunk
-                .iter()
-                .map(|id| format!("{base}/directoryObjects/{}", segment(id)))
-                .collect();
-            let body = json!({"members@odata.bind": refs});
-            match self
-                .graph
-                .call(
-                    Method::PATCH,
-                    &format!("/groups/{}", segment(group_id)),
-                    Some(&body),
-                )
-                .await
-            {
-                // One of them was a member already: add the rest one by one.
-                Err(e) if e.status() == Some(400) && e.message_contains("already exist") => {
+            match self.bind_members(group_id, chunk).await {
+                Err(e) if bind_refused(&e) => {
                     for id in chunk {
                         self.add_one_member(group_id, id).await?;
                     }
                 }
-                other => {
-                    other?;
-                    for id in chunk {
-                        self.view.wrote_membership(group_id, id, true);
-                    }
-                }
+                other => other?,
             }
+        }
+        Ok(())
+    }
+
+    /// One `members@odata.bind` PATCH; Graph refuses all of it when any one reference is bad.
+    async fn bind_members(&self, group_id: &str, user_ids: &[String]) -> Result<(), GraphError> {
+        let base = self.graph.base().to_owned();
+        let refs: Vec<String> = user_ids
+            .iter()
+            .map(|id| format!("{base}/directoryObjects/{}", segment(id)))
+            .collect();
+        let body = json!({"members@odata.bind": refs});
+        self.graph
+            .call(
+                Method::PATCH,
+                &format!("/groups/{}", segment(group_id)),
+                Some(&body),
+            )
+            .await?;
+        for id in user_ids {
+            self.view.wrote_membership(group_id, id, true);
         }
         Ok(())
     }
@@ -182,13 +189,24 @@ impl Directory {
             while waiting.peek().is_some() {
                 let chunk: Vec<Waiter> = waiting.by_ref().take(BIND_LIMIT).collect();
                 let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-                let result = if ids.len() == 1 {
-                    self.add_one_member(group_id, &ids[0]).await
-                } else {
-                    self.add_members(group_id, &ids).await
+                let together = match ids.len() {
+                    1 => Err(None),
+                    _ => self.bind_members(group_id, &ids).await.map_err(Some),
                 };
-                for (_, reply) in chunk {
-                    let _ = reply.send(result.clone());
+                match together {
+                    Ok(()) => chunk.into_iter().for_each(|(_, reply)| {
+                        let _ = reply.send(Ok(()));
+                    }),
+                    Err(Some(e)) if !bind_refused(&e) => chunk.into_iter().for_each(|(_, reply)| {
+                        let _ = reply.send(Err(e.clone()));
+                    }),
+                    // One of them is a member already, or not visible yet: each on its own, so
+                    // each caller hears about its own account.
+                    Err(_) => {
+                        for (id, reply) in chunk {
+                            let _ = reply.send(self.add_one_member(group_id, &id).await);
+                        }
+                    }
                 }
             }
         }

@@ -84,7 +84,7 @@ fn same_origin(link: &str, base: &str) -> bool {
 }
 
 /// How long the first request of a batch waits for others to join it.
-pub const BATCH_LINGER: Duration = Duration::from_millis(40);
+pub const BATCH_LINGER: Duration = Duration::from_millis(60);
 
 impl GraphClient {
     pub fn new(
