@@ -305,3 +305,60 @@ async fn batch_items_throttled_inside_a_200_are_retried_and_results_keep_their_o
         "throttled items were sent again: {c}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_travel_together_and_each_caller_gets_its_own_answer() {
+    let sim = sim(Seed::default_seed()).await;
+    let graph = client(&sim, secret(), Budget::unlimited()).with_batching();
+    let upns = ["alice.engineer", "bob.engineer", "carol.engineer", "dave.finance"];
+    let asks = (0..40).map(|i| {
+        let graph = &graph;
+        async move {
+            let upn = format!("{}@abc.example", upns[i % 4]);
+            let answer = graph.get(&format!("/users/{upn}")).await.unwrap();
+            assert_eq!(
+                answer["userPrincipalName"],
+                upn.as_str(),
+                "request {i} got another's answer"
+            );
+        }
+    });
+    // One more that fails: its error is its own, the others still succeed.
+    let missing = graph.get("/users/nobody@abc.example");
+    let (_, missing) = tokio::join!(futures::future::join_all(asks), missing);
+    assert!(missing.unwrap_err().is_not_found());
+    let c = counters(&sim).await;
+    // Two full batches; the forty-first goes with whatever else is left (here: alone).
+    assert!(
+        c["batchItems"].as_u64().unwrap() >= 40,
+        "requests went inside $batches: {c}"
+    );
+    assert!(
+        c["httpRequests"].as_u64().unwrap() <= 3,
+        "41 concurrent requests take at most 3 HTTP requests: {c}"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_item_of_a_batch_is_retried_alone_after_its_retry_after() {
+    let mut seed = Seed::default_seed();
+    seed.misbehaviour.throttling.enabled = true;
+    seed.misbehaviour.throttling.resource_units_per_10s = 14;
+    let sim = sim(seed).await;
+    // A budget a little above the tenant's: a few items are throttled, and the 429 pauses
+    // everyone until its Retry-After.
+    let budget = Budget::new(BudgetConfig {
+        resource_units_per_10s: 16.0,
+        writes_per_150s: 100.0,
+    });
+    let graph = client(&sim, secret(), budget).with_batching();
+    let asks = (0..16).map(|_| graph.get("/users/alice.engineer@abc.example"));
+    for answer in futures::future::join_all(asks).await {
+        answer.expect("retried until it fits");
+    }
+    let c = counters(&sim).await;
+    assert!(
+        c["throttled"].as_u64().unwrap() >= 1,
+        "the sim throttled some items: {c}"
+    );
+}
