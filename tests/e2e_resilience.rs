@@ -194,7 +194,7 @@ async fn killed_mid_convergence_it_restarts_without_duplicates_or_lost_passwords
 async fn a_slow_throttling_lagging_flaky_tenant_still_converges() {
     let mut env = Env::start("chaos").await;
     // Resyncs at a pace the tiny throttling budget below can sustain once converged.
-    env.resync = "10s";
+    env.resync = "20s";
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
     env.apply(&vendor(
