@@ -239,18 +239,12 @@ impl Directory {
 
     /// Removes one member; "not a member" counts as done.
     pub async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<(), GraphError> {
-        match self
-            .graph
-            .call(
-                Method::DELETE,
-                &format!("/groups/{}/members/{}/$ref", segment(group_id), segment(user_id)),
-                None,
-            )
-            .await
-        {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
+        self.delete(&format!(
+            "/groups/{}/members/{}/$ref",
+            segment(group_id),
+            segment(user_id)
+        ))
+        .await?;
         self.view.wrote_membership(group_id, user_id, false);
         Ok(())
     }

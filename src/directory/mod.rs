@@ -197,13 +197,13 @@ impl Directory {
             groups.into_iter().filter_map(Result::err).next(),
             members.into_iter().filter_map(Result::err).next(),
             others.into_iter().filter_map(Result::err).next(),
+            skus.err(),
         ]
         .into_iter()
         .flatten()
         {
             tracing::debug!(error = %failed, "a directory object could not be refreshed");
         }
-        let _ = skus;
         self.view.listed_users(users?, started);
         *listed = Some(started);
         Ok(())
@@ -353,14 +353,18 @@ impl Directory {
     }
 
     pub async fn delete_user(&self, id: &str) -> Result<(), GraphError> {
-        match self
-            .graph
-            .call(Method::DELETE, &format!("/users/{}", segment(id)), None)
-            .await
-            .inspect(|_| self.view.forget_user(id))
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
+        if self.delete(&format!("/users/{}", segment(id))).await? {
+            self.view.forget_user(id);
+        }
+        Ok(())
+    }
+
+    /// A DELETE where "already gone" counts as done; `true` when this request deleted it.
+    async fn delete(&self, path: &str) -> Result<bool, GraphError> {
+        match self.graph.call(Method::DELETE, path, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -460,15 +464,10 @@ impl Directory {
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), GraphError> {
-        match self
-            .graph
-            .call(Method::DELETE, &format!("/groups/{}", segment(id)), None)
-            .await
-            .inspect(|_| self.view.forget_group(id))
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
+        if self.delete(&format!("/groups/{}", segment(id))).await? {
+            self.view.forget_group(id);
         }
+        Ok(())
     }
 }
 

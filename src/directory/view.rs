@@ -204,22 +204,19 @@ impl View {
         );
     }
 
+    /// The operator added or removed this member: what it wrote is what it expects.
     pub fn wrote_membership(&self, group: &str, user: &str, member: bool) {
-        let mut s = self.state.lock().unwrap();
-        if let Some(e) = s.members.get_mut(&key(group)) {
-            let u = key(user);
-            if member {
-                e.value.ids.insert(u.clone());
-            } else {
-                e.value.ids.remove(&u);
-            }
-            e.value.written.insert(u);
-            e.confirmed = false;
-        }
+        self.set_membership(group, user, member, true);
     }
 
     /// A membership read from Graph for one user (its `memberOf`).
     pub fn read_membership(&self, group: &str, user: &str, member: bool) {
+        self.set_membership(group, user, member, false);
+    }
+
+    /// Sets one membership in a group's known member list (if the group's members are known);
+    /// `written` records whether the operator wrote it rather than read it.
+    fn set_membership(&self, group: &str, user: &str, member: bool, written: bool) {
         let mut s = self.state.lock().unwrap();
         if let Some(e) = s.members.get_mut(&key(group)) {
             let u = key(user);
@@ -228,7 +225,11 @@ impl View {
             } else {
                 e.value.ids.remove(&u);
             }
-            e.value.written.remove(&u);
+            if written {
+                e.value.written.insert(u);
+            } else {
+                e.value.written.remove(&u);
+            }
         }
     }
 
