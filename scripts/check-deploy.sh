@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deployment artefacts against a running API server: the Helm chart (lint, values
-# schema, RBAC rules, server-side dry-run for each credentials mode), the kustomize base (server
+# schema, RBAC rules with Secrets cluster-wide and with rbac.secretNamespaces, server-side dry-run
+# for each credentials mode and for rbac.secretNamespaces), the kustomize base (server
 # dry-run, up to date with the chart) and the chart's CRDs (equal to crds/).
 #
 #   scripts/check-deploy.sh
@@ -62,7 +63,9 @@ check "missing azure.tenantId fails the render" \
 # 3. RBAC: exactly the documented rules (charts/remote-assist-operator/README.md), nothing more.
 cat >"$TMP/rbac.py" <<'PY'
 import json, sys
+# argv: the namespaces of rbac.secretNamespaces (none: the default, Secrets cluster-wide).
 # stdin: the objects as JSON, one after another (kubectl create --dry-run=client -o json).
+secret_namespaces = sys.argv[1:]
 text, docs, pos = sys.stdin.read(), [], 0
 while text[pos:].strip():
     obj, end = json.JSONDecoder().raw_decode(text, pos)
@@ -70,35 +73,81 @@ while text[pos:].strip():
     pos = end
     while pos < len(text) and text[pos].isspace():
         pos += 1
-def rules(kind):
-    [obj] = [d for d in docs if d["kind"] == kind]
+problems = []
+def rules(obj):
     return {(tuple(r.get("apiGroups", [])), tuple(r.get("resources", [])), tuple(r["verbs"]),
              tuple(r.get("resourceNames", [])), tuple(r.get("nonResourceURLs", []))) for r in obj["rules"]}
+def objects(kind):  # {(namespace, name): object}
+    out = {}
+    for d in docs:
+        if d["kind"] == kind:
+            key = (d["metadata"].get("namespace", ""), d["metadata"]["name"])
+            if key in out:
+                problems.append(f"{kind} {key} rendered twice")
+            out[key] = d
+    return out
 RA = ("remoteassist.dev",)
-WANT = {
-    "ClusterRole": {
-        (RA, ("vendortenants", "barriersegments", "remoteassistlicenses"), ("get", "list", "watch", "patch", "update"), (), ()),
-        (RA, ("barriersegments",), ("create", "delete"), (), ()),
-        (RA, ("vendortenants/status", "barriersegments/status", "remoteassistlicenses/status"), ("get", "patch", "update"), (), ()),
-        (("",), ("secrets",), ("get", "create", "patch", "delete"), (), ()),
-        (("",), ("namespaces",), ("get",), (), ()),
-        (("events.k8s.io",), ("events",), ("create", "patch"), (), ()),
-    },
-    "Role": {(("coordination.k8s.io",), ("leases",), ("get", "create", "update"), (), ())},
+SECRETS = (("",), ("secrets",), ("get", "create", "patch", "delete"), (), ())
+CLUSTER = {
+    (RA, ("vendortenants", "barriersegments", "remoteassistlicenses"), ("get", "list", "watch", "patch", "update"), (), ()),
+    (RA, ("barriersegments",), ("create", "delete"), (), ()),
+    (RA, ("vendortenants/status", "barriersegments/status", "remoteassistlicenses/status"), ("get", "patch", "update"), (), ()),
+    (RA, ("vendortenants/finalizers", "remoteassistlicenses/finalizers"), ("update",), (), ()),
+    (("",), ("namespaces",), ("get",), (), ()),
+    (("events.k8s.io",), ("events",), ("create", "patch"), (), ()),
 }
-ok = True
+NAME = NS = "remote-assist-operator"
+SUBJECTS = [{"kind": "ServiceAccount", "name": NAME, "namespace": NS}]
+# kind -> {(namespace, name): rules}; RoleBinding -> {(namespace, name): the Role it binds}
+WANT = {
+    "ClusterRole": {("", NAME): CLUSTER if secret_namespaces else CLUSTER | {SECRETS}},
+    "Role": {(NS, f"{NAME}-leader-election"): {(("coordination.k8s.io",), ("leases",), ("get", "create", "update"), (), ())}},
+}
+BINDINGS = {(NS, f"{NAME}-leader-election"): f"{NAME}-leader-election"}
+for ns in secret_namespaces:
+    WANT["Role"][(ns, f"{NAME}-secrets")] = {SECRETS}
+    BINDINGS[(ns, f"{NAME}-secrets")] = f"{NAME}-secrets"
 for kind, want in WANT.items():
-    got = rules(kind)
-    for rule in sorted(got - want):
-        ok = False; print(f"{kind}: unexpected rule {rule}")
-    for rule in sorted(want - got):
-        ok = False; print(f"{kind}: missing rule {rule}")
-sys.exit(0 if ok else 1)
+    have = objects(kind)
+    for key in sorted(set(have) - set(want)):
+        problems.append(f"unexpected {kind} {key}")
+    for key, want_rules in want.items():
+        if key not in have:
+            problems.append(f"missing {kind} {key}")
+            continue
+        got = rules(have[key])
+        for rule in sorted(got - want_rules):
+            problems.append(f"{kind} {key}: unexpected rule {rule}")
+        for rule in sorted(want_rules - got):
+            problems.append(f"{kind} {key}: missing rule {rule}")
+have = objects("RoleBinding")
+for key in sorted(set(have) - set(BINDINGS)):
+    problems.append(f"unexpected RoleBinding {key}")
+for key, role in BINDINGS.items():
+    b = have.get(key)
+    if b is None:
+        problems.append(f"missing RoleBinding {key}")
+    elif (b["roleRef"]["kind"], b["roleRef"]["name"]) != ("Role", role) or b.get("subjects") != SUBJECTS:
+        problems.append(f"RoleBinding {key}: binds {b['roleRef']} to {b.get('subjects')}, want Role {role} to {SUBJECTS}")
+for p in problems:
+    print(p)
+sys.exit(1 if problems else 0)
 PY
-check "RBAC: the ClusterRole and the leader-election Role hold exactly the documented rules" \
-  bash -c 'set -o pipefail; "${@:2}" | kubectl create --dry-run=client -o json -f - | python3 "$1"' _ "$TMP/rbac.py" \
-  "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" \
-  --show-only templates/clusterrole.yaml --show-only templates/role.yaml
+rbac() { # rbac [SECRET_NAMESPACE...]: render the RBAC objects with rbac.secretNamespaces = them, compare
+  local set=() show=(--show-only templates/clusterrole.yaml --show-only templates/role.yaml
+    --show-only templates/rolebinding.yaml)
+  if (( $# )); then
+    set=(--set "rbac.secretNamespaces={$(IFS=,; echo "$*")}")
+    show+=(--show-only templates/secrets-role.yaml)
+  fi
+  template "${IDS[@]}" "${set[@]}" "${show[@]}" | kubectl create --dry-run=client -o json -f - | python3 "$TMP/rbac.py" "$@"
+}
+check "RBAC: the ClusterRole (Secrets in every namespace) and the leader-election Role and binding hold exactly the documented rules" \
+  rbac
+check "RBAC, rbac.secretNamespaces=[ns-a, ns-b]: no secrets rule in the ClusterRole; a secrets Role and a RoleBinding to the ServiceAccount in each of ns-a, ns-b, nowhere else" \
+  rbac ns-a ns-b
+bad "a secretNamespaces entry that is not a namespace name" $'rbac:\n  secretNamespaces: [Vendor_A]'
+bad "a namespace listed twice in rbac.secretNamespaces" $'rbac:\n  secretNamespaces: [ns-a, ns-a]'
 
 # 4. Server-side dry-run of the chart, once per credentials mode (the namespace must exist for
 #    namespaced objects to pass a server dry-run).
@@ -117,6 +166,10 @@ for mode in clientSecret certificate workloadIdentity; do
     "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" --include-crds \
     "${IDS[@]}" --set "credentials.mode=$mode" "${extra[@]}"
 done
+check "helm template (rbac.secretNamespaces=[default, $NAMESPACE]) | kubectl apply --dry-run=server" \
+  bash -c 'set -o pipefail; "$@" | kubectl apply --dry-run=server -f -' _ \
+  "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" \
+  --set "rbac.secretNamespaces={default,$NAMESPACE}"
 check "the chart renders a ServiceMonitor when metrics.serviceMonitor.enabled (CRD not installed: render only)" \
   bash -c '"$@" | grep -q "^kind: ServiceMonitor$"' _ \
   "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" --set metrics.serviceMonitor.enabled=true

@@ -84,6 +84,7 @@ launch_apiserver() {
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
     --endpoint-reconciler-type=none \
     --authorization-mode=RBAC --disable-admission-plugins=ServiceAccount \
+    --enable-admission-plugins=OwnerReferencesPermissionEnforcement \
     --token-auth-file="$RUN_DIR/certs/tokens.csv" \
     --service-account-issuer="https://127.0.0.1:$api_port/" \
     --service-account-key-file="$RUN_DIR/certs/sa.key" \

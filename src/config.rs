@@ -62,6 +62,12 @@ pub struct RunArgs {
     #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
 
+    /// The shortest time between two passwords set on one account (a rotation request, or a
+    /// reset after its Secret was deleted): later requests wait, so a licence's author cannot
+    /// make the operator rewrite passwords in a loop.
+    #[arg(long, env = "ROTATION_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub rotation_interval: Duration,
+
     /// Objects of one kind reconciled at the same time.
     #[arg(long, env = "CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
@@ -120,6 +126,7 @@ pub struct Config {
     pub barrier_poll: Duration,
     pub identity: AppIdentity,
     pub resync: Duration,
+    pub rotation_interval: Duration,
     pub concurrency: u16,
     pub watch_selector: Option<String>,
     pub budget: BudgetConfig,
@@ -187,6 +194,7 @@ impl RunArgs {
                 credential,
             },
             resync: self.resync_period,
+            rotation_interval: self.rotation_interval,
             concurrency: self.concurrency,
             watch_selector: self.watch_selector,
             graph_batching: self.graph_batching,

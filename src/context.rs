@@ -88,6 +88,8 @@ pub struct Context {
     segments: OnceLock<Store<BarrierSegment>>,
     coordinator: OnceLock<Arc<Coordinator>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Consecutive passes per object that found the directory not caught up yet.
+    lags: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -115,6 +117,7 @@ impl Context {
             segments: OnceLock::new(),
             coordinator: OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
+            lags: Mutex::new(HashMap::new()),
         }
     }
 
@@ -168,6 +171,22 @@ impl Context {
     /// After a successful reconcile: forget earlier failures.
     pub fn succeeded<K: Resource<DynamicType = ()>>(&self, obj: &K) {
         self.failures.lock().expect("lock").remove(&key(obj));
+    }
+
+    /// How long to wait before looking again at an object whose last write found the directory
+    /// not caught up: 2 s, doubling with each consecutive time, up to 5 min. A new object is
+    /// usually visible within seconds; one the directory keeps refusing (an `ObjectConflict`
+    /// on a name someone else holds) must not be retried every 2 s forever.
+    pub fn lagging<K: Resource<DynamicType = ()>>(&self, obj: &K) -> Duration {
+        let mut lags = self.lags.lock().expect("lock");
+        let n = lags.entry(key(obj)).or_insert(0);
+        *n += 1;
+        Duration::from_secs(2u64.saturating_pow((*n).min(9))).min(Duration::from_secs(300))
+    }
+
+    /// The object's writes went through: forget its lag.
+    pub fn caught_up<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        self.lags.lock().expect("lock").remove(&key(obj));
     }
 
     /// Per-object backoff: Graph's `Retry-After` when it gave one, otherwise exponential in the

@@ -32,9 +32,7 @@ async fn shutdown_signal() {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let kube = kube::Client::try_default().await?;
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("remote-assist-operator/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    let http = crate::graph::transport::http_client()?;
     let metrics = Arc::new(Metrics::default());
     let tokens = Arc::new(TokenProvider::new(
         http.clone(),
@@ -99,6 +97,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let coordinator = Arc::new(Coordinator::new(
         compliance.clone(),
         segments.clone(),
+        vendors.clone(),
         config.barrier_debounce,
         config.barrier_poll,
     ));
@@ -128,9 +127,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     match &elector {
         Some(e) => {
+            // Biased: once the lease is lost (even during start-up), the controllers never run.
             tokio::select! {
-                _ = controllers => e.release().await,
+                biased;
                 _ = e.hold() => anyhow::bail!("lost the leader lease; exiting so that a fresh start stands by"),
+                _ = controllers => e.release().await,
             }
         }
         None => controllers.await,

@@ -252,7 +252,7 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
                 &format!("{id}-r4"),
                 "  userPrincipalName: carol.engineer@abc.example\n",
             ),
-            "Conflict",
+            "OutsideVendorDomain",
         ),
         (
             format!("{id}-r5"),
@@ -273,7 +273,7 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
                 &format!("{id}-r6"),
                 "  licenses:\n    - skuPartNumber: NOT_A_SKU\n",
             ),
-            "UnknownLicense",
+            "LicenseNotOffered",
         ),
         (
             format!("{id}-r7"),
@@ -290,7 +290,7 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
             format!("{id}-r8"),
             Some(ns.clone()),
             l(&format!("{id}-r8"), "  adoption: AdoptOnly\n"),
-            "UserNotFound",
+            "AdoptionNotAllowed",
         ),
         (
             format!("{id}-r9"),

@@ -296,6 +296,9 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
             upn(&a)
         ),
         format!("[CostLeak] {leak}@{DOMAIN} holds 1 licence(s) (MICROSOFT_REMOTE_ASSIST)"),
+        // The same path, person by person: v1's account reaches v2's engineer.
+        format!("[CrossVendorPath] {} (an account of vendor {v1}, in ", upn(&a)),
+        format!("can reach bob.engineer@abc.example (an engineer of {v2}, in "),
     ];
     // The tenant settles (replication, the application's end) before every finding shows.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -319,5 +322,53 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
         "sim-operator-secret-change-me",
     );
     let report: Value = serde_json::from_str(&json_text).unwrap();
-    assert_eq!(report["findings"].as_array().unwrap().len(), 3, "{json_text}");
+    assert_eq!(report["findings"].as_array().unwrap().len(), 4, "{json_text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn audit_finds_a_member_of_path_between_two_vendors() {
+    let mut env = Env::start("audit-mo").await;
+    let ns = env.namespace("a");
+    let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
+    for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
+        env.apply(&vendor(
+            v,
+            &[&ns],
+            &format!(
+                "  barriers: {{membershipAttribute: MemberOf}}\n  supportEngineers:\n    members: [{engineer}.engineer@abc.example]\n"
+            ),
+        ));
+    }
+    let (a, b) = (format!("{}-a", env.id), format!("{}-b", env.id));
+    env.apply(&license(&ns, &a, &v1, ""));
+    env.apply(&license(&ns, &b, &v2, ""));
+    env.start_operator();
+    for n in [&a, &b] {
+        env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
+    }
+    let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    assert_eq!(code, 0, "MemberOf segments, converged, are clean:\n{text}");
+    env.kill_operator();
+    // By hand: v2's account also joins v1's accounts group, so the MemberOf segments put it
+    // in both vendors' accounts segments.
+    let v1_group = env.get("vendortenant", None, &v1).unwrap()["status"]["accountsGroupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_id = env.user(&upn(&b)).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.portal().add_member(&v1_group, &b_id).await.unwrap();
+    let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    assert_eq!(code, 1, "{text}");
+    let path = format!("[CrossVendorPath] {} (an account of vendor {v1}", upn(&a));
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&path)
+                && l.contains(&format!("can reach {} (an account of vendor {v2}", upn(&b)))),
+        "{text}"
+    );
+    println!("row: a MemberOf-based path between two vendors: audit reports it");
 }

@@ -110,7 +110,13 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
         "a refused licence deletes nothing"
     );
 
-    // AdoptOrCreate: adopted, managed (group, licences), its password left alone.
+    // AdoptOrCreate: adopted once the platform team allows it on the vendor, managed (group,
+    // licences, the operator's mark), its password left alone.
+    env.apply(&vendor(
+        &v,
+        &[&ns],
+        &format!("{}  adoption: {{policy: Allowed}}\n", no_barriers()),
+    ));
     let adopt = format!("{}-adopt", env.id);
     env.apply(&license(
         &ns,
@@ -127,15 +133,20 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
     assert_eq!(status["createdByOperator"], false);
     assert_eq!(status["userId"].as_str().unwrap(), made.id);
     assert!(env.password_works(&upn(&existing), "Hand-Made-Passw0rd!").await);
+    let adopted = env.user(&upn(&existing)).await.unwrap();
+    assert_eq!(adopted["displayName"], "Made by hand");
+    let uid = env.get(RAL, Some(&ns), &adopt).unwrap()["metadata"]["uid"].clone();
     assert_eq!(
-        env.user(&upn(&existing)).await.unwrap()["displayName"],
-        "Made by hand"
+        adopted["employeeType"],
+        format!("remoteassist.dev/adopted:{}", uid.as_str().unwrap())
     );
-    // Deleting the licence (policy Delete) orphans an adopted user.
+    // Deleting the licence (policy Delete) orphans an adopted user, and takes the mark off.
     kubectl_ok(&["delete", RAL, "-n", &ns, &adopt, "--timeout=60s"], None);
+    let left = env.user(&upn(&existing)).await;
+    assert!(left.is_some(), "an adopted user is never deleted");
     assert!(
-        env.user(&upn(&existing)).await.is_some(),
-        "an adopted user is never deleted"
+        left.unwrap()["employeeType"].is_null(),
+        "its employeeType is put back"
     );
 }
 

@@ -21,7 +21,23 @@ fn can_i(args: &[&str]) -> bool {
 fn the_operator_gets_what_it_uses_and_nothing_more() {
     for granted in [
         &["watch", "remoteassistlicenses.remoteassist.dev", "-A"][..],
-        &["patch", "vendortenants.remoteassist.dev/status"],
+        // `TYPE/NAME` would ask about an object named `status`: the subresource is a flag.
+        &["patch", "vendortenants.remoteassist.dev", "--subresource=status"],
+        // Owner references with blockOwnerDeletion (a licence owns its credentials Secret, a
+        // VendorTenant its generated BarrierSegments), on API servers with the
+        // OwnerReferencesPermissionEnforcement admission plugin (scripts/testenv.sh enables it).
+        &[
+            "update",
+            "remoteassistlicenses.remoteassist.dev",
+            "--subresource=finalizers",
+            "-n",
+            "vendor-v1",
+        ],
+        &[
+            "update",
+            "vendortenants.remoteassist.dev",
+            "--subresource=finalizers",
+        ],
         &["create", "barriersegments.remoteassist.dev"],
         &["create", "secrets", "-n", "vendor-v1"],
         &["delete", "secrets", "-n", "vendor-v1"],
@@ -40,6 +56,12 @@ fn the_operator_gets_what_it_uses_and_nothing_more() {
         &["list", "secrets", "-A"][..],
         &["watch", "secrets", "-n", "vendor-v1"],
         &["delete", "vendortenants.remoteassist.dev"],
+        // Nothing is owned by a BarrierSegment.
+        &[
+            "update",
+            "barriersegments.remoteassist.dev",
+            "--subresource=finalizers",
+        ],
         &["delete", "remoteassistlicenses.remoteassist.dev", "-A"],
         &[
             "create",

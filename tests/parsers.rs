@@ -8,13 +8,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use proptest::prelude::*;
 use remote_assist_operator::commands::audit::simple_filter;
-use remote_assist_operator::compliance::barriers::{Application, Policy, Segment};
+use remote_assist_operator::compliance::barriers::{Application, Policy, Segment, parse_time};
 use remote_assist_operator::compliance::{ComplianceClient, parse_error_message, regional_url};
 use remote_assist_operator::directory::{DirGroup, DirUser};
 use remote_assist_operator::graph::{
     AppIdentity, BatchRequest, Budget, Credential, GraphClient, GraphError, RetryPolicy, Secret,
     TokenProvider,
 };
+use remote_assist_operator::segment::application::{UNKNOWN_START, recovered, run_of};
 use remote_assist_operator::telemetry::route_template;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,15 @@ fn arb_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Texts that look like times and texts that do not.
+fn arb_time_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,40}",
+        "/Date\\(-?[0-9]{0,22}([+-][0-9]{0,5})?\\)/",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?",
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -76,6 +86,46 @@ proptest! {
         let _ = serde_json::from_value::<Segment>(body.clone());
         let _ = serde_json::from_value::<Policy>(body.clone());
         let _ = serde_json::from_value::<Application>(body);
+    }
+
+    #[test]
+    fn application_answers_of_any_shape_fail_closed(body in arb_json(), created in arb_time_text()) {
+        let mut body = body;
+        if let Value::Object(m) = &mut body {
+            m.insert("Identity".into(), json!("a"));
+            m.insert("CreationTime".into(), json!(created));
+        }
+        let Ok(app) = serde_json::from_value::<Application>(body) else {
+            return Ok(());
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let run = run_of(&app, None, now);
+        // A completion counts only with Status Completed, PercentProgress 100 and a readable,
+        // credible CreationTime; anything else never counts as started after anything.
+        if run.failure.is_none() && !app.is_running() {
+            prop_assert!(app.completed());
+            prop_assert!(app.created().is_some_and(|c| c <= now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(300)).unwrap()));
+        }
+        if app.created().is_none() {
+            prop_assert_eq!(run.started_at, UNKNOWN_START);
+            prop_assert!(!run.started_after(k8s_openapi::jiff::Timestamp::MIN));
+        }
+        let (_, applied) = recovered(std::slice::from_ref(&app), now);
+        prop_assert!(applied.is_none_or(|r| r.start_known() && app.completed()));
+    }
+
+    #[test]
+    fn dotnet_times_are_read_exactly(ms in -62_000_000_000_000i64..253_000_000_000_000i64, offset in proptest::option::of((any::<bool>(), 0u32..2400))) {
+        let suffix = offset.map(|(plus, o)| format!("{}{o:04}", if plus { '+' } else { '-' })).unwrap_or_default();
+        let t = parse_time(&format!("/Date({ms}{suffix})/")).expect("a .NET time");
+        prop_assert_eq!(t.as_millisecond(), ms);
+        // The same instant in RFC 3339 reads the same.
+        prop_assert_eq!(parse_time(&t.to_string()), Some(t));
+    }
+
+    #[test]
+    fn time_text_never_panics(s in arb_time_text()) {
+        let _ = parse_time(&s);
     }
 
     #[test]

@@ -39,6 +39,7 @@ async fn main() {
         usage_location: Some("US".into()),
         department: None,
         password: None,
+        directory_roles: Vec::new(),
     }));
     let started = Instant::now();
     let sim = entra_sim::start(seed, "127.0.0.1:0".parse().unwrap())

@@ -385,3 +385,60 @@ pub async fn member_of(
     ))
     .into_response())
 }
+
+/// `/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole`: the directory roles a user
+/// holds. Each role's id is derived from its name, as a tenant's activated roles have one id.
+pub async fn directory_roles(
+    State(sim): State<Arc<Sim>>,
+    Extension(p): Extension<Principal>,
+    Path(key): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require(
+        &p,
+        &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "GroupMember.Read.All",
+            "RoleManagement.Read.Directory",
+        ],
+    )?;
+    let query = Query::parse(q.as_deref(), &headers, 999)?;
+    let id = visible_user_id(&sim, &key)?;
+    let roles = sim.tenant().users[&id].directory_roles.clone();
+    let items: Vec<Value> = roles
+        .iter()
+        .map(|name| {
+            let role_id = role_id(name);
+            let mut j = serde_json::Map::new();
+            j.insert("@odata.type".into(), json!("#microsoft.graph.directoryRole"));
+            j.insert("id".into(), json!(role_id.to_string()));
+            j.insert("displayName".into(), json!(name));
+            j.insert("roleTemplateId".into(), json!(role_id.to_string()));
+            project(j, query.select.as_ref(), None)
+        })
+        .collect();
+    let path = format!("/users/{key}/transitiveMemberOf/microsoft.graph.directoryRole");
+    Ok(axum::Json(page(
+        items,
+        &query,
+        &base_url(),
+        &path,
+        "directoryObjects",
+        sim.page_size(query.top),
+    ))
+    .into_response())
+}
+
+/// A stable id per role name (FNV-1a over the name, laid out as a GUID).
+fn role_id(name: &str) -> uuid::Uuid {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in name.bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    uuid::Uuid::from_u128(h)
+}

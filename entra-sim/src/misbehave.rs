@@ -1,5 +1,6 @@
 //! Realistic misbehaviour, all off by default and seeded for reproducible runs: latency with
-//! jitter, throttling by Graph's resource-unit model, random 5xx, replication delay.
+//! jitter, throttling by Graph's resource-unit model, random 5xx, replication delay, and other
+//! forms of the compliance endpoint's answers about policies applications.
 
 use crate::odata::GraphError;
 use axum::http::{Method, StatusCode};
@@ -32,6 +33,10 @@ pub struct Settings {
     /// Speed-up of the information-barrier clock (1.0: real time; 3600.0: an hour per second).
     /// Each policies application keeps the value in effect when it was started.
     pub barrier_time_scale: f64,
+    /// How the compliance endpoint writes policies applications: `{"times": "iso" |
+    /// "isoOffset" | "msDate" | "msDateOffset" | "missing" | "unparseable", "status": "normal"
+    /// | "missing" | "unparseable"}` (default iso and normal). See [`crate::compliance::answers`].
+    pub application_answers: crate::compliance::answers::ApplicationAnswers,
 }
 
 impl Default for Settings {
@@ -47,6 +52,7 @@ impl Default for Settings {
             group_licensing_delay_ms: 200,
             deleted_retention_seconds: 30 * 24 * 3600,
             barrier_time_scale: 1.0,
+            application_answers: Default::default(),
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct User {
     pub employee_type: Option<String>,
     pub extension_attributes: BTreeMap<u8, String>,
     pub password: Option<String>,
+    /// Display names of the directory roles the user holds (e.g. "User Administrator").
+    pub directory_roles: Vec<String>,
     pub direct: Vec<Assigned>,
     pub states: Vec<AssignmentState>,
     pub created: String,
@@ -156,6 +158,7 @@ impl Tenant {
                 employee_type: None,
                 extension_attributes: BTreeMap::new(),
                 password: u.password.clone(),
+                directory_roles: u.directory_roles.clone(),
                 direct: Vec::new(),
                 states: Vec::new(),
                 created: now_string(),

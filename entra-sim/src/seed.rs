@@ -105,6 +105,9 @@ pub struct SeedUser {
     pub department: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// Directory roles the user holds, by display name (e.g. `User Administrator`).
+    #[serde(default)]
+    pub directory_roles: Vec<String>,
 }
 
 fn yes() -> bool {

@@ -172,6 +172,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v1.0/users/{id}/licenseDetails", get(licensing::license_details))
         .route("/v1.0/users/{id}/memberOf", get(groups::member_of))
         .route(
+            "/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole",
+            get(groups::directory_roles),
+        )
+        .route(
             "/v1.0/directory/deletedItems/microsoft.graph.user",
             get(users::list_deleted),
         )

@@ -260,6 +260,7 @@ pub async fn create(
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect(),
         password: Some(password),
+        directory_roles: Vec::new(),
         direct: Vec::new(),
         states: Vec::new(),
         created: now_string(),

@@ -103,7 +103,7 @@ pub fn simple_filter(filter: &str) -> Option<(String, String)> {
     Some((attribute.trim().to_ascii_lowercase(), quoted.replace("''", "'")))
 }
 
-fn user_value(user: &DirUser, attribute: &str) -> Option<String> {
+pub fn user_value(user: &DirUser, attribute: &str) -> Option<String> {
     match attribute {
         "department" => user.department.clone(),
         "company" => user.company_name.clone(),
@@ -226,6 +226,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
     // The cluster's view, when reachable: licences by uid, vendors' groups.
     let mut licences: Option<BTreeMap<String, RemoteAssistLicense>> = None;
     let mut vendor_groups: BTreeMap<String, String> = BTreeMap::new();
+    let mut vendor_list: Option<Vec<VendorTenant>> = None;
     if let Some(client) = cluster {
         let rals = kube::Api::<RemoteAssistLicense>::all(client.clone())
             .list(&Default::default())
@@ -241,6 +242,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
                         .filter_map(|r| Some((r.uid()?, r)))
                         .collect(),
                 );
+                vendor_list = Some(vts.items.clone());
                 for v in vts.items {
                     let status = v.status.clone().unwrap_or_default();
                     for id in [status.accounts_group_id, status.engineers_group_id]
@@ -261,11 +263,23 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
             .push("no cluster access: cost-leak and group findings are skipped".into());
     }
 
+    let member_of_segments = segments
+        .iter()
+        .any(|s| simple_filter(&s.user_group_filter).is_some_and(|(a, _)| a == "memberof"));
     for u in &users {
-        let segment = segments.iter().find(|s| {
-            simple_filter(&s.user_group_filter)
-                .is_some_and(|(attr, value)| user_value(u, &attr).as_deref() == Some(value.as_str()))
-        });
+        // `MemberOf` segments need the user's groups.
+        let person = super::audit_paths::Person {
+            user: u.clone(),
+            role: super::audit_paths::Role::Engineer(BTreeSet::new()),
+            groups: if member_of_segments {
+                dir.member_of(&u.id).await?
+            } else {
+                BTreeSet::new()
+            },
+        };
+        let segment = segments
+            .iter()
+            .find(|s| super::audit_paths::selects(&s.user_group_filter, &person));
         let barrier_applied = segment.is_some_and(|s| applied(&s.name));
         let enabled = u.account_enabled.unwrap_or(false);
         let licenses: Vec<String> = u.assigned_licenses.iter().map(|a| part(&a.sku_id)).collect();
@@ -316,6 +330,31 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
             licenses,
         });
     }
+    // The vendor invariant, person by person, for every kind of segment.
+    if let (Some(_), Some(vendors)) = (&barriers, &vendor_list) {
+        let marked: Vec<(DirUser, Option<String>)> = users
+            .iter()
+            .map(|u| {
+                let vendor = licences
+                    .as_ref()
+                    .and_then(|known| Some(known.get(u.managed_by()?)?.spec.vendor_ref.name.clone()));
+                (u.clone(), vendor)
+            })
+            .collect();
+        let people = super::audit_paths::people(dir, vendors, &marked).await?;
+        for s in segments
+            .iter()
+            .filter(|s| simple_filter(&s.user_group_filter).is_none())
+        {
+            report.notes.push(format!(
+                "segment {} has a filter the audit cannot evaluate ({}); its members are not checked",
+                s.name, s.user_group_filter
+            ));
+        }
+        report
+            .findings
+            .extend(super::audit_paths::findings(&people, &segments, &policies));
+    }
     Ok(report)
 }
 
@@ -342,6 +381,7 @@ mod tests {
             segments_blocked: blocked.iter().map(|s| s.to_string()).collect(),
             state: "Active".into(),
             when_changed: None,
+            comment: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! `audit` (what the tenant really allows). Both only read the tenant.
 
 pub mod audit;
+pub mod audit_paths;
 pub mod plan;
 
 use crate::compliance::{COMPLIANCE_RESOURCE, ComplianceClient};
@@ -22,7 +23,7 @@ pub struct Tenant {
 
 impl Tenant {
     pub fn connect(config: &Config) -> anyhow::Result<Tenant> {
-        let http = reqwest::Client::new();
+        let http = crate::graph::transport::http_client()?;
         let tokens = Arc::new(TokenProvider::new(
             http.clone(),
             config.identity.clone(),

@@ -168,16 +168,25 @@ async fn plan_license(
         ));
         return Ok(());
     }
+    // The same authority checks as the operator (the account limit is counted in the cluster).
+    let adoption = match crate::license::authority::authorize(ral, vendor, &[]) {
+        Ok(a) => a,
+        Err(refusal) => {
+            r.problems
+                .push(format!("{} ({})", refusal.message, refusal.reason));
+            return Ok(());
+        }
+    };
     let skus = t.directory.skus(false).await?;
     // Barrier timing is the tenant's business, not the plan's: assume it will be in force.
-    let mut desired =
-        match crate::license::observe::desired(ral, vendor, group.unwrap_or("(new group)"), &skus, true) {
-            Ok(d) => d,
-            Err(m) => {
-                r.problems.push(m);
-                return Ok(());
-            }
-        };
+    let group_id = group.unwrap_or("(new group)");
+    let mut desired = match crate::license::observe::desired(ral, vendor, adoption, group_id, &skus, true) {
+        Ok(d) => d,
+        Err(m) => {
+            r.problems.push(m);
+            return Ok(());
+        }
+    };
     let user = t.directory.user(&desired.upn).await?;
     // A user the operator marked is taken to be this manifest's (its uid is not known here).
     if let Some(uid) = user.as_ref().and_then(|u| u.managed_by()) {
@@ -187,7 +196,15 @@ async fn plan_license(
         (Some(u), Some(g)) => t.directory.member_of(&u.id).await?.contains(g),
         _ => false,
     };
+    let directory_roles = match &user {
+        Some(u) if u.managed_by().is_none() && u.upn_domain() == desired.vendor_domain => {
+            Some(t.directory.directory_roles(&u.id).await?)
+        }
+        _ => None,
+    };
     let observed = Observed {
+        directory_roles,
+        rotation_wait: None,
         secret: if user.is_some() {
             SecretState::Ready {
                 pending: false,
@@ -275,6 +292,14 @@ pub async fn plan(t: &Tenant, m: &Manifests) -> anyhow::Result<Report> {
         };
         plan_segment(bs, &all_segments, &vendors, observed.as_ref(), &mut r);
         report.resources.push(r);
+    }
+    let vendor_list: Vec<Arc<VendorTenant>> = vendors.values().cloned().collect();
+    let paths = crate::segment::invariant::cross_vendor_paths(&all_segments, &vendor_list);
+    if !paths.is_empty() {
+        report.notes.push(format!(
+            "the policy application would be held back (CrossVendorPath): {}",
+            crate::segment::invariant::describe(&paths)
+        ));
     }
     for (a, b) in segments::asymmetries(&all_segments) {
         report.notes.push(format!(

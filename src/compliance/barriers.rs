@@ -2,6 +2,7 @@
 //! applications.
 
 use super::{ComplianceClient, ComplianceError};
+use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -27,29 +28,141 @@ pub struct Policy {
     pub state: String,
     #[serde(default)]
     pub when_changed: Option<String>,
+    /// Free text; the operator writes its ownership marker here (see [`owner_marker`]).
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub comment: Option<String>,
 }
 
+/// The marker the operator writes into the Comment of every policy it creates, naming the
+/// BarrierSegment (by uid) that owns it. Policies have a Comment; segments do not.
+pub fn owner_marker(uid: &str) -> String {
+    format!("remoteassist.dev/owner={uid}")
+}
+
+impl Policy {
+    /// The uid of the BarrierSegment whose marker the Comment carries, if any.
+    pub fn owner(&self) -> Option<&str> {
+        let comment = self.comment.as_deref()?;
+        let at = comment.find("remoteassist.dev/owner=")? + "remoteassist.dev/owner=".len();
+        let rest = &comment[at..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(rest.len());
+        Some(&rest[..end]).filter(|u| !u.is_empty())
+    }
+}
+
+/// A policies application as the endpoint describes it. Decoding is lenient (a missing or
+/// odd field never makes a listing undecodable) and reading is strict: a status, progress or
+/// time that is missing or cannot be read means "not applied" ([`Application::completed`],
+/// [`Application::created`]).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Application {
     pub identity: String,
+    /// As answered; empty when missing or not text. See [`Application::state`].
+    #[serde(default, deserialize_with = "lenient::status")]
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::integer")]
     pub percent_progress: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub failure_category: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub failure_message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub creation_time: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub application_end_time: Option<String>,
 }
 
+/// The documented statuses of an application, and `Unknown` for anything else (missing,
+/// misspelt, not text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplicationStatus {
+    NotStarted,
+    InProgress,
+    Completed,
+    Failed,
+    Stopped,
+    Unknown,
+}
+
 impl Application {
+    pub fn state(&self) -> ApplicationStatus {
+        use ApplicationStatus::*;
+        [NotStarted, InProgress, Completed, Failed, Stopped]
+            .into_iter()
+            .find(|s| self.status.eq_ignore_ascii_case(&format!("{s:?}")))
+            .unwrap_or(Unknown)
+    }
+
     /// Still queued or being processed.
     pub fn is_running(&self) -> bool {
-        matches!(self.status.as_str(), "NotStarted" | "InProgress")
+        matches!(
+            self.state(),
+            ApplicationStatus::NotStarted | ApplicationStatus::InProgress
+        )
+    }
+
+    /// Completed, and the answer says so consistently: `Status` Completed and
+    /// `PercentProgress` 100. Anything less is not applied.
+    pub fn completed(&self) -> bool {
+        self.state() == ApplicationStatus::Completed && self.percent_progress == Some(100)
+    }
+
+    /// `CreationTime`, when it is present and readable ([`parse_time`]).
+    pub fn created(&self) -> Option<Timestamp> {
+        self.creation_time.as_deref().and_then(parse_time)
+    }
+}
+
+/// A time as the compliance endpoint may write it: RFC 3339 with `Z` or an offset, or the
+/// .NET JSON form `/Date(<milliseconds since 1970 UTC>[+-HHMM])/` (the offset there is
+/// informational; the milliseconds are UTC). A time without an offset is ambiguous by up to a
+/// day and so unreadable, like anything else: `None`.
+pub fn parse_time(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    if let Some(inner) = text.strip_prefix("/Date(").and_then(|t| t.strip_suffix(")/")) {
+        let digits_end = inner
+            .char_indices()
+            .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+            .map_or(inner.len(), |(i, _)| i);
+        let (ms, offset) = inner.split_at(digits_end);
+        let offset_ok = offset.is_empty()
+            || (offset.len() == 5
+                && offset.starts_with(['+', '-'])
+                && offset[1..].chars().all(|c| c.is_ascii_digit()));
+        if !offset_ok || ms.is_empty() || ms == "-" {
+            return None;
+        }
+        return Timestamp::from_millisecond(ms.parse().ok()?).ok();
+    }
+    text.parse().ok()
+}
+
+/// Field decoders that turn what cannot be read into "absent" instead of failing the object.
+mod lenient {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    pub fn status<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(string(d)?.unwrap_or_default())
+    }
+
+    /// An integer, or text holding one; anything else is absent.
+    pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
     }
 }
 
@@ -161,13 +274,30 @@ impl ComplianceClient {
         segments: &[String],
         state: &str,
     ) -> Result<Policy, ComplianceError> {
+        self.new_policy_with_comment(name, segment, allowed, segments, state, None)
+            .await
+    }
+
+    /// [`Self::new_policy`] with a Comment (where the operator writes its ownership marker).
+    pub async fn new_policy_with_comment(
+        &self,
+        name: &str,
+        segment: &str,
+        allowed: bool,
+        segments: &[String],
+        state: &str,
+        comment: Option<&str>,
+    ) -> Result<Policy, ComplianceError> {
         let list = if allowed {
             "SegmentsAllowed"
         } else {
             "SegmentsBlocked"
         };
-        let params =
+        let mut params =
             json!({"Name": name, "AssignedSegment": segment, list: segments, "State": state, "Force": true});
+        if let Some(c) = comment {
+            params["Comment"] = json!(c);
+        }
         one(
             decode(self.invoke("New-InformationBarrierPolicy", params).await?)?,
             "New-InformationBarrierPolicy",
@@ -229,14 +359,29 @@ impl ComplianceClient {
         one(decode(items)?, "Get-InformationBarrierPoliciesApplicationStatus")
     }
 
-    /// Every application, newest first.
+    /// Every application the endpoint lists, in the order it answered (which is not to be
+    /// trusted: sort by [`Application::created`]). An entry that cannot be decoded at all
+    /// (no Identity) is left out with a warning: it can be neither followed nor trusted.
     pub async fn applications(&self) -> Result<Vec<Application>, ComplianceError> {
-        decode(
-            self.invoke(
+        let items = self
+            .invoke(
                 "Get-InformationBarrierPoliciesApplicationStatus",
                 json!({"All": true}),
             )
-            .await?,
-        )
+            .await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|v| match serde_json::from_value(v) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring an undecodable policies application");
+                    None
+                }
+            })
+            .collect())
     }
 }
+
+#[cfg(test)]
+#[path = "barriers_tests.rs"]
+mod tests;

@@ -79,6 +79,24 @@ pub struct BarrierSegmentSpec {
     /// applied; set Inactive to lift this segment's barrier without deleting it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_state: Option<PolicyState>,
+
+    /// Take over an organization segment that already exists in the tenant under this
+    /// segment's name, and the policy assigned to it, although the operator did not create
+    /// them. Default false: such a segment or policy is a `Conflict` and nothing in the tenant
+    /// is changed for this BarrierSegment.
+    ///
+    /// What the operator created it knows from its own records: the identities its
+    /// `New-OrganizationSegment` and `New-InformationBarrierPolicy` returned, kept in
+    /// `status.created`, and the marker `remoteassist.dev/owner=<this object's uid>` it writes
+    /// into the Comment of every policy it creates (segments have no Comment, so a segment
+    /// created just before a crash is recognised by `status.created.pendingSegment`, recorded
+    /// just before the create is sent). Anything else is not the operator's.
+    ///
+    /// An adopted segment or policy is brought to this spec (filter, allow or block list,
+    /// state) while it is adopted, but never removed: deleting this BarrierSegment leaves it in
+    /// the tenant as it then is. Setting this back to false makes it a `Conflict` again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_existing: Option<bool>,
 }
 
 /// Where a segment's members come from: exactly one of the fields.
@@ -187,9 +205,14 @@ pub struct BarrierSegmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_id: Option<String>,
 
-    /// The policy's identity (GUID) in the tenant, once created.
+    /// The policy's identity (GUID) in the tenant, once created or adopted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_id: Option<String>,
+
+    /// What the operator itself created in the tenant for this BarrierSegment: the only
+    /// objects it changes without `adoptExisting`, and the only ones it ever removes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<CreatedObjects>,
 
     /// The policy's type as created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,7 +232,33 @@ pub struct BarrierSegmentStatus {
     pub message: Option<String>,
 }
 
+/// The tenant objects the operator created for one BarrierSegment, by identity.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedObjects {
+    /// The organization segment's identity, as the operator's `New-OrganizationSegment`
+    /// returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_id: Option<String>,
+
+    /// The policy's identity, as the operator's `New-InformationBarrierPolicy` returned it (its
+    /// Comment also carries `remoteassist.dev/owner=<uid>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_id: Option<String>,
+
+    /// The segment name a `New-OrganizationSegment` was about to be sent for, recorded before
+    /// it is sent and cleared once its answer is recorded: a segment of this name found while
+    /// it is set is the one the operator created just before a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_segment: Option<String>,
+}
+
 impl BarrierSegment {
+    /// Whether the spec opts in to taking over existing tenant objects of its name.
+    pub fn adopts_existing(&self) -> bool {
+        self.spec.adopt_existing.unwrap_or(false)
+    }
+
     /// The segment's name in the tenant, with its default applied.
     pub fn segment_name(&self) -> String {
         self.spec

@@ -60,8 +60,9 @@ pub struct RemoteAssistLicenseSpec {
     #[x_kube(validation = Rule::new("!self.contains('..')").message("mailNickname cannot contain two dots in a row"))]
     pub mail_nickname: String,
 
-    /// The user principal name, if it should not be derived from `mailNickname`; its domain must
-    /// be the vendor's domain. Immutable once set.
+    /// The user principal name, if it should not be derived from `mailNickname`. Its domain must
+    /// be the vendor's `spec.domain` (compared case-insensitively); any other is refused with
+    /// `OutsideVendorDomain` and nothing is read or written for it. Immutable once set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 113), pattern(formats::UPN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("userPrincipalName is immutable once set"))]
@@ -102,7 +103,11 @@ pub struct RemoteAssistLicenseSpec {
 
     /// What to do when a user with this principal name already exists. `CreateOnly` (default):
     /// refuse it with a `Conflict` condition. `AdoptOrCreate`: adopt it, or create one if none
-    /// exists. `AdoptOnly`: adopt it, and never create one.
+    /// exists. `AdoptOnly`: adopt it, and never create one. Adoption happens only where the
+    /// VendorTenant allows it (`spec.adoption.policy: Allowed`; otherwise `AdoptOrCreate` acts
+    /// as `CreateOnly` and `AdoptOnly` is refused), and only for a user in the vendor's domain
+    /// that holds no directory role and that no other licence manages. The operator never sets
+    /// an adopted user's password unless the VendorTenant allows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<AdoptionPolicy>,
 }
@@ -166,6 +171,16 @@ pub struct RemoteAssistLicenseStatus {
     /// adopted user is never deleted or disabled by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_operator: Option<bool>,
+
+    /// The `employeeType` an adopted user had before the operator wrote its mark there; put
+    /// back when the licence releases the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_employee_type: Option<String>,
+
+    /// When the operator last set the account's password. Rotations (and resets after a lost
+    /// Secret) are rate-limited from this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_set_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 
     /// When the operator last set the account's barrier attribute: only a policy application
     /// started after this can enforce the account's barrier.

@@ -91,6 +91,49 @@ pub struct VendorTenantSpec {
     /// Information-barrier settings for this vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barriers: Option<BarrierSettings>,
+
+    /// The most accounts (RemoteAssistLicenses) this vendor may have. Licences beyond it, by
+    /// creation time, are refused with `AccountLimitReached` (and an account already made is
+    /// disabled, never deleted). Default: 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub max_accounts: Option<i32>,
+
+    /// Whether RemoteAssistLicenses may take over users that already exist in the tenant. This
+    /// is the platform team's decision: a licence can only narrow it. Default: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<VendorAdoption>,
+}
+
+/// Default of `spec.maxAccounts`.
+pub const DEFAULT_MAX_ACCOUNTS: i32 = 1000;
+
+/// Whether and how this vendor's licences may adopt existing users.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VendorAdoption {
+    /// `Never` (default): a licence whose user already exists is a `Conflict`, whatever its
+    /// `adoption` says. `Allowed`: a licence with `adoption: AdoptOrCreate` or `AdoptOnly` may
+    /// adopt a user in this vendor's domain that holds no directory role and that no other
+    /// licence manages; adoption writes the operator's mark (`employeeType`) on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<VendorAdoptionPolicy>,
+
+    /// Whether the operator may set a new password on an adopted user (a
+    /// `remoteassist.dev/rotate-credentials` request). Default: false: the password of a user
+    /// the operator did not create is never set or rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manage_credentials: Option<bool>,
+}
+
+// Whether licences may adopt existing users.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VendorAdoptionPolicy {
+    /// Never adopt: existing users are a Conflict.
+    #[default]
+    Never,
+    /// Licences may adopt eligible users in the vendor's domain.
+    Allowed,
 }
 
 /// The vendor's accounts group.
@@ -337,6 +380,30 @@ impl VendorTenant {
             .as_ref()
             .and_then(|b| b.membership_attribute)
             .unwrap_or_default()
+    }
+
+    /// The account limit, with its default applied.
+    pub fn max_accounts(&self) -> usize {
+        self.spec.max_accounts.unwrap_or(DEFAULT_MAX_ACCOUNTS).max(0) as usize
+    }
+
+    /// Whether the platform team lets this vendor's licences adopt existing users.
+    pub fn adoption_allowed(&self) -> bool {
+        self.spec
+            .adoption
+            .as_ref()
+            .and_then(|a| a.policy)
+            .unwrap_or_default()
+            == VendorAdoptionPolicy::Allowed
+    }
+
+    /// Whether the operator may set the password of a user it adopted.
+    pub fn manages_adopted_credentials(&self) -> bool {
+        self.spec
+            .adoption
+            .as_ref()
+            .and_then(|a| a.manage_credentials)
+            .unwrap_or(false)
     }
 
     /// The attribute value that places a user in this vendor's accounts segment.

@@ -20,6 +20,11 @@ use view::{Lookup, Seen, View, apply_licences, apply_patch};
 /// RemoteAssistLicense's uid follows, so a crash between creating a user and recording it can
 /// never turn the operator's own user into a "conflict" or an unmanaged user into "ours".
 pub const MANAGED_USER_PREFIX: &str = "remoteassist.dev/";
+/// What follows [`MANAGED_USER_PREFIX`] on a user the operator adopted rather than created:
+/// `remoteassist.dev/adopted:<uid>`. Another licence sees the mark and gets a `Conflict`, and
+/// the deletion policy can tell an adopted user (never deleted or disabled on release) from a
+/// created one even when status is lost.
+pub const ADOPTED_MARK: &str = "adopted:";
 /// Group description prefix that marks a group as created by this operator (uid follows).
 pub const MANAGED_GROUP_PREFIX: &str = "Managed by remote-assist-operator; owner uid ";
 
@@ -59,6 +64,13 @@ pub struct DirUser {
     pub license_assignment_states: Vec<LicenseState>,
 }
 
+/// The domain part of a user principal name, lower-cased ("" when there is none).
+pub fn upn_domain(upn: &str) -> String {
+    upn.rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
 /// One entry of `licenseAssignmentStates`: tells direct assignments from inherited ones.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -85,9 +97,23 @@ impl DirUser {
         v
     }
 
-    /// The uid of the RemoteAssistLicense that created this user, if the operator did.
+    /// The uid of the RemoteAssistLicense that created or adopted this user, if any did.
     pub fn managed_by(&self) -> Option<&str> {
-        self.employee_type.as_deref()?.strip_prefix(MANAGED_USER_PREFIX)
+        let rest = self.employee_type.as_deref()?.strip_prefix(MANAGED_USER_PREFIX)?;
+        Some(rest.strip_prefix(ADOPTED_MARK).unwrap_or(rest))
+    }
+
+    /// Whether the operator's mark on this user says it was adopted, not created.
+    pub fn marked_adopted(&self) -> bool {
+        self.employee_type
+            .as_deref()
+            .and_then(|t| t.strip_prefix(MANAGED_USER_PREFIX))
+            .is_some_and(|rest| rest.starts_with(ADOPTED_MARK))
+    }
+
+    /// The domain part of the user principal name, lower-cased.
+    pub fn upn_domain(&self) -> String {
+        upn_domain(&self.user_principal_name)
     }
 }
 
@@ -303,6 +329,30 @@ impl Directory {
         ]);
         let items = self.graph.list(&format!("/users?{query}")).await?;
         items.into_iter().map(|v| decode(v, "user")).collect()
+    }
+
+    /// The directory roles a user holds, directly or through a role-assignable group (its
+    /// `transitiveMemberOf` cast to `directoryRole`). Before adopting a user the operator reads
+    /// this: an administrator is never adopted. Roles scoped to an administrative unit and
+    /// PIM-eligible (not activated) roles are not listed by this read.
+    pub async fn directory_roles(&self, user_id: &str) -> Result<Vec<String>, GraphError> {
+        let items = self
+            .graph
+            .list(&format!(
+                "/users/{}/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName",
+                segment(user_id)
+            ))
+            .await?;
+        Ok(items
+            .iter()
+            .map(|v| {
+                v["displayName"]
+                    .as_str()
+                    .or(v["id"].as_str())
+                    .unwrap_or("a directory role")
+                    .to_owned()
+            })
+            .collect())
     }
 
     /// A soft-deleted user by object id, if it is still in deleted items.

@@ -118,14 +118,17 @@ async fn dispatch(mut items: Vec<Item>, transport: Arc<Transport>) {
     }
 }
 
-/// The `$batch` answer, item by item, in request order.
+/// The `$batch` answer, item by item, in request order (item `i` has the id `"i"`).
 /// The answer is taken apart, not copied: a batch of twenty users is a sizeable document.
-fn split(mut body: Value, n: usize) -> Vec<Result<Raw, GraphError>> {
+/// An item without a valid HTTP status is an error: read as success, a refused write would be
+/// reported as done.
+pub(super) fn split(mut body: Value, n: usize) -> Vec<Result<Raw, GraphError>> {
     let mut out: Vec<Result<Raw, GraphError>> = (0..n)
         .map(|i| Err(GraphError::Decode(format!("the $batch answer lacks item {i}"))))
         .collect();
-    let responses = match body["responses"].take() {
-        Value::Array(a) => a,
+    // `get_mut`, not indexing: indexing into a body that is not an object panics.
+    let responses = match body.get_mut("responses").map(Value::take) {
+        Some(Value::Array(a)) => a,
         _ => Vec::new(),
     };
     for mut r in responses {
@@ -146,12 +149,22 @@ fn split(mut body: Value, n: usize) -> Vec<Result<Raw, GraphError>> {
             .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
             .map(super::transport::retry_after_secs);
         let request_id = header("request-id").and_then(|v| v.as_str()).map(str::to_owned);
-        out[i] = Ok(Raw {
-            status: r["status"].as_u64().unwrap_or(0) as u16,
-            body: r["body"].take(),
-            request_id,
-            retry_after,
-        });
+        let status = r["status"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| (100..=599).contains(s));
+        out[i] = match status {
+            Some(status) => Ok(Raw {
+                status,
+                body: r.get_mut("body").map(Value::take).unwrap_or_default(),
+                request_id,
+                retry_after,
+            }),
+            None => Err(GraphError::Decode(format!(
+                "the $batch answer for item {i} has no valid status (request-id {})",
+                request_id.as_deref().unwrap_or("none")
+            ))),
+        };
     }
     out
 }
@@ -180,5 +193,33 @@ mod tests {
             out[2].is_err(),
             "an item without an answer is an error, not a success"
         );
+    }
+
+    #[test]
+    fn an_item_without_a_valid_status_is_an_error_not_a_success() {
+        let body = json!({"responses": [
+            {"id": "0", "body": {"id": "u0"}},
+            {"id": "1", "status": "200", "body": {}},
+            {"id": "2", "status": 70000, "body": {}},
+            {"id": "3", "status": 204},
+        ]});
+        let out = split(body, 4);
+        for (i, r) in out[..3].iter().enumerate() {
+            let e = r.as_ref().expect_err("no valid status");
+            assert!(e.to_string().contains("no valid status"), "item {i}: {e}");
+            assert!(!e.is_transient(), "item {i}: retrying cannot help");
+        }
+        assert_eq!(out[3].as_ref().unwrap().status, 204);
+    }
+
+    #[test]
+    fn answers_of_any_shape_are_errors_not_panics() {
+        for body in [
+            json!(false),
+            json!([1]),
+            json!({"responses": [true, "x", {"id": "0"}]}),
+        ] {
+            assert!(split(body.clone(), 2).iter().all(Result::is_err), "{body}");
+        }
     }
 }

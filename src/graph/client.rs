@@ -3,15 +3,14 @@
 //! transport failures with exponential backoff and jitter. Collections are paged by following
 //! `@odata.nextLink` verbatim.
 
-use super::batcher::Batcher;
+use super::batcher::{Batcher, MAX_BATCH, split};
 use super::budget::{Budget, cost};
 use super::credentials::TokenProvider;
 use super::error::GraphError;
-use super::transport::{MAX_RETRY_AFTER_SECS, Transport};
+use super::transport::Transport;
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,90 +233,16 @@ impl GraphClient {
     pub async fn batch(&self, requests: &[BatchRequest]) -> Vec<Result<Answer, GraphError>> {
         let mut results: Vec<Option<Result<Answer, GraphError>>> =
             (0..requests.len()).map(|_| None).collect();
-        for chunk_start in (0..requests.len()).step_by(20) {
-            let mut pending: Vec<usize> = (chunk_start..(chunk_start + 20).min(requests.len())).collect();
+        for chunk_start in (0..requests.len()).step_by(MAX_BATCH) {
+            let mut pending: Vec<usize> =
+                (chunk_start..(chunk_start + MAX_BATCH).min(requests.len())).collect();
             // Counts rounds without progress: a round where some items succeed starts over, so a
             // throttled batch drains at Graph's pace instead of giving up.
             let mut attempt = 0;
             while !pending.is_empty() {
                 attempt += 1;
                 let before = pending.len();
-                let items: Vec<Value> = pending
-                    .iter()
-                    .map(|i| {
-                        let r = &requests[*i];
-                        let mut item =
-                            json!({"id": i.to_string(), "method": r.method.as_str(), "url": r.path});
-                        if let Some(b) = &r.body {
-                            item["body"] = b.clone();
-                            item["headers"] = json!({"Content-Type": "application/json"});
-                        }
-                        item
-                    })
-                    .collect();
-                // Graph charges each item as if sent alone; the `$batch` itself costs nothing.
-                for i in &pending {
-                    let (units, write) = cost(&requests[*i].method, &requests[*i].path);
-                    self.budget.acquire(units, write).await;
-                }
-                let outer = match self
-                    .call(Method::POST, "/$batch", Some(&json!({"requests": items})))
-                    .await
-                {
-                    Ok(a) => a,
-                    Err(e) => {
-                        let message = e.to_string();
-                        for i in pending.drain(..) {
-                            results[i] = Some(Err(GraphError::Decode(format!("batch failed: {message}"))));
-                        }
-                        break;
-                    }
-                };
-                let by_id: HashMap<String, &Value> = outer.body["responses"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|r| Some((r["id"].as_str()?.to_owned(), r)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let mut retry = Vec::new();
-                let mut wait = Duration::ZERO;
-                for i in pending.drain(..) {
-                    let Some(r) = by_id.get(&i.to_string()) else {
-                        results[i] = Some(Err(GraphError::Decode(format!("batch response lacks item {i}"))));
-                        continue;
-                    };
-                    let status = r["status"].as_u64().unwrap_or(0) as u16;
-                    let request_id = r["headers"]["request-id"].as_str().map(str::to_owned);
-                    let item_wait = r["headers"]["retry-after"]
-                        .as_str()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .map(|n| Duration::from_secs(n.min(MAX_RETRY_AFTER_SECS)));
-                    if status < 400 {
-                        results[i] = Some(Ok(Answer {
-                            status,
-                            body: r["body"].clone(),
-                            request_id,
-                        }));
-                        continue;
-                    }
-                    let e = GraphError::from_response(status, request_id, item_wait, &r["body"]);
-                    if e.is_transient() && attempt < self.policy.max_attempts {
-                        wait = wait.max(item_wait.unwrap_or_else(|| self.policy.backoff(attempt)));
-                        if e.is_throttled() {
-                            self.budget.pause(wait).await;
-                        }
-                        retry.push(i);
-                    } else if e.is_transient() {
-                        results[i] = Some(Err(GraphError::Exhausted {
-                            attempts: attempt,
-                            last: Box::new(e),
-                        }));
-                    } else {
-                        results[i] = Some(Err(e));
-                    }
-                }
+                let (retry, wait) = self.batch_round(requests, &pending, attempt, &mut results).await;
                 if !retry.is_empty() {
                     tokio::time::sleep(wait).await;
                 }
@@ -331,6 +256,80 @@ impl GraphClient {
             .into_iter()
             .map(|r| r.expect("every item has a result"))
             .collect()
+    }
+
+    /// Sends `pending` as one `$batch`, fills in the final results, and returns the items to
+    /// send again with how long to wait first.
+    async fn batch_round(
+        &self,
+        requests: &[BatchRequest],
+        pending: &[usize],
+        attempt: u32,
+        results: &mut [Option<Result<Answer, GraphError>>],
+    ) -> (Vec<usize>, Duration) {
+        // Item ids are positions in this round; `split` matches the answers back by them.
+        let items: Vec<Value> = pending
+            .iter()
+            .enumerate()
+            .map(|(k, i)| {
+                let r = &requests[*i];
+                let mut item = json!({"id": k.to_string(), "method": r.method.as_str(), "url": r.path});
+                if let Some(b) = &r.body {
+                    item["body"] = b.clone();
+                    item["headers"] = json!({"Content-Type": "application/json"});
+                }
+                item
+            })
+            .collect();
+        // Graph charges each item as if sent alone; the `$batch` itself costs nothing.
+        for i in pending {
+            let (units, write) = cost(&requests[*i].method, &requests[*i].path);
+            self.budget.acquire(units, write).await;
+        }
+        let outer = match self
+            .call(Method::POST, "/$batch", Some(&json!({"requests": items})))
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                let message = e.to_string();
+                for i in pending {
+                    results[*i] = Some(Err(GraphError::Decode(format!("batch failed: {message}"))));
+                }
+                return (Vec::new(), Duration::ZERO);
+            }
+        };
+        let mut retry = Vec::new();
+        let mut wait = Duration::ZERO;
+        for (i, answer) in pending.iter().copied().zip(split(outer.body, pending.len())) {
+            let e = match answer {
+                Ok(raw) if raw.status < 400 => {
+                    results[i] = Some(Ok(Answer {
+                        status: raw.status,
+                        body: raw.body,
+                        request_id: raw.request_id,
+                    }));
+                    continue;
+                }
+                Ok(raw) => GraphError::from_response(raw.status, raw.request_id, raw.retry_after, &raw.body),
+                Err(e) => e,
+            };
+            if e.is_transient() && attempt < self.policy.max_attempts {
+                wait = wait.max(e.retry_after().unwrap_or_else(|| self.policy.backoff(attempt)));
+                if e.is_throttled() {
+                    self.budget.pause(wait).await;
+                }
+                retry.push(i);
+            } else if e.is_transient() {
+                results[i] = Some(Err(GraphError::Exhausted {
+                    attempts: attempt,
+                    last: Box::new(e),
+                }));
+            } else {
+                results[i] = Some(Err(e));
+            }
+        }
+        (retry, wait)
     }
 }
 

@@ -1,16 +1,19 @@
 //! How the operator proves who it is to the token endpoint: a client secret, a certificate
 //! (signed client assertion), or workload identity federation (a Kubernetes service-account
 //! token, re-read from its file for every token request because the kubelet rotates it).
-//! Tokens are cached and renewed before they expire.
+//! Tokens are cached and renewed before they expire, without a lock held over a request.
 
 use super::error::GraphError;
+use super::transport::{BodyError, read_capped};
 use base64::Engine;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde_json::Value;
 use sha1::Digest;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 /// A secret value that never prints.
 #[derive(Clone)]
@@ -85,45 +88,187 @@ impl AppIdentity {
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Renew a token when less than this fraction of its lifetime is left.
-const RENEW_AT_REMAINING: f64 = 0.2;
+/// The largest token answer read. An access token is a JWT of a few KiB (under ~10 KiB even
+/// with many claims) and error answers are smaller; anything near this is not a token answer.
+pub const MAX_TOKEN_BODY: usize = 64 << 10;
 
-/// Issues and caches access tokens for one resource (`scope` = `<resource>/.default`).
-pub struct TokenProvider {
+/// After a background renewal failed, the next one waits this long: the cached token is still
+/// valid, and a failing endpoint is not asked again by every caller.
+const RENEWAL_RETRY: Duration = Duration::from_secs(5);
+
+/// How token requests are bounded and when cached tokens are renewed.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenTiming {
+    /// The whole token request (connect, answer, body); a hung endpoint fails after this.
+    pub timeout: Duration,
+    /// Renew a token when less than this fraction of its lifetime is left. Callers keep getting
+    /// the cached token while it renews in the background, so renewal starts early.
+    pub renew_at_remaining: f64,
+}
+
+impl Default for TokenTiming {
+    fn default() -> Self {
+        TokenTiming {
+            timeout: Duration::from_secs(30),
+            renew_at_remaining: 0.2,
+        }
+    }
+}
+
+/// A token with its lifetime on the local monotonic clock.
+#[derive(Clone)]
+struct Cached {
+    token: Secret,
+    issued: Instant,
+    expires: Instant,
+}
+
+impl Cached {
+    fn is_valid(&self, now: Instant) -> bool {
+        now < self.expires
+    }
+
+    fn is_due(&self, now: Instant, renew_at_remaining: f64) -> bool {
+        let lifetime = self.expires.saturating_duration_since(self.issued).as_secs_f64();
+        self.expires.saturating_duration_since(now).as_secs_f64() <= lifetime * renew_at_remaining
+    }
+}
+
+/// One token request in progress, shared by every caller that has to wait for it.
+type Flight = Shared<BoxFuture<'static, Result<Cached, GraphError>>>;
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    flight: Option<Flight>,
+    /// When the last request failed, for [`RENEWAL_RETRY`].
+    failed_at: Option<Instant>,
+}
+
+/// What a token request needs; owned by the request task, so no caller's lock is held over it.
+struct Requester {
     http: reqwest::Client,
     identity: AppIdentity,
     scope: String,
-    cache: Mutex<Option<(Secret, Instant, Instant)>>, // token, issued, expires
+}
+
+/// Issues and caches access tokens for one resource (`scope` = `<resource>/.default`).
+///
+/// The cache lock is held only to read or write the cache, never across a request: a caller
+/// with a valid token never waits, even while a renewal hangs, and callers without one share a
+/// single request that ends within [`TokenTiming::timeout`].
+pub struct TokenProvider {
+    requester: Arc<Requester>,
+    state: Arc<Mutex<State>>,
+    timing: TokenTiming,
 }
 
 impl TokenProvider {
     pub fn new(http: reqwest::Client, identity: AppIdentity, resource: &str) -> Self {
         TokenProvider {
-            http,
-            identity,
-            scope: format!("{}/.default", resource.trim_end_matches('/')),
-            cache: Mutex::new(None),
+            requester: Arc::new(Requester {
+                http,
+                identity,
+                scope: format!("{}/.default", resource.trim_end_matches('/')),
+            }),
+            state: Arc::default(),
+            timing: TokenTiming::default(),
         }
     }
 
-    /// A valid token, from the cache unless it is near expiry.
+    pub fn with_timing(mut self, timing: TokenTiming) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// A valid token: the cached one (renewed in the background when it nears expiry), or,
+    /// when there is none, the answer of the one request in flight.
     pub async fn token(&self) -> Result<Secret, GraphError> {
-        let mut cache = self.cache.lock().await;
-        let now = Instant::now();
-        if let Some((token, issued, expires)) = cache.as_ref() {
-            let lifetime = expires.saturating_duration_since(*issued).as_secs_f64();
-            if expires.saturating_duration_since(now).as_secs_f64() > lifetime * RENEW_AT_REMAINING {
-                return Ok(token.clone());
+        let flight = {
+            let mut state = lock(&self.state);
+            let now = Instant::now();
+            match state.cached.clone() {
+                Some(c) if !c.is_due(now, self.timing.renew_at_remaining) => return Ok(c.token),
+                Some(c) if c.is_valid(now) => {
+                    let backing_off = state.failed_at.is_some_and(|t| now < t + RENEWAL_RETRY);
+                    if !backing_off {
+                        // The renewal runs as its own task; nobody needs to wait for it.
+                        drop(self.flight(&mut state));
+                    }
+                    return Ok(c.token);
+                }
+                _ => self.flight(&mut state),
             }
-        }
-        let (token, expires_in) = self.request().await?;
-        *cache = Some((token.clone(), now, now + expires_in));
-        Ok(token)
+        };
+        flight.await.map(|c| c.token)
     }
 
     /// Drops the cached token (after Graph said it is no longer valid).
     pub async fn invalidate(&self) {
-        *self.cache.lock().await = None;
+        lock(&self.state).cached = None;
+    }
+
+    /// The request in flight, or a new one. It runs as its own task, so it finishes (within the
+    /// timeout) and fills the cache even when every caller has stopped waiting.
+    fn flight(&self, state: &mut State) -> Flight {
+        if let Some(f) = &state.flight {
+            return f.clone();
+        }
+        let requester = self.requester.clone();
+        let shared = self.state.clone();
+        let timeout = self.timing.timeout;
+        let task = tokio::spawn(async move {
+            let result = requester.bounded(timeout).await;
+            let mut state = lock(&shared);
+            state.flight = None;
+            match &result {
+                Ok(c) => {
+                    state.cached = Some(c.clone());
+                    state.failed_at = None;
+                }
+                Err(e) => {
+                    let now = Instant::now();
+                    // A caller that waited reports the error itself; a background renewal has
+                    // nobody else to tell.
+                    if state.cached.as_ref().is_some_and(|c| c.is_valid(now)) {
+                        tracing::warn!(scope = %requester.scope, error = %e, "token renewal failed; the cached token is still valid");
+                    }
+                    state.failed_at = Some(now);
+                }
+            }
+            result
+        });
+        let flight = async move {
+            task.await
+                .unwrap_or_else(|e| Err(GraphError::Credential(format!("the token request stopped: {e}"))))
+        }
+        .boxed()
+        .shared();
+        state.flight = Some(flight.clone());
+        flight
+    }
+}
+
+/// The cache lock; a panic elsewhere never leaves the cache unusable.
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Requester {
+    /// One token request, bounded as a whole by `timeout`.
+    async fn bounded(&self, timeout: Duration) -> Result<Cached, GraphError> {
+        let issued = Instant::now();
+        match tokio::time::timeout(timeout, self.request()).await {
+            Ok(answer) => answer.map(|(token, lifetime)| Cached {
+                token,
+                issued,
+                expires: issued + lifetime,
+            }),
+            Err(_) => Err(GraphError::Transport {
+                what: "the token endpoint",
+                message: format!("no answer within {}", humantime::format_duration(timeout)),
+            }),
+        }
     }
 
     async fn request(&self) -> Result<(Secret, Duration), GraphError> {
@@ -165,10 +310,18 @@ impl TokenProvider {
                 message: e.without_url().to_string(),
             })?;
         let status = response.status().as_u16();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| GraphError::Decode(format!("token response: {e}")))?;
+        let bytes = read_capped(response, MAX_TOKEN_BODY).await.map_err(|e| match e {
+            BodyError::TooLarge => GraphError::TooLarge {
+                what: "the token endpoint".into(),
+                limit: MAX_TOKEN_BODY,
+            },
+            BodyError::Read(e) => GraphError::Transport {
+                what: "the token endpoint",
+                message: e.without_url().to_string(),
+            },
+        })?;
+        let body: Value =
+            serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode(format!("token response: {e}")))?;
         if status != 200 {
             return Err(GraphError::from_token_response(status, &body));
         }

@@ -33,9 +33,21 @@ pub enum GraphError {
     /// A credential could not be loaded (bad PEM, unreadable token file).
     #[error("credential error: {0}")]
     Credential(String),
+    /// An answer longer than the limit for its endpoint; nothing beyond the limit was read.
+    #[error("the answer from {what} is larger than the {} limit: refused", bytes(*limit))]
+    TooLarge { what: String, limit: usize },
     /// Retries ran out; carries the last error.
     #[error("gave up after {attempts} attempts: {last}")]
     Exhausted { attempts: u32, last: Box<GraphError> },
+}
+
+/// A byte count for messages: `16 MiB`, `64 KiB`, or bytes.
+pub fn bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 impl GraphError {

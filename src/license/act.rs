@@ -15,6 +15,10 @@ pub struct Outcome {
     pub done: Vec<(&'static str, String)>,
     /// The id of a user created or restored in this pass.
     pub bound_user: Option<(String, bool)>,
+    /// The `employeeType` an adopted user had before the operator's mark replaced it.
+    pub adopted_from: Option<Option<String>>,
+    /// A password was set (or an attempt made) in this pass: rotations are rate-limited.
+    pub password_set: bool,
     /// A new object is not yet visible everywhere; try again shortly.
     pub replicating: Option<String>,
     /// No seats left for a SKU: the message for `LicensesAssigned`.
@@ -42,6 +46,15 @@ pub async fn act(
         let result = match action {
             Action::WriteCredentials => creds.create(ral, &d.upn).await.map(|_| Ok(())),
             Action::RestoreUser { id } => Ok(dir.restore_user(id).await),
+            Action::Adopt { id, mark, previous } => {
+                match dir.update_user(id, &json!({"employeeType": mark})).await {
+                    Ok(()) => {
+                        out.adopted_from = Some(previous.clone());
+                        Ok(Ok(()))
+                    }
+                    Err(e) => Ok(Err(e)),
+                }
+            }
             Action::CreateUser { body } => {
                 let Some(password) = creds.password().await? else {
                     // The Secret write is not visible yet: never create a user without it.
@@ -73,6 +86,7 @@ pub async fn act(
                 }
             }
             Action::RotatePassword { user_id, token, .. } => {
+                out.password_set = true;
                 let password = creds.begin_rotation(ral, &d.upn).await?;
                 let patch = json!({"passwordProfile": {"password": password.expose(), "forceChangePasswordNextSignIn": false}});
                 match dir.update_user(user_id, &patch).await {
@@ -93,9 +107,10 @@ pub async fn act(
         match result? {
             Ok(()) => {
                 out.joined_segment |= match action {
-                    Action::CreateUser { .. } | Action::RestoreUser { .. } | Action::AddToGroup { .. } => {
-                        true
-                    }
+                    Action::CreateUser { .. }
+                    | Action::RestoreUser { .. }
+                    | Action::AddToGroup { .. }
+                    | Action::Adopt { .. } => true,
                     Action::UpdateUser { what, .. } => what.contains(&"barrier attribute"),
                     _ => false,
                 };

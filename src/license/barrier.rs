@@ -1,10 +1,15 @@
-//! Whether an account's information barrier is in force: its vendor's accounts segment has an
-//! applied policy, and a policy application that started after the account joined the segment
-//! has completed. Only then is the account enabled (barrier-first activation).
+//! Whether an account's information barrier is in force. Fail closed: only when exactly one
+//! BarrierSegment selects the vendor's accounts, its policy is an Active allow policy that is
+//! applied for its current spec, and a policy application that started after the account joined
+//! the segment has completed. Only then is the account enabled (barrier-first activation); in
+//! every other case it stays disabled, and an enabled one is disabled at once.
 
 use crate::context::Context;
+use crate::crd::barrier_segment::{PolicyState, PolicyType};
 use crate::crd::conditions::{self, kinds};
-use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
+use kube::ResourceExt;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Enforcement {
@@ -27,38 +32,90 @@ fn pending(reason: &'static str, message: String) -> Enforcement {
     Enforcement::Pending { reason, message }
 }
 
+/// Whether a segment's members are this vendor's accounts: by the vendor's name, its accounts
+/// group's id, or the attribute value its accounts carry.
+pub fn selects_accounts(segment: &BarrierSegment, vendor: &VendorTenant) -> bool {
+    let m = &segment.spec.members;
+    let name = vendor.name_any();
+    let group = vendor
+        .status
+        .as_ref()
+        .and_then(|s| s.accounts_group_id.as_deref());
+    let by_group = matches!((m.group_id.as_deref(), group), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b));
+    let by_attribute = m.user_attribute.as_ref().is_some_and(|a| {
+        a.value == vendor.accounts_segment_value()
+            && format!("{:?}", a.attribute) == format!("{:?}", vendor.membership_attribute())
+    });
+    m.vendor_accounts.as_deref() == Some(name.as_str()) || by_group || by_attribute
+}
+
+/// The one segment that isolates the vendor's accounts, or why there is none. Pure.
+pub fn isolating_segment<'a>(
+    segments: &'a [Arc<BarrierSegment>],
+    vendor: &VendorTenant,
+) -> Result<&'a BarrierSegment, Enforcement> {
+    let name = vendor.name_any();
+    let selecting: Vec<&BarrierSegment> = segments
+        .iter()
+        .map(|s| s.as_ref())
+        .filter(|s| s.metadata.deletion_timestamp.is_none() && selects_accounts(s, vendor))
+        .collect();
+    let segment = match selecting.as_slice() {
+        [] => {
+            let hint = if vendor.generates_segments() {
+                "it is being generated"
+            } else {
+                "write one (generateSegments is false)"
+            };
+            return Err(pending(
+                "NoSegment",
+                format!("no BarrierSegment holds VendorTenant {name}'s accounts; {hint}"),
+            ));
+        }
+        [one] => *one,
+        many => {
+            let names: Vec<String> = many.iter().map(|s| s.name_any()).collect();
+            return Err(pending(
+                "SegmentConflict",
+                format!(
+                    "BarrierSegments {} all select VendorTenant {name}'s accounts; exactly one may, so none is trusted",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    let seg = segment.name_any();
+    if segment.policy_type() != PolicyType::Allow
+        || segment.spec.policy_state.unwrap_or_default() != PolicyState::Active
+    {
+        return Err(pending(
+            "NotIsolating",
+            format!(
+                "BarrierSegment {seg} has no Active allow policy (only an Active allow policy keeps a vendor's accounts from everyone else; no policy, an Inactive one or a block list does not)"
+            ),
+        ));
+    }
+    let applied = segment
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation == segment.metadata.generation)
+        .and_then(|s| conditions::find(&s.conditions, kinds::POLICY_APPLIED))
+        .filter(|c| c.status == "True");
+    if applied.is_none() {
+        return Err(pending(
+            "SegmentNotApplied",
+            format!("BarrierSegment {seg}'s policy is not applied yet"),
+        ));
+    }
+    Ok(segment)
+}
+
 pub fn enforcement(ctx: &Context, ral: &RemoteAssistLicense, vendor: &VendorTenant) -> Enforcement {
     if !vendor.barriers_required() {
         return Enforcement::NotRequired;
     }
-    let name = vendor.metadata.name.clone().unwrap_or_default();
-    let segments = ctx.segments().state();
-    let Some(segment) = segments.iter().find(|s| {
-        s.spec.members.vendor_accounts.as_deref() == Some(&name) && s.metadata.deletion_timestamp.is_none()
-    }) else {
-        let hint = if vendor.generates_segments() {
-            "it is being generated"
-        } else {
-            "write one (generateSegments is false)"
-        };
-        return pending(
-            "NoSegment",
-            format!("no BarrierSegment holds VendorTenant {name}'s accounts; {hint}"),
-        );
-    };
-    let applied = segment
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, kinds::POLICY_APPLIED))
-        .filter(|c| c.status == "True");
-    if applied.is_none() {
-        return pending(
-            "SegmentNotApplied",
-            format!(
-                "BarrierSegment {}'s policy is not applied yet",
-                segment.metadata.name.clone().unwrap_or_default()
-            ),
-        );
+    if let Err(verdict) = isolating_segment(&ctx.segments().state(), vendor) {
+        return verdict;
     }
     let Some(since) = ral
         .status
@@ -71,10 +128,10 @@ pub fn enforcement(ctx: &Context, ral: &RemoteAssistLicense, vendor: &VendorTena
         );
     };
     let state = ctx.coordinator().snapshot();
-    if let Some(run) = state.applied.as_ref().filter(|r| r.started_at > since.0) {
+    if let Some(run) = state.applied.as_ref().filter(|r| r.started_after(since.0)) {
         return Enforcement::Enforced(run.id.clone());
     }
-    if let Some(run) = state.running.as_ref().filter(|r| r.started_at > since.0) {
+    if let Some(run) = state.running.as_ref().filter(|r| r.started_after(since.0)) {
         return pending(
             "Applying",
             format!(
@@ -83,7 +140,7 @@ pub fn enforcement(ctx: &Context, ral: &RemoteAssistLicense, vendor: &VendorTena
             ),
         );
     }
-    if let Some(run) = state.failed.as_ref().filter(|r| r.started_at > since.0) {
+    if let Some(run) = state.failed.as_ref().filter(|r| r.started_after(since.0)) {
         return pending(
             "ApplicationFailed",
             format!(
@@ -101,3 +158,7 @@ pub fn enforcement(ctx: &Context, ral: &RemoteAssistLicense, vendor: &VendorTena
         "waiting for a policy application that starts after the account joined its segment; it stays disabled until then".into(),
     )
 }
+
+#[cfg(test)]
+#[path = "barrier_tests.rs"]
+mod tests;

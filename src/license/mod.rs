@@ -2,18 +2,21 @@
 //! that carries out the deletion policy.
 
 pub mod act;
+pub mod authority;
 pub mod barrier;
 pub mod credentials;
 pub mod mode;
 pub mod observe;
 pub mod plan;
+pub mod safety;
 pub mod status;
 
 use crate::context::{Context, Error, error_policy, write_status};
-use crate::crd::RemoteAssistLicense;
-use crate::crd::remote_assist_license::DeletionPolicy;
+use crate::crd::remote_assist_license::{AdoptionPolicy, DeletionPolicy};
 use crate::crd::vendor_tenant::LicenseMode;
+use crate::crd::{RemoteAssistLicense, VendorTenant};
 use crate::watch;
+use authority::Refusal;
 use credentials::Credentials;
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
@@ -115,8 +118,52 @@ async fn refuse(
         };
         ctx.event(ral, type_, reason, "Refuse", message).await;
     }
+    // A refused licence keeps no enabled account, in every mode (it is disabled, never deleted).
+    safety::disable_bound_account(ctx, ral, reason).await?;
     ctx.succeeded(ral);
     Ok(Action::requeue(ctx.config.resync))
+}
+
+/// The vendor, the adoption policy in force and the accounts group, once every check that
+/// needs nothing from the tenant has passed; else the refusal.
+async fn admit(
+    ral: &RemoteAssistLicense,
+    ctx: &Context,
+) -> Result<Result<(Arc<VendorTenant>, AdoptionPolicy, String), Refusal>, Error> {
+    let vendor_name = &ral.spec.vendor_ref.name;
+    let refused = |reason, message| Ok(Err(Refusal { reason, message }));
+    let Some(vendor) = ctx.vendor(vendor_name) else {
+        return refused(
+            "VendorNotFound",
+            format!("VendorTenant {vendor_name} does not exist"),
+        );
+    };
+    let namespace = ral.namespace().unwrap_or_default();
+    if !observe::namespace_allowed(ctx, &vendor, &namespace).await? {
+        let message = format!(
+            "VendorTenant {vendor_name} does not allow namespace {namespace} (spec.allowedNamespaces); nothing was created in the tenant"
+        );
+        return refused("NamespaceNotAllowed", message);
+    }
+    if vendor.license_mode() == LicenseMode::Group && ral.spec.licenses.is_some() {
+        let message = format!(
+            "VendorTenant {vendor_name} assigns licences to its accounts group (licenseMode: Group); remove spec.licenses from this RemoteAssistLicense"
+        );
+        return refused("LicenseOverrideRefused", message);
+    }
+    let peers = observe::counted_licences(ctx, &vendor).await?;
+    let peers: Vec<&RemoteAssistLicense> = peers.iter().map(|l| l.as_ref()).collect();
+    let adoption = match authority::authorize(ral, &vendor, &peers) {
+        Ok(a) => a,
+        Err(r) => return Ok(Err(r)),
+    };
+    let Some(group_id) = vendor.status.as_ref().and_then(|s| s.accounts_group_id.clone()) else {
+        return refused(
+            "VendorNotReady",
+            format!("VendorTenant {vendor_name} has no accounts group yet"),
+        );
+    };
+    Ok(Ok((vendor, adoption, group_id)))
 }
 
 async fn apply(
@@ -124,37 +171,15 @@ async fn apply(
     ctx: &Context,
     api: &Api<RemoteAssistLicense>,
 ) -> Result<Action, Error> {
+    let (vendor, adoption, group_id) = match admit(ral, ctx).await? {
+        Ok(admitted) => admitted,
+        Err(r) => return refuse(ral, ctx, api, r.reason, r.message).await,
+    };
     let vendor_name = &ral.spec.vendor_ref.name;
-    let Some(vendor) = ctx.vendor(vendor_name) else {
-        return refuse(
-            ral,
-            ctx,
-            api,
-            "VendorNotFound",
-            format!("VendorTenant {vendor_name} does not exist"),
-        )
-        .await;
-    };
     let namespace = ral.namespace().unwrap_or_default();
-    if !observe::namespace_allowed(ctx, &vendor, &namespace).await? {
-        let message = format!(
-            "VendorTenant {vendor_name} does not allow namespace {namespace} (spec.allowedNamespaces); nothing was created in the tenant"
-        );
-        return refuse(ral, ctx, api, "NamespaceNotAllowed", message).await;
-    }
-    if vendor.license_mode() == LicenseMode::Group && ral.spec.licenses.is_some() {
-        let message = format!(
-            "VendorTenant {vendor_name} assigns licences to its accounts group (licenseMode: Group); remove spec.licenses from this RemoteAssistLicense"
-        );
-        return refuse(ral, ctx, api, "LicenseOverrideRefused", message).await;
-    }
-    let Some(group_id) = vendor.status.as_ref().and_then(|s| s.accounts_group_id.clone()) else {
-        let message = format!("VendorTenant {vendor_name} has no accounts group yet");
-        return refuse(ral, ctx, api, "VendorNotReady", message).await;
-    };
     let skus = ctx.directory.skus(false).await?;
     let enforcement = barrier::enforcement(ctx, ral, &vendor);
-    let desired = match observe::desired(ral, &vendor, &group_id, &skus, enforcement.enforced()) {
+    let desired = match observe::desired(ral, &vendor, adoption, &group_id, &skus, enforcement.enforced()) {
         Ok(d) => d,
         Err(message) => return refuse(ral, ctx, api, "UnknownLicense", message).await,
     };
@@ -184,6 +209,8 @@ async fn apply(
     );
     let mode = Mode::of(ral);
     if mode != Mode::Apply {
+        // Plan and Observe never hold back a safety step: disabling runs in every mode.
+        safety::run_safety_steps(ctx, ral, &desired, &mut plan).await?;
         return plan_only(ral, ctx, api, mode, &desired, &plan, &skus, &enforcement).await;
     }
     let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
@@ -234,10 +261,16 @@ async fn apply(
             ctx.coordinator().request();
         }
     }
+    if outcome.password_set {
+        builder.status.password_set_at = Some(crate::context::now());
+    }
+    if let Some(previous) = &outcome.adopted_from {
+        builder.status.previous_employee_type = previous.clone();
+    }
     let settled = plan.enablement_settled;
     let status = builder.finish(settled, desired.suspended);
     if write_status(api, ral, ral.status.as_ref(), &status).await?
-        && let Some(b) = &plan.blocked
+        && let Some(b) = plan.blocked.as_ref().or(plan.refused.as_ref())
     {
         ctx.event(ral, EventType::Warning, b.reason, "Refuse", b.message.clone())
             .await;
@@ -247,13 +280,21 @@ async fn apply(
             .await;
     }
     ctx.succeeded(ral);
+    // The directory catching up is retried with a growing wait, so nothing a licence's author
+    // writes (a name the directory keeps refusing, say) spends the write budget in a loop.
     Ok(if outcome.replicating.is_some() {
-        Action::requeue(Duration::from_secs(2))
+        Action::requeue(ctx.lagging(ral))
+    } else if let Some(wait) = plan.retry_in {
+        ctx.caught_up(ral);
+        Action::requeue(wait.min(ctx.config.resync))
     } else if outcome.no_seats.is_some() {
+        ctx.caught_up(ral);
         Action::requeue(SEATS_REQUEUE.min(ctx.config.resync))
     } else if !outcome.done.is_empty() {
+        ctx.caught_up(ral);
         Action::requeue(STEP_REQUEUE)
     } else {
+        ctx.caught_up(ral);
         Action::requeue(ctx.config.resync)
     })
 }
@@ -270,6 +311,7 @@ async fn cleanup(ral: &RemoteAssistLicense, ctx: &Context) -> Result<Action, Err
     };
     let policy = ral.spec.deletion_policy.unwrap_or_default();
     if status.created_by_operator != Some(true) {
+        release_adopted(ctx, &user_id, ral, &status).await?;
         creds.release().await?;
         let note = format!("user {user_id} was adopted, so it is left in the tenant as it is");
         ctx.event(ral, EventType::Normal, "Orphaned", "Cleanup", note)
@@ -312,4 +354,23 @@ async fn cleanup(ral: &RemoteAssistLicense, ctx: &Context) -> Result<Action, Err
     ctx.event(ral, EventType::Normal, "CleanedUp", "Cleanup", note)
         .await;
     Ok(Action::await_change())
+}
+
+/// Takes the operator's mark off an adopted user (putting back the `employeeType` it had),
+/// if the mark is still this licence's: the user is otherwise left as it is.
+async fn release_adopted(
+    ctx: &Context,
+    user_id: &str,
+    ral: &RemoteAssistLicense,
+    status: &crate::crd::RemoteAssistLicenseStatus,
+) -> Result<(), Error> {
+    let dir = &ctx.directory;
+    let Some(user) = dir.user(user_id).await? else {
+        return Ok(());
+    };
+    if user.managed_by() == ral.uid().as_deref() {
+        let patch = json!({"employeeType": status.previous_employee_type});
+        dir.update_user(user_id, &patch).await?;
+    }
+    Ok(())
 }

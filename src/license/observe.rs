@@ -3,6 +3,7 @@
 use super::credentials::{Credentials, ROTATE_ANNOTATION};
 use super::plan::{BarrierAttribute, Desired, Licensing, Observed};
 use crate::context::{Context, Error};
+use crate::crd::remote_assist_license::AdoptionPolicy;
 use crate::crd::vendor_tenant::LicenseMode;
 use crate::crd::{RemoteAssistLicense, VendorTenant};
 use crate::directory::view::Seen;
@@ -65,6 +66,7 @@ pub fn resolve_licenses(
 pub fn desired(
     ral: &RemoteAssistLicense,
     vendor: &VendorTenant,
+    adoption: AdoptionPolicy,
     accounts_group_id: &str,
     skus: &SkuTable,
     enforced: bool,
@@ -90,10 +92,12 @@ pub fn desired(
     Ok(Desired {
         owner_uid: ral.uid().unwrap_or_default(),
         upn: ral.user_principal_name(&vendor.spec.domain),
+        vendor_domain: vendor.spec.domain.to_ascii_lowercase(),
         display_name: ral.spec.display_name.clone(),
         mail_nickname: ral.spec.mail_nickname.clone(),
         usage_location: ral.spec.usage_location.clone(),
-        adoption: ral.spec.adoption.unwrap_or_default(),
+        adoption,
+        manage_adopted_credentials: vendor.manages_adopted_credentials(),
         accounts_group_id: accounts_group_id.to_owned(),
         licensing,
         attribute,
@@ -145,7 +149,20 @@ pub async fn observe(
     };
     let confirmed = member_confirmed && seen.as_ref().is_none_or(|s| s.confirmed);
     let secret = Credentials::new(ctx.kube.clone(), ral).state().await?;
+    // Only a user that may be adopted now has its roles read (fail closed: no read, no adoption).
+    let directory_roles = match &seen {
+        Some(s)
+            if s.user.managed_by().is_none()
+                && d.adoption != AdoptionPolicy::CreateOnly
+                && s.user.upn_domain() == d.vendor_domain =>
+        {
+            Some(dir.directory_roles(&s.user.id).await?)
+        }
+        _ => None,
+    };
     let observed = Observed {
+        directory_roles,
+        rotation_wait: rotation_wait(ral, ctx.config.rotation_interval),
         status_adopted: status.and_then(|s| s.created_by_operator) == Some(false),
         user: seen.map(|s| s.user),
         status_user_id,
@@ -155,4 +172,39 @@ pub async fn observe(
         rotation_request: ral.annotations().get(ROTATE_ANNOTATION).cloned(),
     };
     Ok((observed, confirmed))
+}
+
+/// How long until the next password may be set: rotations and resets are at most one per
+/// `interval` per licence, so nobody with write access to a licence or its Secret can make the
+/// operator rewrite passwords in a loop.
+pub fn rotation_wait(
+    ral: &RemoteAssistLicense,
+    interval: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let last = ral.status.as_ref()?.password_set_at.as_ref()?.0;
+    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(last);
+    let elapsed = std::time::Duration::try_from(elapsed).unwrap_or_default();
+    interval.checked_sub(elapsed).filter(|w| !w.is_zero())
+}
+
+/// The vendor's licences that count against its `maxAccounts`: not being deleted, and in a
+/// namespace the vendor allows (each namespace checked once).
+pub async fn counted_licences(
+    ctx: &Context,
+    vendor: &VendorTenant,
+) -> Result<Vec<std::sync::Arc<RemoteAssistLicense>>, Error> {
+    let Some(store) = ctx.licenses.get() else {
+        return Ok(Vec::new());
+    };
+    let mut all = crate::watch::licences_of(store, &vendor.name_any());
+    all.retain(|l| l.metadata.deletion_timestamp.is_none());
+    let namespaces: std::collections::BTreeSet<String> =
+        all.iter().map(|l| l.namespace().unwrap_or_default()).collect();
+    let mut allowed = std::collections::BTreeMap::new();
+    for ns in namespaces {
+        let ok = namespace_allowed(ctx, vendor, &ns).await?;
+        allowed.insert(ns, ok);
+    }
+    all.retain(|l| allowed[&l.namespace().unwrap_or_default()]);
+    Ok(all)
 }

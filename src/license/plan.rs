@@ -4,7 +4,7 @@
 //! function can later serve plan mode.
 
 use crate::crd::remote_assist_license::AdoptionPolicy;
-use crate::directory::{AssignedLicense, DirUser, MANAGED_USER_PREFIX};
+use crate::directory::{ADOPTED_MARK, AssignedLicense, DirUser, MANAGED_USER_PREFIX};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
@@ -55,10 +55,15 @@ pub struct Desired {
     /// The RemoteAssistLicense's uid: the ownership marker on users it creates.
     pub owner_uid: String,
     pub upn: String,
+    /// The vendor's domain, lower-cased: a user outside it is never bound.
+    pub vendor_domain: String,
     pub display_name: String,
     pub mail_nickname: String,
     pub usage_location: String,
+    /// The adoption policy in force (the vendor's, narrowed by the licence).
     pub adoption: AdoptionPolicy,
+    /// Whether the vendor lets the operator set the password of a user it adopted.
+    pub manage_adopted_credentials: bool,
     pub accounts_group_id: String,
     pub licensing: Licensing,
     pub attribute: Option<BarrierAttribute>,
@@ -96,6 +101,10 @@ pub struct Observed {
     pub secret: SecretState,
     /// Value of the rotation annotation, if set.
     pub rotation_request: Option<String>,
+    /// The directory roles of a user that is a candidate for adoption (read only then).
+    pub directory_roles: Option<Vec<String>>,
+    /// How long until the next password may be set (rotations are rate-limited per licence).
+    pub rotation_wait: Option<std::time::Duration>,
 }
 
 /// One step, in the order it must run.
@@ -105,6 +114,13 @@ pub enum Action {
     WriteCredentials,
     RestoreUser {
         id: String,
+    },
+    /// Write the operator's mark on an existing user (its `employeeType`, kept in status as
+    /// `previous` so releasing the user puts it back).
+    Adopt {
+        id: String,
+        mark: String,
+        previous: Option<String>,
     },
     /// Create the user (disabled, marked as ours) with the password from the Secret.
     CreateUser {
@@ -148,6 +164,7 @@ impl Action {
         match self {
             Action::WriteCredentials => "CredentialsWritten",
             Action::RestoreUser { .. } => "UserRestored",
+            Action::Adopt { .. } => "UserAdopted",
             Action::CreateUser { .. } => "UserCreated",
             Action::UpdateUser { .. } => "UserUpdated",
             Action::AddToGroup { .. } => "AddedToGroup",
@@ -164,6 +181,7 @@ impl Action {
         match self {
             Action::WriteCredentials => "write the credentials Secret".into(),
             Action::RestoreUser { id } => format!("restore deleted user {id}"),
+            Action::Adopt { id, .. } => format!("adopt existing user {id} (write the operator's mark)"),
             Action::CreateUser { body } => format!(
                 "create user {}",
                 body["userPrincipalName"].as_str().unwrap_or("?")
@@ -192,6 +210,11 @@ pub struct Blocked {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub blocked: Option<Blocked>,
+    /// A part of the request that is refused (or deferred) while the rest goes ahead, e.g. a
+    /// password rotation of an adopted user.
+    pub refused: Option<Blocked>,
+    /// Look again after this long (a deferred rotation).
+    pub retry_in: Option<std::time::Duration>,
     /// The bound user, if any, and whether the operator created it.
     pub user_id: Option<String>,
     pub created_by_operator: Option<bool>,
@@ -263,28 +286,9 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
     };
 
     // Whose user is it?
-    let created = match user.managed_by() {
-        Some(uid) if uid == d.owner_uid => true,
-        Some(uid) => {
-            return blocked(
-                "Conflict",
-                format!(
-                    "user {} is managed by another RemoteAssistLicense (uid {uid})",
-                    user.user_principal_name
-                ),
-            );
-        }
-        None if o.status_adopted && o.status_user_id.as_deref() == Some(&user.id) => false,
-        None if d.adoption == AdoptionPolicy::CreateOnly => {
-            return blocked(
-                "Conflict",
-                format!(
-                    "user {} already exists and was not created by this operator; set adoption: AdoptOrCreate to manage it",
-                    user.user_principal_name
-                ),
-            );
-        }
-        None => false,
+    let (created, adopt) = match ownership(d, o, user) {
+        Ok(found) => found,
+        Err(b) => return blocked(b.reason, b.message),
     };
 
     let mut p = Plan {
@@ -294,11 +298,105 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
         ..Plan::default()
     };
     let id = user.id.clone();
+    if adopt {
+        // The mark goes first: from here on no other licence can bind this user.
+        p.actions.push(Action::Adopt {
+            id: id.clone(),
+            mark: format!("{MANAGED_USER_PREFIX}{ADOPTED_MARK}{}", d.owner_uid),
+            previous: user.employee_type.clone(),
+        });
+    }
+    credentials(d, o, created, &mut p);
+    properties(d, user, created, &mut p);
+    membership_and_licences(d, o, user, created, &mut p);
+    sign_in(d, o, user, &mut p);
+    p
+}
 
-    // Credentials: only users the operator created have a password it owns, unless a rotation
-    // is asked for (which then takes ownership of the adopted user's password).
+/// Whether the user is this licence's (created by it: true; adopted: false) and whether it
+/// must be adopted now; or why it cannot be bound at all.
+fn ownership(d: &Desired, o: &Observed, user: &DirUser) -> Result<(bool, bool), Blocked> {
+    let upn = &user.user_principal_name;
+    if user.upn_domain() != d.vendor_domain {
+        return Err(Blocked {
+            reason: "OutsideVendorDomain",
+            message: format!(
+                "user {upn} is not in the vendor's domain {}; it is never bound",
+                d.vendor_domain
+            ),
+        });
+    }
+    match user.managed_by() {
+        Some(uid) if uid == d.owner_uid => return Ok((!user.marked_adopted(), false)),
+        Some(uid) => {
+            return Err(Blocked {
+                reason: "Conflict",
+                message: format!("user {upn} is managed by another RemoteAssistLicense (uid {uid})"),
+            });
+        }
+        None => {}
+    }
+    if d.adoption == AdoptionPolicy::CreateOnly {
+        let hint = if o.status_adopted {
+            "its VendorTenant no longer allows adoption"
+        } else {
+            "adopting it needs spec.adoption.policy: Allowed on the VendorTenant and adoption: AdoptOrCreate or AdoptOnly here"
+        };
+        return Err(Blocked {
+            reason: "Conflict",
+            message: format!("user {upn} already exists and was not created by this operator; {hint}"),
+        });
+    }
+    match &o.directory_roles {
+        Some(roles) if roles.is_empty() => Ok((false, true)),
+        Some(roles) => Err(Blocked {
+            reason: "PrivilegedUser",
+            message: format!(
+                "user {upn} holds directory role(s) {}; a user with a directory role is never adopted",
+                roles.join(", ")
+            ),
+        }),
+        // Fail closed: without the role read there is no adoption.
+        None => Err(Blocked {
+            reason: "AdoptionCheckPending",
+            message: format!(
+                "the directory roles of {upn} are not known yet; it is not adopted until they are"
+            ),
+        }),
+    }
+}
+
+/// Password steps. Only users the operator created have a password it owns; an adopted
+/// user's is set only when the vendor allows it. Rotations are rate-limited.
+fn credentials(d: &Desired, o: &Observed, created: bool, p: &mut Plan) {
+    let id = p.user_id.clone().unwrap_or_default();
+    let may_set = created || d.manage_adopted_credentials;
+    let rotate = |token: Option<String>, reason: &'static str, p: &mut Plan| {
+        if !may_set {
+            p.refused = Some(Blocked {
+                reason: "CredentialsNotManaged",
+                message: "the user was adopted and its VendorTenant does not let the operator set its password (spec.adoption.manageCredentials); the rotation request is ignored".into(),
+            });
+        } else if let Some(wait) = o.rotation_wait {
+            p.refused = Some(Blocked {
+                reason: "RotationRateLimited",
+                message: format!(
+                    "a password was set recently; the next can be set in {}s",
+                    wait.as_secs().max(1)
+                ),
+            });
+            p.retry_in = Some(wait);
+        } else {
+            p.actions.push(Action::RotatePassword {
+                user_id: id.clone(),
+                token,
+                reason,
+            });
+        }
+    };
     match (&o.secret, &o.rotation_request) {
-        (SecretState::Ready { pending: true, .. }, _) => {
+        // An interrupted rotation is finished: its password is already in the Secret.
+        (SecretState::Ready { pending: true, .. }, _) if may_set => {
             p.actions.push(Action::RotatePassword {
                 user_id: id.clone(),
                 token: o.rotation_request.clone(),
@@ -306,30 +404,16 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
             });
         }
         (SecretState::Ready { rotated_for, .. }, Some(token)) if rotated_for.as_ref() != Some(token) => {
-            p.actions.push(Action::RotatePassword {
-                user_id: id.clone(),
-                token: Some(token.clone()),
-                reason: "rotation requested",
-            });
+            rotate(Some(token.clone()), "rotation requested", p)
         }
-        (SecretState::Missing, Some(token)) => {
-            p.actions.push(Action::RotatePassword {
-                user_id: id.clone(),
-                token: Some(token.clone()),
-                reason: "rotation requested",
-            });
-        }
-        (SecretState::Missing, None) if created => {
-            p.actions.push(Action::RotatePassword {
-                user_id: id.clone(),
-                token: None,
-                reason: "the credentials Secret was deleted",
-            });
-        }
+        (SecretState::Missing, Some(token)) => rotate(Some(token.clone()), "rotation requested", p),
+        (SecretState::Missing, None) if created => rotate(None, "the credentials Secret was deleted", p),
         _ => {}
     }
+}
 
-    // Properties.
+/// Display name (own users only), usage location and the barrier attribute.
+fn properties(d: &Desired, user: &DirUser, created: bool, p: &mut Plan) {
     let mut patch = Map::new();
     let mut what = Vec::new();
     if created && user.display_name.as_deref() != Some(&d.display_name) {
@@ -348,14 +432,17 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
     }
     if !patch.is_empty() {
         p.actions.push(Action::UpdateUser {
-            id: id.clone(),
+            id: user.id.clone(),
             patch: Value::Object(patch),
             what,
         });
     }
+}
 
-    // Group membership. In Group mode a suspended account leaves the group: that is how its
-    // inherited licences are released.
+/// Group membership and licences. In Group mode a suspended account leaves the group: that
+/// is how its inherited licences are released.
+fn membership_and_licences(d: &Desired, o: &Observed, user: &DirUser, created: bool, p: &mut Plan) {
+    let id = user.id.clone();
     let want_in_group = !(d.suspended && matches!(d.licensing, Licensing::Group(_)));
     if want_in_group && !o.in_group {
         p.actions.push(Action::AddToGroup {
@@ -368,17 +455,14 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
             user_id: id.clone(),
         });
     }
-
-    // Licences.
-    let observed: Vec<&AssignedLicense> = user.assigned_licenses.iter().collect();
-    let has = |sku: &str| observed.iter().any(|a| a.sku_id == sku);
+    let has = |sku: &str| user.assigned_licenses.iter().any(|a| a.sku_id == sku);
     match &d.licensing {
-        Licensing::Direct(wanted) => {
-            let wanted: &[AssignedLicense] = if d.suspended { &[] } else { wanted };
+        Licensing::Direct(all) => {
+            let wanted: &[AssignedLicense] = if d.suspended { &[] } else { all };
             let add: Vec<AssignedLicense> = wanted
                 .iter()
                 .filter(|w| {
-                    !observed.iter().any(|a| {
+                    !user.assigned_licenses.iter().any(|a| {
                         a.sku_id == w.sku_id && sorted(&a.disabled_plans) == sorted(&w.disabled_plans)
                     })
                 })
@@ -393,12 +477,7 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
                     .filter(|s| !wanted_ids.contains(s.as_str()))
                     .collect()
             } else if d.suspended {
-                match &d.licensing {
-                    Licensing::Direct(all) => {
-                        all.iter().map(|w| w.sku_id.clone()).filter(|s| has(s)).collect()
-                    }
-                    Licensing::Group(_) => Vec::new(),
-                }
+                all.iter().map(|w| w.sku_id.clone()).filter(|s| has(s)).collect()
             } else {
                 Vec::new()
             };
@@ -406,22 +485,21 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
             p.licensed = add.is_empty() && (!d.suspended || remove.is_empty());
             if !add.is_empty() || !remove.is_empty() {
                 p.actions.push(Action::AssignLicenses {
-                    user_id: id.clone(),
+                    user_id: id,
                     add,
                     remove,
                 });
             }
         }
         Licensing::Group(skus) => {
-            p.licensed = if d.suspended {
-                true
-            } else {
-                o.in_group && skus.iter().all(|s| has(s))
-            };
+            p.licensed = d.suspended || (o.in_group && skus.iter().all(|s| has(s)));
         }
     }
+}
 
-    // Sign-in: enabled only when everything else is in place (barrier-first activation).
+/// Sign-in: enabled only when everything else is in place (barrier-first activation).
+fn sign_in(d: &Desired, o: &Observed, user: &DirUser, p: &mut Plan) {
+    let id = user.id.clone();
     let attribute_ok = d
         .attribute
         .as_ref()
@@ -439,12 +517,11 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
     // enabled account does not count as unsettled).
     p.enablement_settled = enabled == (!d.suspended && (!d.barrier_required || d.barrier_enforced));
     if ready_to_enable && !enabled && p.actions.is_empty() {
-        p.actions.push(Action::Enable { user_id: id.clone() });
+        p.actions.push(Action::Enable { user_id: id });
     } else if must_disable && enabled {
         // Disabling never waits: it goes first, before anything else changes.
-        p.actions.insert(0, Action::Disable { user_id: id.clone() });
+        p.actions.insert(0, Action::Disable { user_id: id });
     }
-    p
 }
 
 #[cfg(test)]

@@ -16,10 +16,12 @@ fn desired() -> Desired {
     Desired {
         owner_uid: UID.into(),
         upn: "t1@vendors.example".into(),
+        vendor_domain: "vendors.example".into(),
         display_name: "Tech 1".into(),
         mail_nickname: "t1".into(),
         usage_location: "US".into(),
         adoption: AdoptionPolicy::CreateOnly,
+        manage_adopted_credentials: false,
         accounts_group_id: GROUP.into(),
         licensing: Licensing::Direct(vec![lic(RA), lic(E5)]),
         attribute: Some(BarrierAttribute {
@@ -42,6 +44,8 @@ fn nothing() -> Observed {
         in_group: false,
         secret: SecretState::Missing,
         rotation_request: None,
+        directory_roles: None,
+        rotation_wait: None,
     }
 }
 
@@ -82,6 +86,7 @@ fn kinds(p: &Plan) -> Vec<&'static str> {
         .map(|a| match a {
             Action::WriteCredentials => "WriteCredentials",
             Action::RestoreUser { .. } => "RestoreUser",
+            Action::Adopt { .. } => "Adopt",
             Action::CreateUser { .. } => "CreateUser",
             Action::UpdateUser { .. } => "UpdateUser",
             Action::AddToGroup { .. } => "AddToGroup",
@@ -141,6 +146,7 @@ fn foreign_secret_blocks_everything() {
 fn existing_unmanaged_user_is_a_conflict_unless_adoption_allows() {
     let o = Observed {
         user: Some(user(None)),
+        directory_roles: Some(vec![]),
         ..nothing()
     };
     let p = plan(&desired(), &o);
@@ -154,9 +160,120 @@ fn existing_unmanaged_user_is_a_conflict_unless_adoption_allows() {
     let p = plan(&d, &o);
     assert_eq!(p.created_by_operator, Some(false));
     assert!(p.blocked.is_none());
-    // Adopted: no password written, display name left alone.
+    // Adopted: the mark first, no password written, display name left alone.
     assert!(!kinds(&p).contains(&"RotatePassword"));
-    assert_eq!(kinds(&p), ["AddToGroup", "AssignLicenses"]);
+    assert_eq!(kinds(&p), ["Adopt", "AddToGroup", "AssignLicenses"]);
+    let Action::Adopt { mark, previous, .. } = &p.actions[0] else {
+        unreachable!()
+    };
+    assert_eq!(mark, "remoteassist.dev/adopted:uid-1");
+    assert_eq!(previous, &None);
+}
+
+#[test]
+fn an_adopted_user_carries_the_mark_and_is_then_bound_as_adopted() {
+    let mut u = user(None);
+    u.employee_type = Some("remoteassist.dev/adopted:uid-1".into());
+    let o = Observed {
+        user: Some(u.clone()),
+        ..nothing()
+    };
+    let d = Desired {
+        adoption: AdoptionPolicy::AdoptOrCreate,
+        ..desired()
+    };
+    let p = plan(&d, &o);
+    assert_eq!(p.created_by_operator, Some(false));
+    assert!(!kinds(&p).contains(&"Adopt"));
+    // A second licence sees the first one's mark: Conflict, nothing done.
+    let other = Desired {
+        owner_uid: "uid-2".into(),
+        adoption: AdoptionPolicy::AdoptOnly,
+        ..desired()
+    };
+    let p = plan(&other, &o);
+    assert_eq!(p.blocked.unwrap().reason, "Conflict");
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn a_user_with_a_directory_role_is_never_adopted() {
+    let d = Desired {
+        adoption: AdoptionPolicy::AdoptOnly,
+        ..desired()
+    };
+    let o = Observed {
+        user: Some(user(None)),
+        directory_roles: Some(vec!["User Administrator".into()]),
+        ..nothing()
+    };
+    let p = plan(&d, &o);
+    let b = p.blocked.unwrap();
+    assert_eq!(b.reason, "PrivilegedUser");
+    assert!(b.message.contains("User Administrator"));
+    assert!(p.actions.is_empty());
+    // Roles not read: fail closed.
+    let o = Observed {
+        directory_roles: None,
+        ..o
+    };
+    assert_eq!(plan(&d, &o).blocked.unwrap().reason, "AdoptionCheckPending");
+}
+
+#[test]
+fn a_user_outside_the_vendor_domain_is_never_bound_even_if_marked() {
+    let mut u = user(Some(UID));
+    u.user_principal_name = "ceo@abc.example".into();
+    let o = Observed {
+        user: Some(u),
+        status_user_id: Some("u1".into()),
+        directory_roles: Some(vec![]),
+        ..nothing()
+    };
+    let d = Desired {
+        adoption: AdoptionPolicy::AdoptOrCreate,
+        ..desired()
+    };
+    let p = plan(&d, &o);
+    assert_eq!(p.blocked.unwrap().reason, "OutsideVendorDomain");
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn an_adopted_users_password_is_never_set_unless_the_vendor_allows_it() {
+    let mut o = converged(true);
+    o.user.as_mut().unwrap().employee_type = Some("remoteassist.dev/adopted:uid-1".into());
+    o.rotation_request = Some("now".into());
+    let p = plan(&desired(), &o);
+    assert!(!kinds(&p).contains(&"RotatePassword"));
+    assert_eq!(p.refused.unwrap().reason, "CredentialsNotManaged");
+    o.secret = SecretState::Missing;
+    assert!(!kinds(&plan(&desired(), &o)).contains(&"RotatePassword"));
+    let d = Desired {
+        manage_adopted_credentials: true,
+        ..desired()
+    };
+    assert_eq!(kinds(&plan(&d, &o)), ["RotatePassword"]);
+}
+
+#[test]
+fn rotations_are_rate_limited() {
+    let mut o = converged(true);
+    o.rotation_request = Some("again".into());
+    o.rotation_wait = Some(std::time::Duration::from_secs(90));
+    let p = plan(&desired(), &o);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.refused.unwrap().reason, "RotationRateLimited");
+    assert_eq!(p.retry_in, Some(std::time::Duration::from_secs(90)));
+    // A lost Secret waits too; an interrupted rotation is finished at once.
+    o.secret = SecretState::Missing;
+    o.rotation_request = None;
+    assert!(plan(&desired(), &o).actions.is_empty());
+    o.secret = SecretState::Ready {
+        pending: true,
+        rotated_for: None,
+    };
+    assert_eq!(kinds(&plan(&desired(), &o)), ["RotatePassword"]);
 }
 
 #[test]

@@ -91,6 +91,9 @@ impl StatusBuilder {
                 reason,
                 "no account to license",
             );
+        } else if let Some(r) = &plan.refused {
+            // The rest went ahead; this part of the request is refused (or deferred).
+            self.set(kinds::ACCOUNT_READY, Status::False, r.reason, r.message.clone());
         } else if let Some(r) = &outcome.replicating {
             self.set(kinds::ACCOUNT_READY, Status::False, "Replicating", r.clone());
         } else if plan.user_id.is_none() {

@@ -98,6 +98,7 @@ fn plan_creates_then_updates_only_what_differs() {
         segments_blocked: vec![],
         state: "Active".into(),
         when_changed: None,
+        comment: None,
     };
     assert!(
         plan(&d, Some(&seg), Some(&pol)).is_empty(),

@@ -23,6 +23,7 @@ pub fn generated(vt: &VendorTenant) -> Vec<BarrierSegment> {
                 allowed_segments: Some(vec![other.to_owned()]),
                 blocked_segments: None,
                 policy_state: Some(PolicyState::Active),
+                adopt_existing: None,
             },
         );
         s.metadata.labels = Some(vt.labels().clone());

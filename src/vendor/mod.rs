@@ -3,6 +3,7 @@
 
 pub mod barriers;
 pub mod groups;
+pub mod holders;
 pub mod seats;
 
 use crate::context::{Context, Error, error_policy, now, write_status};
@@ -303,6 +304,34 @@ async fn cleanup(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> R
         return Err(Error::Waiting(
             message_for_wait(remaining),
             Duration::from_secs(3),
+        ));
+    }
+    // Orphaned accounts stay behind a barrier: nothing of the vendor's goes while one is enabled.
+    let holders = holders::enabled_holders(ctx, vt).await?;
+    if !holders.is_empty() {
+        let message = holders::holding_message(&holders);
+        let mut status = vt.status.clone().unwrap_or_default();
+        let update = ConditionUpdate::new(
+            kinds::READY,
+            Status::False,
+            "AccountsHoldSegments",
+            message.clone(),
+        );
+        set_condition(&mut status.conditions, update, vt.metadata.generation, &now());
+        status.message = Some(message.clone());
+        if write_status(api, vt, vt.status.as_ref(), &status).await? {
+            ctx.event(
+                vt,
+                EventType::Warning,
+                "AccountsHoldSegments",
+                "Cleanup",
+                message.clone(),
+            )
+            .await;
+        }
+        return Err(Error::Waiting(
+            message,
+            Duration::from_secs(30).min(ctx.config.resync),
         ));
     }
     if !barriers::delete_generated(ctx, vt).await? {

@@ -370,6 +370,32 @@ impl Env {
             .cloned()
     }
 
+    /// A user that exists before the operator: made through Graph as an administrator would,
+    /// enabled, with a password and the given directory roles.
+    pub async fn seed_user(&self, upn: &str, password: &str, roles: &[&str]) -> String {
+        let nickname = upn.split('@').next().unwrap();
+        let body = json!({
+            "accountEnabled": true, "displayName": nickname, "mailNickname": nickname,
+            "userPrincipalName": upn, "usageLocation": "US", "employeeType": "Contractor",
+            "passwordProfile": {"password": password, "forceChangePasswordNextSignIn": false},
+        });
+        let user = self.portal().create_user(&body).await.expect("seed user");
+        let mut t = self.sim.sim.tenant.lock().unwrap();
+        let u = t.users.get_mut(&user.id).unwrap();
+        u.directory_roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        // Visible at once: the attacker's licence meets it as an old account.
+        u.visible_at = Instant::now();
+        user.id
+    }
+
+    /// Sets a user's password as an administrator would.
+    pub async fn set_password(&self, upn: &str, password: &str) {
+        let id = self.user(upn).await.unwrap()["id"].as_str().unwrap().to_owned();
+        let patch =
+            json!({"passwordProfile": {"password": password, "forceChangePasswordNextSignIn": false}});
+        self.portal().update_user(&id, &patch).await.unwrap();
+    }
+
     pub async fn password_works(&self, upn: &str, password: &str) -> bool {
         let body = json!({"userPrincipalName": upn, "password": password});
         self.admin(reqwest::Method::POST, "/verify-password", Some(body))

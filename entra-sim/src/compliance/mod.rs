@@ -20,7 +20,9 @@
 //!   InformationBarrierPolicy, Start-InformationBarrierPoliciesApplication,
 //!   Get-InformationBarrierPoliciesApplicationStatus, Stop-InformationBarrierPoliciesApplication
 //!   (rules in [`cmdlets`], timing and the applied state in [`state`]). The misbehaviour setting
-//!   `barrierTimeScale` speeds up the IB clock.
+//!   `barrierTimeScale` speeds up the IB clock; `applicationAnswers` changes how applications
+//!   are written (times as `/Date(ms)/`, with offsets, missing or unreadable; status and
+//!   progress missing or unreadable; see [`answers`]).
 //! - Admin API (unauthenticated, under `/_sim`): `GET /barriers` (segments, policies,
 //!   applications, the applied state), `GET /barriers/reachable?from=&to=` (whether two users
 //!   can communicate under the applied state) and `GET /barriers/timeline` (per UPN: when the
@@ -28,6 +30,7 @@
 //!   resets IB state with the tenant.
 
 pub mod admin;
+pub mod answers;
 pub mod cmdlets;
 pub mod opath;
 pub mod state;
@@ -390,13 +393,22 @@ async fn invoke(
             return (name, e.into_response());
         }
     };
-    let scale = sim.misbehaviour.lock().unwrap().settings.barrier_time_scale;
+    let (scale, answers) = {
+        let m = sim.misbehaviour.lock().unwrap();
+        (
+            m.settings.barrier_time_scale,
+            m.settings.application_answers.clone(),
+        )
+    };
     let result = {
         let mut t = sim.tenant();
         cmdlets::run(&mut t, &name, &Params(params), scale, jiff::Timestamp::now())
     };
     let response = match result {
-        Ok(value) => {
+        Ok(mut value) => {
+            if !answers.is_default() && answers::answers_applications(&name) {
+                value.iter_mut().for_each(|a| answers::reshape(a, &answers));
+            }
             let context = format!(
                 "{}/{region}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)",
                 base_url()

@@ -309,6 +309,7 @@ mod tests {
             employee_type: None,
             extension_attributes: BTreeMap::from([(1, "V1_RemoteAssistUser".into())]),
             password: None,
+            directory_roles: vec![],
             direct: vec![],
             states: vec![],
             created: String::new(),

@@ -30,6 +30,7 @@ pub fn fast_seed(extra: usize) -> Seed {
             usage_location: None,
             department: None,
             password: None,
+            directory_roles: Vec::new(),
         }));
     })
 }

@@ -1,0 +1,258 @@
+//! The attack table, licence rows: what someone with create rights in an allowed vendor
+//! namespace would try against the operator's privileged Graph identity. Each row is the
+//! manifest (or tenant state) an attacker makes, and afterwards: the refusal reason, the tenant
+//! unchanged (write counters and a diff of the victim), the victim's password still the same,
+//! and no account enabled that should not be.
+
+mod common;
+
+use common::e2e::{Env, license, upn, vendor};
+use common::kubectl_ok;
+use serde_json::Value;
+use std::time::Duration;
+
+const RAL: &str = "remoteassistlicense";
+
+/// The parts of a user an attacker would want changed.
+fn fingerprint(u: &Value) -> Value {
+    serde_json::json!({
+        "accountEnabled": u["accountEnabled"], "employeeType": u["employeeType"],
+        "ext15": u["onPremisesExtensionAttributes"]["extensionAttribute15"],
+        "licences": u["assignedLicenses"], "usageLocation": u["usageLocation"],
+    })
+}
+
+/// Waits until the tenant sees no more writes for a few seconds (the operator has settled).
+async fn settled(env: &Env) -> u64 {
+    env.wait_for("the tenant to settle", Duration::from_secs(60), async || {
+        let before = env.tenant_writes().await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        env.tenant_writes().await == before
+    })
+    .await;
+    env.tenant_writes().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn a_licence_never_reaches_beyond_its_vendor() {
+    let mut env = Env::start("atk-ral").await;
+    let ns = env.namespace("a");
+    let id = env.id.clone();
+    let v = format!("{id}-v");
+    // Adoption allowed (so the adoption rules are what refuses), passwords of adopted users
+    // not managed, at most 4 accounts.
+    env.apply(&vendor(
+        &v,
+        &[&ns],
+        "  barriers: {required: false, generateSegments: false}\n  maxAccounts: 4\n  adoption: {policy: Allowed}\n",
+    ));
+    let carol = "carol.engineer@abc.example";
+    env.set_password(carol, "Carol-Own-Passw0rd!").await;
+    let legacy = format!("{id}-legacy@vendors.abc.example");
+    env.seed_user(&legacy, "Legacy-Own-Passw0rd!", &[]).await;
+    let admin = format!("{id}-vadmin@vendors.abc.example");
+    env.seed_user(&admin, "Admin-Own-Passw0rd!", &["User Administrator"])
+        .await;
+    let owned = format!("{id}-owned");
+    env.apply(&license(&ns, &owned, &v, ""));
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &owned, "Ready", "True", None)
+        .await;
+    let victims = [
+        carol.to_owned(),
+        "it-helpdesk@abc.example".into(),
+        admin.clone(),
+        legacy.clone(),
+    ];
+    let mut before_users = Vec::new();
+    for v in &victims {
+        before_users.push(env.user(v).await.map(|u| fingerprint(&u)));
+    }
+    let before = settled(&env).await;
+
+    // Rows that must cause no tenant write at all.
+    let rotate = "  annotations: {remoteassist.dev/rotate-credentials: now}\n";
+    let rows: Vec<(&str, String, &str)> = vec![
+        (
+            "host-employee takeover (host UPN, AdoptOnly, rotation)",
+            license(
+                &ns,
+                &format!("{id}-takeover"),
+                &v,
+                &format!("  userPrincipalName: {carol}\n  adoption: AdoptOnly\n"),
+            )
+            .replace("metadata:\n", &format!("metadata:\n{rotate}")),
+            "OutsideVendorDomain",
+        ),
+        (
+            "CreateOnly in the host domain",
+            license(
+                &ns,
+                &format!("{id}-helpdesk"),
+                &v,
+                "  userPrincipalName: it-helpdesk@abc.example\n",
+            ),
+            "OutsideVendorDomain",
+        ),
+        (
+            "adopting a user with a directory role",
+            license(
+                &ns,
+                &format!("{id}-admin"),
+                &v,
+                &format!("  userPrincipalName: {admin}\n  adoption: AdoptOnly\n"),
+            ),
+            "PrivilegedUser",
+        ),
+        (
+            "an override naming a SKU the vendor does not offer",
+            license(
+                &ns,
+                &format!("{id}-sku"),
+                &v,
+                "  licenses:\n    - skuPartNumber: ENTERPRISEPREMIUM\n",
+            ),
+            "LicenseNotOffered",
+        ),
+    ];
+    for (_, manifest, _) in &rows {
+        env.apply(manifest);
+    }
+    for (what, manifest, reason) in &rows {
+        let name = manifest
+            .split("name: ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned();
+        env.wait_condition(RAL, Some(&ns), &name, "AccountReady", "False", Some(reason))
+            .await;
+        println!("row: {what}: refused with {reason}");
+    }
+    assert_eq!(
+        settled(&env).await,
+        before,
+        "a refused licence wrote to the tenant: {}",
+        env.counters().await
+    );
+    for (v, was) in victims.iter().zip(&before_users) {
+        assert_eq!(&env.user(v).await.map(|u| fingerprint(&u)), was, "{v} changed");
+    }
+    assert!(
+        env.user("it-helpdesk@abc.example").await.is_none(),
+        "no host account was created"
+    );
+    assert!(
+        env.password_works(carol, "Carol-Own-Passw0rd!").await,
+        "the victim's password is unchanged"
+    );
+    assert!(env.password_works(&admin, "Admin-Own-Passw0rd!").await);
+    assert!(
+        env.get("secret", Some(&ns), &format!("{id}-takeover-credentials"))
+            .is_none(),
+        "no credentials for the victim reach the attacker's namespace"
+    );
+
+    // Adoption: the first licence adopts (and marks) the user, without touching its password;
+    // a second licence for the same user is a Conflict and writes nothing.
+    let first = format!("{id}-adopt1");
+    env.apply(
+        &license(
+            &ns,
+            &first,
+            &v,
+            &format!("  userPrincipalName: {legacy}\n  adoption: AdoptOnly\n"),
+        )
+        .replace("metadata:\n", &format!("metadata:\n{rotate}")),
+    );
+    env.wait_condition(
+        RAL,
+        Some(&ns),
+        &first,
+        "AccountReady",
+        "False",
+        Some("CredentialsNotManaged"),
+    )
+    .await;
+    let marked = env.user(&legacy).await.unwrap();
+    let uid = env.get(RAL, Some(&ns), &first).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(marked["employeeType"], format!("remoteassist.dev/adopted:{uid}"));
+    assert!(
+        env.password_works(&legacy, "Legacy-Own-Passw0rd!").await,
+        "an adopted user's password is never set"
+    );
+    println!("row: rotation of an adopted user's password: refused with CredentialsNotManaged");
+    let before = settled(&env).await;
+    let second = format!("{id}-adopt2");
+    env.apply(&license(
+        &ns,
+        &second,
+        &v,
+        &format!("  userPrincipalName: {legacy}\n  adoption: AdoptOnly\n"),
+    ));
+    env.wait_condition(RAL, Some(&ns), &second, "AccountReady", "False", Some("Conflict"))
+        .await;
+    println!("row: a second adoption of an adopted user: refused with Conflict");
+
+    // Beyond maxAccounts: owned, admin, adopt1 and adopt2 hold the four slots (refused for
+    // who their user is, not for what they ask); the three refused for their domain or SKU hold
+    // none. So a fifth is over the limit.
+    let extra = format!("{id}-extra");
+    env.apply(&license(&ns, &extra, &v, ""));
+    env.wait_condition(
+        RAL,
+        Some(&ns),
+        &extra,
+        "AccountReady",
+        "False",
+        Some("AccountLimitReached"),
+    )
+    .await;
+    assert!(env.user(&upn(&extra)).await.is_none());
+    println!("row: a licence beyond maxAccounts: refused with AccountLimitReached");
+    assert_eq!(settled(&env).await, before, "{}", env.counters().await);
+
+    // A rotation storm: one new password, then every further request waits.
+    let secret = format!("{owned}-credentials");
+    let old = env.secret_password(&ns, &secret).unwrap();
+    let storm = |from: u32, to: u32| {
+        for i in from..to {
+            let value = format!("remoteassist.dev/rotate-credentials=storm-{i}");
+            kubectl_ok(&["annotate", "--overwrite", RAL, &owned, "-n", &ns, &value], None);
+        }
+    };
+    storm(0, 5);
+    env.wait_for("one rotation", Duration::from_secs(60), async || {
+        env.secret_password(&ns, &secret).is_some_and(|p| p != old)
+    })
+    .await;
+    let new = env.secret_password(&ns, &secret).unwrap();
+    let before = settled(&env).await;
+    storm(5, 10);
+    env.wait_condition(
+        RAL,
+        Some(&ns),
+        &owned,
+        "AccountReady",
+        "False",
+        Some("RotationRateLimited"),
+    )
+    .await;
+    assert_eq!(
+        settled(&env).await,
+        before,
+        "a rate-limited rotation wrote to the tenant"
+    );
+    assert_eq!(env.secret_password(&ns, &secret).unwrap(), new);
+    assert!(env.password_works(&upn(&owned), &new).await);
+    assert!(!env.password_works(&upn(&owned), &old).await);
+    println!(
+        "row: a rotation-annotation storm of 10 requests: 1 password set, the rest RotationRateLimited with no tenant write"
+    );
+}
