@@ -3,8 +3,8 @@
 # a real local kube-apiserver, the operator's CRDs, and the seed scenario (two vendors, their
 # barrier segments and service accounts) applied with kubectl.
 #
-#   scripts/demo.sh          run the demo, then stop the local API server
-#   scripts/demo.sh --keep   leave the API server running (prints how to use it)
+#   scripts/demo.sh          run the demo, then stop everything it started
+#   scripts/demo.sh --keep   leave it all running (prints how to use it and how to stop it)
 #
 # The simulated Entra tenant (entra-sim, seeded as the host company ABC: SKUs with seats, support
 # engineers) stands in for Microsoft; the operator reaches it over HTTP exactly as it would reach
@@ -18,9 +18,65 @@ keep=false
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
+# Everything the demo starts is recorded (name and pid, and every port it listens on) in
+# target/demo.pids, and stopped when the demo ends: on success, on failure and on Ctrl-C.
+# `--keep` leaves it running after a successful run and prints how to stop it.
+run_dir="${TESTENV_DIR:-target/testenv}"
+record=target/demo.pids
+mkdir -p target && : >"$record"
+pids=()
+started() { pids+=("$2"); echo "pid $1 $2" >>"$record"; }
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if $keep && [[ $rc -eq 0 ]]; then return; fi
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  scripts/testenv.sh stop >/dev/null 2>&1 || true
+  [[ $rc -eq 0 ]] || echo "demo: failed (exit $rc); everything it started is stopped" >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Fail fast: a process the demo started that has exited ends the demo with its status and log.
+check_alive() {
+  local name log pid
+  for entry in "simulated-tenant:target/demo-entra-sim.log:${sim_pid:-}" "operator:target/demo-operator.log:${op_pid:-}"; do
+    IFS=: read -r name log pid <<<"$entry"
+    [[ -n "$pid" ]] || continue
+    if ! kill -0 "$pid" 2>/dev/null; then
+      local status=0
+      wait "$pid" || status=$?
+      echo "demo: the $name (pid $pid) exited with status $status; the last lines of $log:" >&2
+      tail -n 20 "$log" >&2
+      exit 1
+    fi
+  done
+  if ! kill -0 "$(cat "$run_dir/kube-apiserver.pid" 2>/dev/null)" 2>/dev/null; then
+    echo "demo: the local kube-apiserver exited; the last lines of its log:" >&2
+    tail -n 20 "$run_dir/kube-apiserver.log" >&2
+    exit 1
+  fi
+}
+
+# `kubectl wait`, a few seconds at a time, watching the demo's processes in between.
+wait_for() {
+  local deadline=$((SECONDS + $1)) out=target/demo-wait.out; shift
+  printf '$ kubectl wait %s\n' "$*"
+  while true; do
+    check_alive
+    if kubectl wait --timeout=3s "$@" >"$out" 2>&1; then cat "$out"; return 0; fi
+    if ((SECONDS >= deadline)); then cat "$out" >&2; echo "demo: timed out waiting for $*" >&2; exit 1; fi
+  done
+}
+
 say "Starting a local kube-apiserver + etcd (built from the Go module proxy on first use)"
 scripts/testenv.sh start >/dev/null
-$keep || trap 'scripts/testenv.sh stop' EXIT
+for p in etcd kube-apiserver; do echo "pid $p $(cat "$run_dir/$p.pid")" >>"$record"; done
+read -r etcd_port api_port <"$run_dir/ports"
+echo "port etcd $etcd_port" >>"$record"
+echo "port kube-apiserver $api_port" >>"$record"
 eval "$(scripts/testenv.sh env)"
 
 say "Installing the CRDs generated from the Rust types"
@@ -33,31 +89,38 @@ say "Starting the simulated Entra tenant (entra-sim) and the operator"
 cargo build --quiet -p entra-sim -p remote-assist-operator
 bin="${CARGO_TARGET_DIR:-target}/debug"
 sim_port="$(scripts/testenv.sh free-port)"
+metrics_port="$(scripts/testenv.sh free-port)"
+echo "port simulated-tenant $sim_port" >>"$record"
+echo "port operator-metrics $metrics_port" >>"$record"
 sim="http://127.0.0.1:$sim_port"
 "$bin/entra-sim" --listen "127.0.0.1:$sim_port" >target/demo-entra-sim.log 2>&1 &
 sim_pid=$!
-for _ in $(seq 1 100); do curl -fs "$sim/_sim/counters" >/dev/null && break; sleep 0.1; done
+started simulated-tenant "$sim_pid"
+for _ in $(seq 1 100); do curl -fs "$sim/_sim/counters" >/dev/null && break; check_alive; sleep 0.1; done
 # Policy applications take about 30 minutes to start in a real tenant; the simulated clock runs
 # them 600 times faster here.
 curl -fs -X PUT -H 'Content-Type: application/json' -d '{"barrierTimeScale": 600}' "$sim/_sim/settings" >/dev/null
 printf '%s' sim-operator-secret-change-me >target/demo-client-secret
-run "$bin/remote-assist-operator" run --graph-url "$sim" --authority-host "$sim" \
-  --tenant-id 3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64 --client-id 5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37 \
-  --client-secret-file target/demo-client-secret --compliance-url "$sim" \
-  --tenant-initial-domain abcsim.onmicrosoft.com --barrier-debounce 2s --barrier-poll-interval 1s \
-  >target/demo-operator.log 2>&1 &
+operator=("$bin/remote-assist-operator" run --graph-url "$sim" --authority-host "$sim"
+  --tenant-id 3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64 --client-id 5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37
+  --client-secret-file target/demo-client-secret --compliance-url "$sim"
+  --tenant-initial-domain abcsim.onmicrosoft.com --barrier-debounce 2s --barrier-poll-interval 1s
+  --metrics-addr "127.0.0.1:$metrics_port")
+printf '$ %s\n' "${operator[*]}"
+# Started directly (not through a function or subshell), so $! is the operator's own pid.
+"${operator[@]}" >target/demo-operator.log 2>&1 &
 op_pid=$!
-$keep || trap 'kill $op_pid $sim_pid 2>/dev/null; scripts/testenv.sh stop' EXIT
-echo "    (operator log: target/demo-operator.log)"
+started operator "$op_pid"
+echo "    (operator log: target/demo-operator.log; metrics and health on 127.0.0.1:$metrics_port)"
 
 say "Applying the seed scenario: vendors V1 and V2, V2's barrier segments, three service accounts"
 run kubectl apply --server-side -f deploy/examples/
 
 say "Waiting for the operator to converge the tenant"
-run kubectl wait --for=condition=Ready --timeout=120s vendortenant --all
-run kubectl wait --for=condition=Ready --timeout=180s barriersegment v1-accounts v1-engineers v2-accounts v2-engineers
-run kubectl wait --for=condition=Ready --timeout=180s remoteassistlicense v1-tech-01 v1-tech-02 -n vendor-v1
-run kubectl wait --for=jsonpath='{.status.accounts.summary}'=2/2 --timeout=60s vendortenant v1
+wait_for 120 --for=condition=Ready vendortenant --all
+wait_for 180 --for=condition=Ready barriersegment v1-accounts v1-engineers v2-accounts v2-engineers
+wait_for 180 --for=condition=Ready remoteassistlicense v1-tech-01 v1-tech-02 -n vendor-v1
+wait_for 60 --for=jsonpath='{.status.accounts.summary}'=2/2 vendortenant v1
 
 say "Everything the operator manages, in one category"
 run kubectl get remoteassist -A
@@ -123,8 +186,9 @@ print("  %d policy application(s); in effect: %s" % (len(b["applications"]), (b.
 
 
 if $keep; then
-  say "The API server keeps running. Use it with:"
+  say "Everything keeps running. Use the API server with:"
   scripts/testenv.sh env
   echo "The simulated tenant: $sim (Graph at /v1.0, admin API at /_sim), pid $sim_pid; the operator: pid $op_pid"
-  echo "Stop them with: kill $op_pid $sim_pid; scripts/testenv.sh stop"
+  echo "Stop them all with:"
+  echo "  kill $op_pid $sim_pid; TESTENV_DIR=$run_dir scripts/testenv.sh stop"
 fi

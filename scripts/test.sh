@@ -28,6 +28,9 @@ scripts/lua-health.sh
 step "build the tests"
 cargo test --workspace --locked --no-run
 
+step "the main command: scripts/demo.sh twice, then once with its operator killed; nothing left behind"
+scripts/check-demo.sh
+
 step "start the local API server"
 scripts/testenv.sh start >/dev/null
 trap 'scripts/testenv.sh stop' EXIT
