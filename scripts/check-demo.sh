@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export TESTENV_DIR="$PWD/target/demo-testenv"
+mkdir -p target
 
 fail() { echo "check-demo: $*" >&2; exit 1; }
 
