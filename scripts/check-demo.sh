@@ -13,6 +13,10 @@ export TESTENV_DIR="$PWD/target/demo-testenv"
 mkdir -p target
 
 fail() { echo "check-demo: $*" >&2; exit 1; }
+# A demo still running in the background when this script ends is stopped (it then stops
+# everything it started).
+demo=""
+trap 'if [[ -n "$demo" ]] && kill -0 "$demo" 2>/dev/null; then kill -TERM "$demo"; wait "$demo" || true; fi' EXIT
 
 left_behind() {
   local kind name value bad=0
@@ -49,7 +53,7 @@ rm -f target/demo.pids # so the pid read below is this run's
 scripts/demo.sh >"$log" 2>&1 &
 demo=$!
 for _ in $(seq 1 600); do
-  op="$(awk '$1 == "pid" && $2 == "operator" {print $3}' target/demo.pids 2>/dev/null)"
+  op="$(awk '$1 == "pid" && $2 == "operator" {print $3}' target/demo.pids 2>/dev/null || true)"
   [[ -n "$op" ]] && break
   sleep 0.1
 done
