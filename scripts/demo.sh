@@ -105,9 +105,10 @@ operator=("$bin/remote-assist-operator" run --graph-url "$sim" --authority-host 
   --tenant-id 3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64 --client-id 5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37
   --client-secret-file target/demo-client-secret --compliance-url "$sim"
   --tenant-initial-domain abcsim.onmicrosoft.com --barrier-debounce 2s --barrier-poll-interval 1s
-  --metrics-addr "127.0.0.1:$metrics_port")
+  --metrics-addr "127.0.0.1:$metrics_port" --resync-period 15s)
 printf '$ %s\n' "${operator[*]}"
-# Started directly (not through a function or subshell), so $! is the operator's own pid.
+# Started directly (not through a function or subshell), so $! is the operator's own pid. It
+# resyncs every 15 s (default 5 min), so the demo never waits minutes on a missed wake-up.
 "${operator[@]}" >target/demo-operator.log 2>&1 &
 op_pid=$!
 started operator "$op_pid"
