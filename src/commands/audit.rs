@@ -266,16 +266,21 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
     let member_of_segments = segments
         .iter()
         .any(|s| simple_filter(&s.user_group_filter).is_some_and(|(a, _)| a == "memberof"));
+    // Each user's groups are read once, where `MemberOf` segments, the group findings or the
+    // invariant below need them.
+    let mut groups_by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for u in &users {
-        // `MemberOf` segments need the user's groups.
+        let groups = if member_of_segments || licences.is_some() {
+            let read = dir.member_of(&u.id).await?;
+            groups_by_user.insert(u.id.clone(), read.clone());
+            read
+        } else {
+            BTreeSet::new()
+        };
         let person = super::audit_paths::Person {
             user: u.clone(),
             role: super::audit_paths::Role::Engineer(BTreeSet::new()),
-            groups: if member_of_segments {
-                dir.member_of(&u.id).await?
-            } else {
-                BTreeSet::new()
-            },
+            groups,
         };
         let segment = segments
             .iter()
@@ -306,9 +311,8 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
                 }),
                 Some(ral) => {
                     let own = &ral.spec.vendor_ref.name;
-                    let groups: BTreeSet<String> = dir.member_of(&u.id).await?;
-                    for g in groups {
-                        if let Some(other) = vendor_groups.get(&g).filter(|v| *v != own) {
+                    for g in &person.groups {
+                        if let Some(other) = vendor_groups.get(g).filter(|v| *v != own) {
                             report.findings.push(Finding {
                                 kind: "WrongVendorGroup",
                                 message: format!(
@@ -341,7 +345,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
                 (u.clone(), vendor)
             })
             .collect();
-        let people = super::audit_paths::people(dir, vendors, &marked).await?;
+        let people = super::audit_paths::people(dir, vendors, &marked, &groups_by_user).await?;
         for s in segments
             .iter()
             .filter(|s| simple_filter(&s.user_group_filter).is_none())

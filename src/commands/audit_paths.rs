@@ -156,11 +156,12 @@ async fn members(
 
 /// The people the invariant is about: every member of the vendors' accounts groups (orphaned
 /// and adopted accounts included) and engineers groups, and every user the operator marked,
-/// each with its direct groups.
+/// each with its direct groups (from `known_groups` where the caller already read them).
 pub async fn people(
     dir: &crate::directory::Directory,
     vendors: &[crate::crd::VendorTenant],
     marked: &[(DirUser, Option<String>)],
+    known_groups: &BTreeMap<String, BTreeSet<String>>,
 ) -> Result<Vec<Person>, crate::graph::GraphError> {
     use kube::ResourceExt;
     let mut roles: BTreeMap<String, Role> = BTreeMap::new();
@@ -196,7 +197,10 @@ pub async fn people(
                 None => continue,
             },
         };
-        let groups = dir.member_of(&id).await?;
+        let groups = match known_groups.get(&id) {
+            Some(g) => g.clone(),
+            None => dir.member_of(&id).await?,
+        };
         out.push(Person { user, role, groups });
     }
     Ok(out)

@@ -35,18 +35,8 @@ fn pending(reason: &'static str, message: String) -> Enforcement {
 /// Whether a segment's members are this vendor's accounts: by the vendor's name, its accounts
 /// group's id, or the attribute value its accounts carry.
 pub fn selects_accounts(segment: &BarrierSegment, vendor: &VendorTenant) -> bool {
-    let m = &segment.spec.members;
-    let name = vendor.name_any();
-    let group = vendor
-        .status
-        .as_ref()
-        .and_then(|s| s.accounts_group_id.as_deref());
-    let by_group = matches!((m.group_id.as_deref(), group), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b));
-    let by_attribute = m.user_attribute.as_ref().is_some_and(|a| {
-        a.value == vendor.accounts_segment_value()
-            && format!("{:?}", a.attribute) == format!("{:?}", vendor.membership_attribute())
-    });
-    m.vendor_accounts.as_deref() == Some(name.as_str()) || by_group || by_attribute
+    let placed = crate::segment::invariant::holder(&segment.spec.members, std::slice::from_ref(vendor));
+    placed == crate::segment::invariant::Holder::Accounts(vendor.name_any())
 }
 
 /// The one segment that isolates the vendor's accounts, or why there is none. Pure.

@@ -9,6 +9,7 @@
 use crate::crd::barrier_segment::{PolicyState, PolicyType, SegmentMembers};
 use crate::crd::{BarrierSegment, VendorTenant};
 use kube::ResourceExt;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -22,14 +23,14 @@ pub enum Holder {
 }
 
 /// What the operator knows of whose members a segment selects.
-pub fn holder(members: &SegmentMembers, vendors: &[Arc<VendorTenant>]) -> Holder {
+pub fn holder<V: Borrow<VendorTenant>>(members: &SegmentMembers, vendors: &[V]) -> Holder {
     if let Some(v) = &members.vendor_accounts {
         return Holder::Accounts(v.clone());
     }
     if let Some(v) = &members.vendor_engineers {
         return Holder::Engineers(v.clone());
     }
-    for v in vendors {
+    for v in vendors.iter().map(Borrow::borrow) {
         let name = v.name_any();
         let status = v.status.as_ref();
         let same = |a: Option<&str>| matches!((members.group_id.as_deref(), a), (Some(g), Some(a)) if g.eq_ignore_ascii_case(a));
