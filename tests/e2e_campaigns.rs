@@ -168,37 +168,50 @@ async fn fault_campaign_converges_and_tells_what_happened() {
         .status()
         .expect("testenv.sh runs");
     assert!(restarted.success(), "the API server restarted");
+    // After the restart: a new licence, and a new spec for an old one. Their statuses from
+    // before the restart must not satisfy the waits (wait_condition checks observedGeneration).
+    let late = format!("{}-late", env.id);
+    env.apply(&license(&ns, &late, &vendors[0], ""));
+    env.apply(&license(&ns, &names[0], &vendors[0], "").replace("Technician", "Renamed"));
+    let mut names = names;
+    names.push(late);
     for n in &names {
         env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
     }
+    let renamed = env.user(&upn(&names[0])).await.unwrap();
+    assert_eq!(renamed["displayName"], format!("Renamed {}", names[0]));
     nothing_lost(&env, &ns, &names).await;
-    let counters = env.counters().await;
+    // The operator saw the storm and waited it out (the simulator's own count proves only
+    // that it sent 429s).
+    let metrics = env.operator_http("/metrics").await.1;
+    let sent = env.counters().await["throttled"].as_f64().unwrap();
+    let seen = metric(&metrics, "remoteassist_graph_throttled_total");
+    assert!(seen > 0.0 && seen <= sent, "429s seen {seen} of {sent} sent");
     assert!(
-        counters["throttled"].as_u64().unwrap() > 0,
-        "the storm happened: {counters}"
+        metric(&metrics, "remoteassist_graph_throttle_wait_seconds_total") > 0.0,
+        "the operator waited after throttling"
     );
-    // The Events tell what happened.
+    // The Events tell what happened: the outage under its own reason. (The storm is absorbed
+    // by the client's waits, proven by the metrics above, so it need not fail a reconcile.)
     let events = common::kubectl_ok(
         &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
         None,
     );
-    assert!(
-        events.contains("UserCreated"),
-        "no UserCreated Event in: {events}"
-    );
-    assert!(
-        [
-            "TenantUnreachable",
-            "GraphUnavailable",
-            "Throttled",
-            "ComplianceUnreachable"
-        ]
-        .iter()
-        .any(|r| events.contains(r)),
-        "no Event tells of the faults: {events}"
-    );
+    for reason in ["UserCreated", "TenantUnreachable"] {
+        assert!(
+            events.split_whitespace().any(|r| r == reason),
+            "no {reason} Event in: {events}"
+        );
+    }
     println!(
         "fault campaign: {accounts} accounts, 10% 5xx, {lag} ms replication delay, {} throttled answers, a {outage} s outage, an API server restart: converged",
-        counters["throttled"]
+        sent
     );
+}
+
+/// The value of an unlabelled metric in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics:\n{text}"))
 }

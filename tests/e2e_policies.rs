@@ -135,6 +135,38 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
     assert!(env.password_works(&upn(&existing), "Hand-Made-Passw0rd!").await);
     let adopted = env.user(&upn(&existing)).await.unwrap();
     assert_eq!(adopted["displayName"], "Made by hand");
+    // Managed like any account: in the vendor's accounts group, with the vendor's licences.
+    let group = env.get("vendortenant", None, &v).unwrap()["status"]["accountsGroupId"].clone();
+    assert!(group.is_string(), "the vendor has its accounts group");
+    assert_eq!(
+        adopted["groups"],
+        json!([group]),
+        "in the accounts group, and only there"
+    );
+    let mut skus: Vec<String> = adopted["assignedLicenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["skuId"].as_str().unwrap().to_owned())
+        .collect();
+    skus.sort();
+    let state = env.state().await;
+    let mut offered: Vec<String> = state["skus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            [
+                "MICROSOFT_REMOTE_ASSIST",
+                "Microsoft_Teams_Enterprise_New",
+                "SPE_E5",
+            ]
+            .contains(&s["skuPartNumber"].as_str().unwrap())
+        })
+        .map(|s| s["skuId"].as_str().unwrap().to_owned())
+        .collect();
+    offered.sort();
+    assert_eq!(skus, offered, "the vendor's three licences");
     let uid = env.get(RAL, Some(&ns), &adopt).unwrap()["metadata"]["uid"].clone();
     assert_eq!(
         adopted["employeeType"],

@@ -102,6 +102,7 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
             == format!("{open}-accounts")
     })
     .await;
+    drift_event(&env, &ns, &t, "update user (barrier attribute)").await;
 
     // Enabled by hand while its barrier is not enforced: disabled again.
     let bid = env.user(&upn(&b)).await.unwrap()["id"]

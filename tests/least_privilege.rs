@@ -5,15 +5,10 @@
 
 mod common;
 
-use common::kubectl;
-
 fn can_i(args: &[&str]) -> bool {
     let kubeconfig = std::env::var("OPERATOR_KUBECONFIG")
         .expect("OPERATOR_KUBECONFIG is set by scripts/test.sh (scripts/operator-kubeconfig.sh)");
-    let mut all = vec!["--kubeconfig", kubeconfig.as_str(), "auth", "can-i"];
-    all.extend_from_slice(args);
-    let run = kubectl(&all, None);
-    run.stdout.trim() == "yes"
+    common::can_i(&kubeconfig, args)
 }
 
 #[test]

@@ -158,12 +158,13 @@ impl Env {
     }
 
     /// Sends SIGTERM to one operator and waits for it to exit; returns whether it exited 0.
+    /// An operator that has not exited within [`TERMINATE_BOUND`] is killed and fails the test,
+    /// so a hung shutdown fails one test instead of hanging the suite.
     pub fn terminate(&mut self, index: usize) -> bool {
-        let Some(mut c) = self.operators[index].take() else {
+        let Some(c) = self.operators[index].take() else {
             return false;
         };
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-        c.wait().map(|s| s.success()).unwrap_or(false)
+        terminate_within(c, TERMINATE_BOUND).unwrap_or_else(|e| panic!("operator {index}: {e}"))
     }
 
     /// GET on the latest operator's own HTTP endpoint: status and body.
@@ -201,13 +202,23 @@ impl Env {
         ns
     }
 
+    /// The object, or `None` when the API server says NotFound. Any other failure (an unknown
+    /// kind, a refused connection, a denied read) fails the test: it is not absence.
     pub fn get(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
         let mut args = vec!["get", kind, name, "-o", "json"];
         if let Some(ns) = namespace {
             args.extend(["-n", ns]);
         }
         let run = kubectl(&args, None);
-        run.ok.then(|| serde_json::from_str(&run.stdout).unwrap())
+        if run.ok {
+            return Some(serde_json::from_str(&run.stdout).unwrap());
+        }
+        assert!(
+            run.stderr.contains("(NotFound)"),
+            "kubectl {args:?} failed, and not with NotFound:\n{}",
+            run.stderr
+        );
+        None
     }
 
     pub fn condition(
@@ -224,6 +235,19 @@ impl Env {
             .find(|c| c["type"] == type_)?
             .clone();
         Some((c["status"].as_str()?.to_owned(), c["reason"].as_str()?.to_owned()))
+    }
+
+    /// The condition, only when it describes the object's current `metadata.generation`: a
+    /// status written for an older spec says nothing about the current one.
+    pub fn current_condition(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        type_: &str,
+    ) -> Option<(String, String)> {
+        let obj = self.get(kind, namespace, name)?;
+        current(&obj, type_)
     }
 
     /// Polls `check` every 100 ms until it holds; on timeout, fails with the operator's log.
@@ -254,10 +278,78 @@ impl Env {
     ) {
         let what = format!("{kind} {name}: {type_}={status} {}", reason.unwrap_or(""));
         self.wait_for(&what, Duration::from_secs(90), async || {
-            self.condition(kind, ns, name, type_)
+            self.current_condition(kind, ns, name, type_)
                 .is_some_and(|(s, r)| s == status && reason.is_none_or(|want| r == want))
         })
         .await;
+    }
+
+    /// Reconciles so far by the latest operator, from its own `/metrics` (every kind, every
+    /// result).
+    pub async fn reconciles(&self) -> u64 {
+        let (status, text) = self.operator_http("/metrics").await;
+        assert_eq!(status, 200, "/metrics: {text}");
+        text.lines()
+            .filter(|l| l.starts_with("remoteassist_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// Tenant writes made while the operator goes through `rounds` resync rounds. One round is
+    /// one reconcile per object this test labelled, counted from the operator's own reconcile
+    /// counter, so a quiet stretch covers reconciles that happened rather than a guessed time.
+    pub async fn writes_over(&self, rounds: u64) -> u64 {
+        self.writes_during(rounds, async {}).await
+    }
+
+    /// As [`Env::writes_over`], with `during` run after the count has started.
+    pub async fn writes_during(&self, rounds: u64, during: impl Future<Output = ()>) -> u64 {
+        let labelled = kubectl_ok(
+            &[
+                "get",
+                "remoteassist",
+                "-A",
+                "-l",
+                &format!("e2e={}", self.id),
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        let objects = labelled.lines().count() as u64;
+        assert!(objects > 0, "no object carries e2e={}", self.id);
+        let (writes, start) = (self.tenant_writes().await, self.reconciles().await);
+        during.await;
+        let want = start + rounds * objects;
+        let timeout = Duration::from_secs(30 + 3 * rounds * resync_secs(self.resync));
+        self.wait_for(
+            &format!("{rounds} rounds of {objects} reconciles (from {start})"),
+            timeout,
+            async || self.reconciles().await >= want,
+        )
+        .await;
+        self.tenant_writes().await - writes
+    }
+
+    /// Asserts that nothing is written to the tenant over `rounds` resync rounds.
+    pub async fn no_writes_over(&self, rounds: u64) {
+        let writes = self.writes_over(rounds).await;
+        assert_eq!(
+            writes,
+            0,
+            "the tenant was written during {rounds} resync rounds: {}",
+            self.counters().await
+        );
+    }
+
+    /// Waits (up to ten rounds) for a round in which nothing is written to the tenant.
+    pub async fn settle(&self) {
+        for _ in 0..10 {
+            if self.writes_over(1).await == 0 {
+                return;
+            }
+        }
+        panic!("the tenant is still being written after ten resync rounds");
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -473,6 +565,48 @@ impl Env {
             })
             .collect()
     }
+}
+
+/// `2s`, `5s`, `1m` as seconds.
+fn resync_secs(period: &str) -> u64 {
+    match period.strip_suffix('m') {
+        Some(m) => m.parse::<u64>().unwrap() * 60,
+        None => period.trim_end_matches('s').parse().unwrap(),
+    }
+}
+
+/// How long an operator may take to exit after SIGTERM.
+pub const TERMINATE_BOUND: Duration = Duration::from_secs(30);
+
+/// Sends SIGTERM to `child` and waits at most `bound` for it to exit: `Ok(exited 0)`, or an
+/// error (after a SIGKILL) when it was still running.
+pub fn terminate_within(mut child: Child, bound: Duration) -> Result<bool, String> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(status.success());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("still running {bound:?} after SIGTERM; killed"))
+}
+
+/// `type_`'s condition as (status, reason), if it was written for `obj`'s current generation.
+pub fn current(obj: &Value, type_: &str) -> Option<(String, String)> {
+    let c = obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
+    let generation = obj["metadata"]["generation"].as_i64();
+    if c["observedGeneration"].as_i64() != generation {
+        return None;
+    }
+    Some((c["status"].as_str()?.to_owned(), c["reason"].as_str()?.to_owned()))
 }
 
 impl Drop for Env {

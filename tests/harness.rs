@@ -1,0 +1,132 @@
+//! The end-to-end harness itself: its helpers must not turn an error into absence, a status of
+//! an older generation into a met condition, or a hung process into a hung suite.
+
+mod common;
+
+use common::e2e::{Env, current, license, terminate_within, vendor};
+use serde_json::json;
+use std::panic::AssertUnwindSafe;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RAL: &str = "remoteassistlicense";
+
+#[test]
+fn a_condition_of_an_older_generation_is_not_current() {
+    let obj = |generation: i64, observed: i64| {
+        json!({
+            "metadata": {"generation": generation},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "Converged", "observedGeneration": observed},
+            ]},
+        })
+    };
+    assert_eq!(
+        current(&obj(2, 2), "Ready"),
+        Some(("True".into(), "Converged".into()))
+    );
+    assert_eq!(current(&obj(3, 2), "Ready"), None, "written for generation 2");
+    assert_eq!(current(&obj(2, 2), "AccountReady"), None, "no such condition");
+    let unstamped = json!({"metadata": {"generation": 1}, "status": {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "Converged"},
+    ]}});
+    assert_eq!(current(&unstamped, "Ready"), None, "no observedGeneration");
+}
+
+#[test]
+fn a_process_that_ignores_sigterm_fails_within_the_bound() {
+    let stubborn = Command::new("sh")
+        .args(["-c", "trap '' TERM; sleep 60"])
+        .spawn()
+        .unwrap();
+    // Give the shell time to install its trap: a TERM before it would end it at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let outcome = terminate_within(stubborn, Duration::from_secs(1));
+    assert!(
+        outcome.as_ref().is_err_and(|e| e.contains("after SIGTERM")),
+        "{outcome:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+
+    let polite = Command::new("sh")
+        .args(["-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(terminate_within(polite, Duration::from_secs(5)), Ok(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn get_tells_not_found_from_an_error() {
+    let env = Env::start_without_cluster("harness-get").await;
+    assert_eq!(env.get("namespace", None, &format!("{}-none", env.id)), None);
+    assert!(env.get("namespace", None, "default").is_some());
+    let unknown = std::panic::catch_unwind(AssertUnwindSafe(|| env.get("nosuchkinds", None, "x")));
+    assert!(unknown.is_err(), "an unknown kind is an error, not absence");
+    let denied = std::panic::catch_unwind(AssertUnwindSafe(|| env.get("secret", Some("kube-system"), "x/y")));
+    assert!(denied.is_err(), "an invalid name is an error, not absence");
+}
+
+#[test]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+fn the_rbac_probe_tells_no_from_an_error() {
+    let kubeconfig = std::env::var("KUBECONFIG").expect("scripts/test.sh sets KUBECONFIG");
+    assert!(common::can_i(&kubeconfig, &["get", "namespaces"]));
+    let sa = "--as=system:serviceaccount:default:nobody";
+    assert!(!common::can_i(&kubeconfig, &["get", "secrets", sa]));
+    // A server that is not there, and a resource that does not exist, are not a "no".
+    let dir = common::repo_root().join("target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let unreachable = dir.join("unreachable.kubeconfig");
+    std::fs::write(
+        &unreachable,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let down =
+        std::panic::catch_unwind(|| common::can_i(unreachable.to_str().unwrap(), &["get", "secrets", sa]));
+    assert!(down.is_err(), "an unreachable server is not a no");
+    let unknown = std::panic::catch_unwind(|| common::can_i(&kubeconfig, &["get", "nosuchkinds", sa]));
+    assert!(unknown.is_err(), "an unknown resource is not a no");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn a_ready_status_of_the_previous_spec_does_not_satisfy_a_wait() {
+    let mut env = Env::start("harness-gen").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    let name = format!("{}-t", env.id);
+    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(&license(&ns, &name, &v, ""));
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
+        .await;
+    env.kill_operator();
+    // A new spec while nobody reconciles: the old Ready=True is still in status.
+    env.apply(&license(&ns, &name, &v, "").replace("Technician", "Renamed technician"));
+    assert_eq!(
+        env.condition(RAL, Some(&ns), &name, "Ready"),
+        Some(("True".into(), "Converged".into())),
+        "the old status is still there"
+    );
+    assert_eq!(env.current_condition(RAL, Some(&ns), &name, "Ready"), None);
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
+        .await;
+    let user = env.user(&common::e2e::upn(&name)).await.unwrap();
+    assert_eq!(user["displayName"], format!("Renamed technician {name}"));
+
+    // The quiet-rounds helper counts writes made inside its rounds: a hand-made change (and
+    // the operator's correction of it) is seen, a settled tenant is quiet.
+    env.no_writes_over(2).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let drift = async {
+        let patch = json!({"department": "Hand-edited"});
+        env.portal().update_user(&id, &patch).await.unwrap();
+    };
+    let writes = env.writes_during(2, drift).await;
+    assert!(writes >= 1, "the hand-made write was counted: {writes}");
+}
