@@ -55,7 +55,20 @@ pub struct ConditionUpdate {
 }
 
 impl ConditionUpdate {
+    /// A condition the operator decided on. `reason` must be listed in
+    /// [`REASONS`](super::reasons::REASONS) (with the Argo CD health it stands for): debug builds
+    /// panic on one that is not, so a test that makes the operator write it fails.
     pub fn new(type_: &str, status: Status, reason: &str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            super::reasons::is_registered(reason),
+            "{reason:?} is not a registered condition reason: add it to REASONS in src/crd/reasons.rs with its Argo CD health and kinds, and to those kinds' deploy/argocd/.../health.lua tables"
+        );
+        Self::carried(type_, status, reason, message)
+    }
+
+    /// A condition that carries a reason already written (the `Ready` roll-up copies its
+    /// aspect's): not checked again, since a stored status may come from another version.
+    fn carried(type_: &str, status: Status, reason: &str, message: impl Into<String>) -> Self {
         Self {
             type_: type_.to_owned(),
             status,
@@ -138,7 +151,7 @@ pub fn ready_rollup(conditions: &[Condition], aspects: &[&str]) -> ConditionUpda
                 } else {
                     Status::Unknown
                 };
-                return ConditionUpdate::new(
+                return ConditionUpdate::carried(
                     kinds::READY,
                     status,
                     &c.reason,
@@ -174,13 +187,13 @@ mod tests {
         let mut c = Vec::new();
         assert!(set_condition(
             &mut c,
-            account(Status::True, "Created"),
+            account(Status::True, "Provisioned"),
             Some(1),
             &at(0)
         ));
         assert!(!set_condition(
             &mut c,
-            account(Status::True, "Created"),
+            account(Status::True, "Provisioned"),
             Some(1),
             &at(10)
         ));
@@ -205,7 +218,7 @@ mod tests {
         assert_eq!(c[0].observed_generation, Some(2));
         assert!(set_condition(
             &mut c,
-            account(Status::True, "Created"),
+            account(Status::True, "Provisioned"),
             Some(2),
             &at(9)
         ));
@@ -218,7 +231,7 @@ mod tests {
         let mut c = Vec::new();
         let aspects = [kinds::ACCOUNT_READY, kinds::LICENSES_ASSIGNED];
         assert_eq!(ready_rollup(&c, &aspects).status, Status::Unknown);
-        set_condition(&mut c, account(Status::True, "Created"), Some(1), &at(0));
+        set_condition(&mut c, account(Status::True, "Provisioned"), Some(1), &at(0));
         let lic = ConditionUpdate::new(
             kinds::LICENSES_ASSIGNED,
             Status::False,
@@ -232,5 +245,23 @@ mod tests {
         let lic = ConditionUpdate::new(kinds::LICENSES_ASSIGNED, Status::True, "Assigned", "ok");
         set_condition(&mut c, lic, Some(1), &at(0));
         assert_eq!(ready_rollup(&c, &aspects).status, Status::True);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "\"NotARegisteredReason\" is not a registered condition reason")]
+    fn an_unregistered_reason_panics_in_debug_builds() {
+        account(Status::False, "NotARegisteredReason");
+    }
+
+    #[test]
+    fn rollup_copies_a_stored_reason_without_checking_it() {
+        // A status written by another version may hold a reason this one no longer writes.
+        let mut c = Vec::new();
+        set_condition(&mut c, account(Status::True, "Provisioned"), Some(1), &at(0));
+        c[0].status = "False".into();
+        c[0].reason = "RetiredReason".into();
+        let ready = ready_rollup(&c, &[kinds::ACCOUNT_READY]);
+        assert_eq!(ready.reason, "RetiredReason");
     }
 }

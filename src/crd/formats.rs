@@ -91,4 +91,33 @@ mod tests {
         }
         assert!(!set.contains(&"UK"), "UK is not an ISO 3166-1 code (GB is)");
     }
+
+    /// Checks the list against an independent source rather than the simulated tenant's copy.
+    ///
+    /// Graph's `usageLocation` is "a two-letter country code (ISO standard 3166)", examples US,
+    /// JP and GB: user resource type, <https://learn.microsoft.com/en-us/graph/api/resources/user>.
+    /// The codes: Debian's iso-codes 4.15.0 (<https://salsa.debian.org/iso-codes-team/iso-codes>),
+    /// `iso_3166-1.json` (officially assigned alpha-2 codes, 249 of them) and `iso_3166-3.json`
+    /// (withdrawn codes, with withdrawal dates). Both read 2026-12-02.
+    #[test]
+    fn country_codes_match_iso_3166_1() {
+        // Officially assigned (iso_3166-1.json): Graph's own examples, Germany, South Sudan
+        // (assigned 2011), Curaçao and Sint Maarten (2010, replacing AN).
+        for code in ["US", "JP", "GB", "DE", "SS", "CW", "SX"] {
+            assert!(
+                COUNTRY_CODES.contains(&code),
+                "{code} is an ISO 3166-1 alpha-2 code"
+            );
+        }
+        // Absent from iso_3166-1.json: UK (the United Kingdom's code is GB), EU, XK (used for
+        // Kosovo outside ISO 3166-1); withdrawn (iso_3166-3.json): AN (Netherlands Antilles,
+        // 2010-12-15), CS (Serbia and Montenegro, 2006-09-26).
+        for code in ["UK", "EU", "XK", "AN", "CS"] {
+            assert!(
+                !COUNTRY_CODES.contains(&code),
+                "{code} is not an assigned ISO 3166-1 code"
+            );
+        }
+        assert_eq!(COUNTRY_CODES.len(), 249, "iso_3166-1.json has 249 alpha-2 codes");
+    }
 }

@@ -14,6 +14,7 @@
 pub mod barrier_segment;
 pub mod conditions;
 pub mod formats;
+pub mod reasons;
 pub mod remote_assist_license;
 pub mod vendor_tenant;
 

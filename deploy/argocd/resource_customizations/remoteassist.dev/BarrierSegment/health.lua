@@ -6,17 +6,38 @@
 -- status.conditions, each with the metadata.generation it describes (observedGeneration).
 --   Healthy      Ready is True and describes the current generation;
 --   Progressing  no status yet, the operator has not observed the current generation, or Ready is
---                not True for a reason that resolves by itself (waiting, applying, retrying);
---   Degraded     Ready is not True for a reason that needs a person (refused, conflict, no seats);
+--                not True for a reason that resolves by itself (PROGRESSING: waiting, applying,
+--                retrying), or for a reason this script does not know;
+--   Degraded     Ready is not True for a reason that needs a person (TERMINAL: refused, conflict,
+--                no seats);
 -- the message is the Ready condition's message.
 
+-- Reasons of a Ready condition that is not True, by health. Each lists exactly the reasons the
+-- operator can write for this kind (src/crd/reasons.rs is the list; tests/argocd_health_reasons.rs
+-- fails when a table and the list disagree). True needs no table: it is Healthy whatever the reason.
+-- A reason in no table is one this script does not know (an operator newer than the script): it
+-- falls through to Progressing, as every unlisted reason did before these tables existed.
+
+-- Degraded: needs a person (refused, conflict, a policy set that must not be applied); nothing
+-- resolves without a change in git or in the tenant.
 local TERMINAL = {
-  AuthenticationFailed = true, PermissionDenied = true, Conflict = true, SecretConflict = true,
-  NamespaceNotAllowed = true, VendorNotFound = true, LicenseOverrideRefused = true,
-  UnknownLicense = true, UserNotFound = true, NoSeats = true, InsufficientSeats = true,
-  GroupLicenseRefused = true, EngineerNotFound = true, EngineerShared = true,
-  Asymmetric = true, ApplicationFailed = true, Refused = true, MembersUnresolved = true,
-  UnknownSegment = true, SegmentNameTaken = true,
+  -- the segment is refused or cannot be defined
+  SegmentNameTaken = true, Conflict = true, MembersUnresolved = true, UnknownSegment = true,
+  Refused = true,
+  -- policy applications held back or failed
+  CrossVendorPath = true, Asymmetric = true, ApplicationFailed = true,
+  -- deletion held by enabled accounts
+  AccountsHoldSegment = true,
+  -- the tenant refuses the operator itself (reported as Events today; classified for conditions)
+  AuthenticationFailed = true, PermissionDenied = true, GraphError = true,
+}
+
+-- Progressing: resolves by itself (waiting for or following a policy application, retrying).
+local PROGRESSING = {
+  Pending = true, WaitingForApplication = true, Applying = true, Unverified = true,
+  -- retried by the operator (reported as Events today; classified for conditions)
+  Throttled = true, TenantUnreachable = true, GraphUnavailable = true, ComplianceUnreachable = true,
+  ComplianceError = true, KubernetesError = true, FinalizerUpdateFailed = true, Waiting = true,
 }
 
 local function result(status, message)
@@ -67,4 +88,9 @@ if TERMINAL[ready.reason] then
   return result("Degraded", message)
 end
 
+if PROGRESSING[ready.reason] then
+  return result("Progressing", message)
+end
+
+-- Not classified: a reason this script does not know. Progressing, as before.
 return result("Progressing", message)

@@ -6,19 +6,51 @@
 -- status.conditions, each with the metadata.generation it describes (observedGeneration).
 --   Healthy      Ready is True and describes the current generation;
 --   Progressing  no status yet, the operator has not observed the current generation, or Ready is
---                not True for a reason that resolves by itself (waiting, applying, retrying);
---   Degraded     Ready is not True for a reason that needs a person (refused, conflict, no seats);
---   Suspended    spec.suspended is true (or Ready's reason is Suspended): sign-in is blocked and
---                the licences are released on purpose, once the operator has observed it;
+--                not True for a reason that resolves by itself (PROGRESSING: waiting, applying,
+--                retrying), or for a reason this script does not know;
+--   Degraded     Ready is not True for a reason that needs a person (TERMINAL: refused, conflict,
+--                no seats);
+--   Suspended    spec.suspended is true (or Ready's reason is in SUSPENDED: suspended, or plan or
+--                observe mode holding changes back), once the operator has observed it;
 -- the message is the Ready condition's message.
 
+-- Reasons of a Ready condition that is not True, by health. Each lists exactly the reasons the
+-- operator can write for this kind (src/crd/reasons.rs is the list; tests/argocd_health_reasons.rs
+-- fails when a table and the list disagree). True needs no table: it is Healthy whatever the reason.
+-- A reason in no table is one this script does not know (an operator newer than the script): it
+-- falls through to Progressing, as every unlisted reason did before these tables existed.
+
+-- Degraded: needs a person (refused, conflict, no seats); nothing resolves without a change in git
+-- or in the tenant.
 local TERMINAL = {
-  AuthenticationFailed = true, PermissionDenied = true, Conflict = true, SecretConflict = true,
-  NamespaceNotAllowed = true, VendorNotFound = true, LicenseOverrideRefused = true,
-  UnknownLicense = true, UserNotFound = true, NoSeats = true, InsufficientSeats = true,
-  GroupLicenseRefused = true, EngineerNotFound = true, EngineerShared = true,
-  Asymmetric = true, ApplicationFailed = true, Refused = true, MembersUnresolved = true,
-  UnknownSegment = true, SegmentNameTaken = true,
+  -- refused before anything is read or written in the tenant
+  VendorNotFound = true, NamespaceNotAllowed = true, LicenseOverrideRefused = true,
+  OutsideVendorDomain = true, LicenseNotOffered = true, AccountLimitReached = true,
+  AdoptionNotAllowed = true, UnknownLicense = true,
+  -- the account cannot be bound, or a request is refused
+  SecretConflict = true, UserNotFound = true, Conflict = true, PrivilegedUser = true,
+  CredentialsNotManaged = true,
+  -- licences and barrier
+  NoSeats = true, SegmentConflict = true, NotIsolating = true, ApplicationFailed = true,
+  -- the tenant refuses the operator itself (reported as Events today; classified for conditions)
+  AuthenticationFailed = true, PermissionDenied = true, GraphError = true,
+}
+
+-- Progressing: resolves by itself (waiting, applying, replicating, retrying, throttled, pending).
+local PROGRESSING = {
+  Pending = true, VendorNotReady = true, AdoptionCheckPending = true, RotationRateLimited = true,
+  Creating = true, Replicating = true, Assigning = true, AwaitingGroupLicenses = true,
+  NoSegment = true, SegmentNotApplied = true, AttributePending = true, Applying = true,
+  AwaitingApplication = true, Enabling = true,
+  -- retried by the operator (reported as Events today; classified for conditions)
+  Throttled = true, TenantUnreachable = true, GraphUnavailable = true, ComplianceUnreachable = true,
+  ComplianceError = true, KubernetesError = true, FinalizerUpdateFailed = true, Waiting = true,
+}
+
+-- Suspended: stopped on purpose: spec.suspended, or plan/observe mode holding changes back until a
+-- person removes the remoteassist.dev/mode annotation.
+local SUSPENDED = {
+  Suspended = true, Released = true, Planned = true, DriftObserved = true,
 }
 
 local function result(status, message)
@@ -69,9 +101,15 @@ if TERMINAL[ready.reason] then
   return result("Degraded", message)
 end
 
--- Suspended on purpose: sign-in blocked, licences released. (A terminal error still wins above.)
-if ready.reason == "Suspended" or (obj.spec ~= nil and obj.spec.suspended == true) then
+-- Suspended on purpose: sign-in blocked and licences released, or changes held back by plan or
+-- observe mode. (A terminal error still wins above.)
+if SUSPENDED[ready.reason] or (obj.spec ~= nil and obj.spec.suspended == true) then
   return result("Suspended", message)
 end
 
+if PROGRESSING[ready.reason] then
+  return result("Progressing", message)
+end
+
+-- Not classified: a reason this script does not know. Progressing, as before.
 return result("Progressing", message)
