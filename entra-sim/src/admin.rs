@@ -1,10 +1,11 @@
 //! The admin API under `/_sim`, never mixed into Graph routes: a dump of the tenant, reset,
-//! misbehaviour settings at run time, request counters, a password check (so tests can
-//! prove a generated password works without the simulator ever showing one), and the
-//! information-barrier views (`/barriers`, `/barriers/reachable`, `/barriers/timeline`).
+//! misbehaviour settings at run time, request counters, the journal of writes, a password
+//! check (so tests can prove a generated password works without the simulator ever showing
+//! one), and the information-barrier views (`/barriers`, `/barriers/reachable`,
+//! `/barriers/timeline`).
 
 use crate::misbehave::Settings;
-use crate::server::{Counters, Sim};
+use crate::server::Sim;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,6 +22,7 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/settings", get(get_settings).put(put_settings))
         .route("/counters", get(counters))
         .route("/counters/reset", post(reset_counters))
+        .route("/journal", get(journal))
         .route("/verify-password", post(verify_password))
         .route("/skus/{part}", axum::routing::put(put_seats))
         .route("/barriers", get(crate::compliance::admin::barriers))
@@ -113,12 +115,65 @@ async fn put_settings(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
 }
 
 async fn counters(State(sim): State<Arc<Sim>>) -> Response {
-    axum::Json(sim.counters.lock().unwrap().clone()).into_response()
+    // Serialised under the lock rather than cloned: the journal inside can be large.
+    axum::Json(&*sim.counters.lock().unwrap()).into_response()
 }
 
+/// `POST /_sim/counters/reset`: zeroes the counters and empties the journal.
 async fn reset_counters(State(sim): State<Arc<Sim>>) -> StatusCode {
-    *sim.counters.lock().unwrap() = Counters::default();
+    sim.counters.lock().unwrap().reset();
     StatusCode::NO_CONTENT
+}
+
+/// `GET /_sim/journal[?after=<seq>]`: every write the tenant answered, oldest first, as
+/// `{"entries": [...], "dropped": <n>}`. Only entries whose `seq` is greater than `after` are
+/// listed when it is given (poll with the last `seq` seen). `dropped` counts the oldest
+/// entries let go to keep at most [`crate::journal::CAPACITY`] (100,000).
+///
+/// Each entry has `seq` (1, 2, 3, ... in the order the answers were produced; never reused,
+/// not even after a reset, which empties the journal) and `kind`, then by kind:
+///
+/// - `"graph"`: a routed Graph write (POST, PATCH, PUT or DELETE), direct or inside a
+///   `$batch`, whatever its outcome, exactly the requests the `writes` counter counts:
+///   `{"seq": 7, "kind": "graph", "method": "PATCH", "path": "/v1.0/users/<id>",
+///   "route": "PATCH /v1.0/users/{id}", "status": 204, "batch": false}`. `path` is the
+///   request path as received, without the query; `route` is the `byRoute` key; `batch` is
+///   true for a request inside a `$batch` body, which gets its own entry (the `$batch` POST
+///   itself is no write and has none, nor do items that never ran: a failed dependency's 424
+///   or a body without Content-Type). Requests to no route (405, unknown segment) are not
+///   counted and not journalled.
+/// - `"compliance"`: an InvokeCommand cmdlet that changes something (New-, Set-, Remove-,
+///   Start-, Stop-), whatever its outcome, once the cmdlet name was read (so not a request
+///   refused before that: wrong region, no token, a random 5xx):
+///   `{"seq": 8, "kind": "compliance", "cmdlet": "Remove-InformationBarrierPolicy",
+///   "identity": "<object id>", "target": "V1_RemoteAssistUser-policy",
+///   "assignedSegment": "V1_RemoteAssistUser", "parameters": {"Identity": "<object id>"},
+///   "status": 200}`. `cmdlet` is the name as sent; `identity` the `Identity` parameter,
+///   else `Name`, else null; `target` the name of the segment or policy the cmdlet names
+///   (by name, object id or ExO id), resolved before it ran, null for application cmdlets or
+///   when no such object existed; `assignedSegment` the assigned segment's name for policy
+///   cmdlets, else null; `parameters` as sent; `status` 200 when the cmdlet succeeded.
+///
+/// For requests that overlap in time the order between them is that of their answers, not
+/// necessarily that of their changes; sequential requests appear in the order they were made.
+async fn journal(
+    State(sim): State<Arc<Sim>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let after = match q.get("after").map(|a| a.parse::<u64>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "after must be a non-negative integer"})),
+            )
+                .into_response();
+        }
+    };
+    let c = sim.counters.lock().unwrap();
+    let entries: Vec<&crate::journal::Entry> = c.journal.after(after).collect();
+    axum::Json(json!({"entries": entries, "dropped": c.journal.dropped()})).into_response()
 }
 
 async fn verify_password(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {

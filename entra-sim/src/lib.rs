@@ -11,6 +11,7 @@ pub mod auth;
 pub mod batch;
 pub mod compliance;
 pub mod groups;
+pub mod journal;
 pub mod licensing;
 pub mod misbehave;
 pub mod model;

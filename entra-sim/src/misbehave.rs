@@ -330,6 +330,7 @@ pub fn cost(method: &Method, path: &str, query: Option<&str>) -> (u64, bool) {
         ["groups", _, "transitivemembers"] => 5,
         ["users", _, "licensedetails"] => 2,
         ["users", _, "memberof"] => 2,
+        ["users", _, "transitivememberof"] => 2,
         _ => 1,
     };
     let q = query.unwrap_or_default();
@@ -363,6 +364,48 @@ mod tests {
             (2, false)
         );
         assert_eq!(cost(&Method::POST, "/v1.0/users", None), (1, true));
+    }
+
+    /// Checks the table against figures read from Microsoft's documentation, not against the
+    /// operator's copy (agreement between the two copies proves nothing about Graph).
+    ///
+    /// Source: "Microsoft Graph service-specific throttling limits", section "Identity and
+    /// access service limits", table of base request costs and "Other factors that affect a
+    /// request cost": <https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits>
+    /// (markdown source: github.com/microsoftgraph/microsoft-graph-docs-contrib,
+    /// concepts/throttling-limits.md, commit e62a3c1df706cc5487fc6095fc689734bb25d2f6), read
+    /// 2026-12-02. The table has no `$batch` row: batch items are evaluated one by one
+    /// ("Throttling and batching", <https://learn.microsoft.com/en-us/graph/throttling#throttling-and-batching>,
+    /// same date), as `tests/batch.rs` checks of the pipeline.
+    #[test]
+    fn costs_match_the_figures_microsoft_publishes() {
+        let get = |path: &str, query: Option<&str>| cost(&Method::GET, path, query);
+        // (method, path, base resource units, write cost) as published; `me/...` costs apply
+        // to `users/{id}/...` too, as the same page notes.
+        let published: [(&str, &str, u64, bool); 8] = [
+            ("GET", "/v1.0/users", 2, false),
+            ("GET", "/v1.0/subscribedSkus", 3, false),
+            ("GET", "/v1.0/groups/g/members", 3, false),
+            ("GET", "/v1.0/groups/g/transitiveMembers", 5, false),
+            ("GET", "/v1.0/users/u/licenseDetails", 2, false),
+            ("GET", "/v1.0/users/u/memberOf", 2, false),
+            ("GET", "/v1.0/users/u/transitiveMemberOf", 2, false),
+            // Any identity path not listed: 1 (and a write cost of 1 for POST/PATCH/PUT/DELETE).
+            ("GET", "/v1.0/users/u", 1, false),
+        ];
+        for (method, path, units, write) in published {
+            let method: Method = method.parse().unwrap();
+            assert_eq!(cost(&method, path, None), (units, write), "{method} {path}");
+        }
+        for method in [Method::POST, Method::PATCH, Method::PUT, Method::DELETE] {
+            assert_eq!(cost(&method, "/v1.0/users/u", None), (1, true), "{method}");
+        }
+        // $select -1, $expand +1, $top below 20 -1, never below 1.
+        assert_eq!(get("/v1.0/users", Some("$select=id")), (1, false));
+        assert_eq!(get("/v1.0/users", Some("$expand=manager")), (3, false));
+        assert_eq!(get("/v1.0/users", Some("$top=19")), (1, false));
+        assert_eq!(get("/v1.0/users", Some("$top=20")), (2, false));
+        assert_eq!(get("/v1.0/users/u", Some("$select=id&$top=5")), (1, false));
     }
 
     #[test]

@@ -33,9 +33,11 @@ pub struct User {
     pub display_name: String,
     pub mail_nickname: String,
     pub account_enabled: bool,
-    /// When `accountEnabled` last became true (creation enabled, or a PATCH false -> true).
+    /// When `accountEnabled` last became true (creation enabled, a PATCH false -> true, or the
+    /// restore of a deleted user that was enabled).
     pub enabled_at: Option<jiff::Timestamp>,
-    /// How many times the user was enabled while no applied barrier covered it.
+    /// How many times the user was enabled (as for `enabled_at`) while no applied barrier
+    /// covered it.
     pub enabled_uncovered: u32,
     pub usage_location: Option<String>,
     /// A usage location written but not yet visible to licence assignment (replication).

@@ -2,6 +2,7 @@
 //! random failures, throttling, counters), and starting it on an address or in-process.
 
 use crate::auth::{self, App, IssuedToken};
+use crate::journal::{Journal, What};
 use crate::misbehave::{self, Misbehaviour};
 use crate::model::Tenant;
 use crate::odata::GraphError;
@@ -10,7 +11,7 @@ use crate::{admin, batch, compliance, groups, licensing, users};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,6 +49,22 @@ pub struct Counters {
     pub token_requests: u64,
     /// By `METHOD /route`, then by status code.
     pub by_route: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// Every write counted above (and every changing compliance command), in order; served by
+    /// `GET /_sim/journal`, not by `GET /_sim/counters`.
+    #[serde(skip)]
+    pub journal: Journal,
+}
+
+impl Counters {
+    /// Zeroes the counters and empties the journal (whose sequence goes on).
+    pub fn reset(&mut self) {
+        let mut journal = std::mem::take(&mut self.journal);
+        journal.clear();
+        *self = Counters {
+            journal,
+            ..Counters::default()
+        };
+    }
 }
 
 /// Per-request context available to handlers and error rendering.
@@ -115,7 +132,7 @@ impl Sim {
             .unwrap()
             .set(self.seed.misbehaviour.clone());
         self.tokens.lock().unwrap().clear();
-        *self.counters.lock().unwrap() = Counters::default();
+        self.counters.lock().unwrap().reset();
     }
 
     /// Locks the tenant after settling replication and group licensing that are due.
@@ -139,7 +156,8 @@ impl Sim {
         if cap > 0 { size.min(cap) } else { size }
     }
 
-    fn count(&self, route: String, status: StatusCode, write: bool, item: bool) {
+    /// Counts one routed Graph request and journals it if it is a write, under one lock.
+    fn count(&self, method: &Method, path: &str, route: String, status: StatusCode, write: bool, item: bool) {
         let mut c = self.counters.lock().unwrap();
         if item {
             c.batch_items += 1;
@@ -148,6 +166,13 @@ impl Sim {
         }
         if write {
             c.writes += 1;
+            c.journal.record(What::Graph {
+                method: method.to_string(),
+                path: path.to_owned(),
+                route: route.clone(),
+                status: status.as_u16(),
+                batch: item,
+            });
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             c.throttled += 1;
@@ -305,6 +330,7 @@ async fn graph_pipeline(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
             .unwrap_or_else(|| req.uri().path().to_owned())
     );
     let (cost, write) = misbehave::cost(req.method(), req.uri().path(), req.uri().query());
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let response = async {
         let (delay, throttling) = {
             let mut m = sim.misbehaviour.lock().unwrap();
@@ -356,7 +382,7 @@ async fn graph_pipeline(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
             headers.insert("x-ms-throttle-limit-percentage", p);
         }
     }
-    sim.count(route, response.status(), write && !is_batch, item);
+    sim.count(&method, &path, route, response.status(), write && !is_batch, item);
     response
 }
 

@@ -451,6 +451,14 @@ pub async fn delete(
         g.members.remove(&id);
     }
     user.deleted = Some((now_string(), Instant::now()));
+    // Deletion ends barrier coverage: applications cover the users in the directory when
+    // processing begins, and a deleted user is not in it. A restored user is covered again
+    // only once a later application completes with it in a segment under a policy, so
+    // restoring an enabled user before that enables it outside an applied barrier.
+    t.barriers.covered_since.remove(&id);
+    if let Some(applied) = t.barriers.applied.as_mut() {
+        applied.user_segments.remove(&id);
+    }
     t.deleted_users.insert(id, user);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -520,6 +528,15 @@ pub async fn restore(
     }
     let mut user = t.deleted_users.remove(&id).unwrap();
     user.deleted = None;
+    // An enabled account that comes back is enabled again, counted like creation enabled or a
+    // PATCH false -> true. Deletion ended its coverage (see `delete`), so the check only
+    // matters if that ever changes.
+    if user.account_enabled {
+        user.enabled_at = Some(jiff::Timestamp::now());
+        if !t.barriers.covered_since.contains_key(&id) {
+            user.enabled_uncovered += 1;
+        }
+    }
     let out = user.to_json();
     t.insert_user(user);
     // Direct licences come back when seats allow.

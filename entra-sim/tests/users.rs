@@ -203,6 +203,47 @@ async fn create_with_a_weak_password_is_400() {
     }
 }
 
+/// The usage locations the simulated tenant accepts, checked against an independent source
+/// rather than the operator's copy of the list.
+///
+/// Graph's `usageLocation` is "a two-letter country code (ISO standard 3166)", examples US, JP
+/// and GB: user resource type, <https://learn.microsoft.com/en-us/graph/api/resources/user>.
+/// The codes: Debian's iso-codes 4.15.0 (<https://salsa.debian.org/iso-codes-team/iso-codes>),
+/// `iso_3166-1.json` (officially assigned alpha-2 codes) and `iso_3166-3.json` (withdrawn
+/// codes, with withdrawal dates). Both read 2026-12-02.
+#[tokio::test]
+async fn usage_location_accepts_iso_3166_1_codes_only() {
+    let env = common::start().await;
+    // Officially assigned: Graph's own examples, Germany, South Sudan (2011), Curaçao and Sint
+    // Maarten (2010, replacing AN).
+    for code in ["US", "JP", "GB", "DE", "SS", "CW", "SX"] {
+        let nickname = format!("loc.{}", code.to_lowercase());
+        let mut body = valid_body(&nickname);
+        body["usageLocation"] = json!(code);
+        let a = env.graph(Method::POST, "/users", Some(body)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{code}: {:?}", a.body);
+        assert_eq!(a.body["usageLocation"], code);
+    }
+    // Absent from iso_3166-1.json: UK (the United Kingdom's code is GB), EU, XK (used for
+    // Kosovo outside ISO 3166-1); withdrawn (iso_3166-3.json): AN (2010-12-15), CS
+    // (2006-09-26). Refused on create and on update alike.
+    let id = id_of(&env.create_user("loc.patch", Some("US")).await);
+    for code in ["UK", "EU", "XK", "AN", "CS"] {
+        let mut body = valid_body("loc.bad");
+        body["usageLocation"] = json!(code);
+        let a = env.graph(Method::POST, "/users", Some(body)).await;
+        assert_bad_request(&a, code);
+        let a = env
+            .graph(
+                Method::PATCH,
+                &format!("/users/{id}"),
+                Some(json!({"usageLocation": code})),
+            )
+            .await;
+        assert_bad_request(&a, code);
+    }
+}
+
 #[tokio::test]
 async fn duplicate_upn_is_400_with_an_object_conflict_detail() {
     let env = common::start().await;

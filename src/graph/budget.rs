@@ -138,10 +138,27 @@ pub fn cost(method: &reqwest::Method, path: &str) -> (f64, bool) {
         ["users"] => 2.0,
         ["subscribedSkus"] => 3.0,
         ["groups", _, "members"] => 3.0,
-        ["users", _, "licenseDetails"] | ["users", _, "memberOf"] => 2.0,
+        ["groups", _, "transitiveMembers"] => 5.0,
+        ["users", _, "licenseDetails" | "memberOf" | "transitiveMemberOf"] => 2.0,
         _ => 1.0,
     };
-    if query.contains("%24select=") || query.contains("$select=") {
+    // $select -1, $expand +1, $top below 20 -1 (each counted once).
+    let param = |name: &str| {
+        query.split('&').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            (k == name || k.strip_prefix("%24") == name.strip_prefix('$')).then_some(v)
+        })
+    };
+    if param("$select").is_some() {
+        units -= 1.0;
+    }
+    if param("$expand").is_some() {
+        units += 1.0;
+    }
+    if param("$top")
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|n| n < 20)
+    {
         units -= 1.0;
     }
     (units.max(1.0), false)
@@ -179,5 +196,47 @@ mod tests {
         assert_eq!(cost(&reqwest::Method::GET, "/subscribedSkus"), (3.0, false));
         assert_eq!(cost(&reqwest::Method::PATCH, "/users/x"), (1.0, true));
         assert_eq!(cost(&reqwest::Method::POST, "/$batch"), (0.0, false));
+    }
+
+    /// Checks the table against figures read from Microsoft's documentation, not against the
+    /// simulated tenant's copy (agreement between the two copies proves nothing about Graph).
+    ///
+    /// Source: "Microsoft Graph service-specific throttling limits", section "Identity and
+    /// access service limits", table of base request costs and "Other factors that affect a
+    /// request cost": <https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits>
+    /// (markdown source: github.com/microsoftgraph/microsoft-graph-docs-contrib,
+    /// concepts/throttling-limits.md, commit e62a3c1df706cc5487fc6095fc689734bb25d2f6), read
+    /// 2026-12-02. Batch items are charged one by one ("Throttling and batching",
+    /// <https://learn.microsoft.com/en-us/graph/throttling#throttling-and-batching>, same date),
+    /// which is why `/$batch` itself is charged nothing here.
+    #[test]
+    fn costs_match_the_figures_microsoft_publishes() {
+        use reqwest::Method;
+        // (path, base resource units) for GET as published; `me/...` costs apply to
+        // `users/{id}/...` too, as the same page notes. Any identity path not listed: 1.
+        let published: [(&str, f64); 8] = [
+            ("/users", 2.0),
+            ("/subscribedSkus", 3.0),
+            ("/groups/g/members", 3.0),
+            ("/groups/g/transitiveMembers", 5.0),
+            ("/users/u/licenseDetails", 2.0),
+            ("/users/u/memberOf", 2.0),
+            ("/users/u/transitiveMemberOf", 2.0),
+            ("/users/u", 1.0),
+        ];
+        for (path, units) in published {
+            assert_eq!(cost(&Method::GET, path), (units, false), "GET {path}");
+        }
+        // POST, PATCH, PUT, DELETE on any identity path not listed: 1 unit and a write cost of 1.
+        for method in [Method::POST, Method::PATCH, Method::PUT, Method::DELETE] {
+            assert_eq!(cost(&method, "/users/u"), (1.0, true), "{method}");
+        }
+        // $select -1, $expand +1, $top below 20 -1, never below 1.
+        assert_eq!(cost(&Method::GET, "/users?$select=id"), (1.0, false));
+        assert_eq!(cost(&Method::GET, "/users?%24select=id"), (1.0, false));
+        assert_eq!(cost(&Method::GET, "/users?$expand=manager"), (3.0, false));
+        assert_eq!(cost(&Method::GET, "/users?$top=19"), (1.0, false));
+        assert_eq!(cost(&Method::GET, "/users?$top=999"), (2.0, false));
+        assert_eq!(cost(&Method::GET, "/users/u?$select=id&$top=5"), (1.0, false));
     }
 }

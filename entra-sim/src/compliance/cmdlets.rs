@@ -76,6 +76,30 @@ pub fn run(t: &mut Tenant, name: &str, p: &Params, scale: f64, now: Timestamp) -
     }
 }
 
+/// The segment or policy a cmdlet names, as (its name, the policy's assigned segment), resolved
+/// before the cmdlet runs (so a removal still names what it removed): for the journal, which
+/// must relate a policy to its segment even when clients name both by object id. `None` for
+/// cmdlets on applications, and when the object named does not exist.
+pub fn target(b: &Barriers, cmdlet: &str, p: &Params) -> Option<(String, Option<String>)> {
+    let param = |name: &str| p.string(name).ok().flatten();
+    let segment_name = |identity: &str| segment(b, identity).ok().map(|at| b.segments[at].name.clone());
+    match cmdlet.to_ascii_lowercase().as_str() {
+        "new-organizationsegment" => Some((param("Name")?, None)),
+        "set-organizationsegment" | "remove-organizationsegment" => {
+            Some((segment_name(&param("Identity")?)?, None))
+        }
+        "new-informationbarrierpolicy" => {
+            let assigned = param("AssignedSegment").map(|a| segment_name(&a).unwrap_or(a));
+            Some((param("Name")?, assigned))
+        }
+        "set-informationbarrierpolicy" | "remove-informationbarrierpolicy" => {
+            let q = &b.policies[policy(b, &param("Identity")?).ok()?];
+            Some((q.name.clone(), Some(q.assigned.clone())))
+        }
+        _ => None,
+    }
+}
+
 /// Refuses changes while an application is NotStarted or InProgress.
 fn idle(b: &Barriers, now: Timestamp) -> Result<()> {
     match b.running(now) {

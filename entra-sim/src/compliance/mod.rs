@@ -36,6 +36,7 @@ pub mod opath;
 pub mod state;
 
 use crate::auth::{self, COMPLIANCE_RESOURCE};
+use crate::journal;
 use crate::server::{Sim, base_url};
 use axum::Router;
 use axum::body::Bytes;
@@ -289,8 +290,32 @@ fn redirect(sim: &Sim, tenant: &str) -> Response {
     r
 }
 
-fn count(sim: &Sim, route: String, status: StatusCode) {
+/// Counts one request by route and status; a command that changes something (New-, Set-,
+/// Remove-, Start-, Stop-, whatever its outcome) is journalled under the same lock.
+fn count(sim: &Sim, route: String, status: StatusCode, command: Option<Invoked>) {
     let mut c = sim.counters.lock().unwrap();
+    if let Some(Invoked {
+        cmdlet,
+        parameters,
+        target,
+    }) = command.filter(|i| journal::changes(&i.cmdlet))
+    {
+        let (target, assigned_segment) = target.unzip();
+        let identity = ["Identity", "Name"].iter().find_map(|want| {
+            parameters
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(want))
+                .and_then(|(_, v)| v.as_str().map(str::to_owned))
+        });
+        c.journal.record(journal::What::Compliance {
+            cmdlet,
+            identity,
+            target,
+            assigned_segment: assigned_segment.flatten(),
+            parameters,
+            status: status.as_u16(),
+        });
+    }
     *c.by_route
         .entry(route)
         .or_default()
@@ -308,6 +333,7 @@ async fn global(State(sim): State<Arc<Sim>>, Path(tenant): Path<String>) -> Resp
         &sim,
         "POST /adminapi/beta/{tenant}/InvokeCommand".into(),
         response.status(),
+        None,
     );
     response
 }
@@ -319,9 +345,28 @@ async fn regional(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (name, response) = invoke(&sim, &region, &tenant, &headers, &body).await;
-    count(&sim, format!("InvokeCommand {name}"), response.status());
+    let (invoked, response) = invoke(&sim, &region, &tenant, &headers, &body).await;
+    let route = format!("InvokeCommand {}", invoked.cmdlet);
+    count(&sim, route, response.status(), Some(invoked));
     response
+}
+
+/// What a call asked for, as far as it was read: the cmdlet name (`?` if not read), its
+/// parameters, and the segment or policy it names ([`cmdlets::target`]).
+struct Invoked {
+    cmdlet: String,
+    parameters: Map<String, Value>,
+    target: Option<(String, Option<String>)>,
+}
+
+impl Invoked {
+    fn named(cmdlet: String) -> Self {
+        Invoked {
+            cmdlet,
+            parameters: Map::new(),
+            target: None,
+        }
+    }
 }
 
 async fn invoke(
@@ -330,14 +375,14 @@ async fn invoke(
     tenant: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> (String, Response) {
+) -> (Invoked, Response) {
     let unknown = String::from("?");
     let tenant_id = match resolve_tenant(sim, tenant) {
         Ok(id) => id,
-        Err(e) => return (unknown, e.into_response()),
+        Err(e) => return (Invoked::named(unknown), e.into_response()),
     };
     if !region.eq_ignore_ascii_case(sim.seed.region()) {
-        return (unknown, redirect(sim, tenant));
+        return (Invoked::named(unknown), redirect(sim, tenant));
     }
     let delay = sim.misbehaviour.lock().unwrap().latency();
     if !delay.is_zero() {
@@ -352,10 +397,10 @@ async fn invoke(
         .into_response()
     };
     match auth::bearer(sim, headers, COMPLIANCE_RESOURCE) {
-        Err(why) => return (unknown, denied(why)),
+        Err(why) => return (Invoked::named(unknown), denied(why)),
         Ok(p) if !p.roles.contains("Exchange.ManageAsApp") => {
             return (
-                unknown,
+                Invoked::named(unknown),
                 denied("The application lacks the role Exchange.ManageAsApp."),
             );
         }
@@ -368,7 +413,7 @@ async fn invoke(
             kind: Kind::Transient,
             text: f.message,
         };
-        return (unknown, e.into_response());
+        return (Invoked::named(unknown), e.into_response());
     }
     let input = serde_json::from_slice::<Value>(body)
         .ok()
@@ -383,14 +428,14 @@ async fn invoke(
             Kind::BadRequest,
             "The request body must be {\"CmdletInput\":{\"CmdletName\":\"<cmdlet>\",\"Parameters\":{...}}}.",
         );
-        return (unknown, e.into_response());
+        return (Invoked::named(unknown), e.into_response());
     };
     let params = match params {
         Value::Null => Map::new(),
         Value::Object(m) => m.clone(),
         _ => {
             let e = error(Kind::BadRequest, "CmdletInput.Parameters must be an object.");
-            return (name, e.into_response());
+            return (Invoked::named(name), e.into_response());
         }
     };
     let (scale, answers) = {
@@ -400,9 +445,12 @@ async fn invoke(
             m.settings.application_answers.clone(),
         )
     };
-    let result = {
+    let (result, params, target) = {
         let mut t = sim.tenant();
-        cmdlets::run(&mut t, &name, &Params(params), scale, jiff::Timestamp::now())
+        let params = Params(params);
+        let target = cmdlets::target(&t.barriers, &name, &params);
+        let result = cmdlets::run(&mut t, &name, &params, scale, jiff::Timestamp::now());
+        (result, params.0, target)
     };
     let response = match result {
         Ok(mut value) => {
@@ -417,5 +465,10 @@ async fn invoke(
         }
         Err(e) => e.into_response(),
     };
-    (name, response)
+    let invoked = Invoked {
+        cmdlet: name,
+        parameters: params,
+        target,
+    };
+    (invoked, response)
 }
