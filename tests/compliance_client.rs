@@ -71,10 +71,18 @@ async fn segments_and_policies_round_trip_through_the_regional_endpoint() {
     assert_eq!(c.segments().await.unwrap().len(), 2);
     let policies = c.policies().await.unwrap();
     assert_eq!(policies[0].assigned_segment, "Support");
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].identity, p.identity);
+    assert_eq!(policies[0].state, "Active", "read back as created");
     c.set_policy_state(&p.identity, "Inactive").await.unwrap();
+    let read = c.policies().await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].state, "Inactive", "the new state is read back");
     c.remove_policy(&p.identity).await.unwrap();
+    assert!(c.policies().await.unwrap().is_empty(), "the policy is gone");
     c.remove_segment(&s.identity).await.unwrap();
-    assert_eq!(c.segments().await.unwrap().len(), 1);
+    let left: Vec<String> = c.segments().await.unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(left, ["Finance"], "only the removed segment is gone");
 }
 
 #[tokio::test]

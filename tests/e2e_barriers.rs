@@ -151,6 +151,24 @@ async fn an_asymmetric_allow_list_is_held_back_naming_the_missing_direction() {
 
     // Removal: policy Inactive, policy removed, segment removed.
     kubectl_ok(&["delete", BS, &a, &b, "--timeout=60s"], None);
+    let journal = env.journal().await;
+    for name in [&a, &b] {
+        let inactive = seq_of(&journal, |e| {
+            e["cmdlet"] == "Set-InformationBarrierPolicy"
+                && e["assignedSegment"] == name.as_str()
+                && e["parameters"]["State"] == "Inactive"
+        });
+        let policy = seq_of(&journal, |e| {
+            e["cmdlet"] == "Remove-InformationBarrierPolicy" && e["assignedSegment"] == name.as_str()
+        });
+        let segment = seq_of(&journal, |e| {
+            e["cmdlet"] == "Remove-OrganizationSegment" && e["target"] == name.as_str()
+        });
+        assert!(
+            inactive < policy && policy < segment,
+            "{name}: Inactive at {inactive}, policy removed at {policy}, segment at {segment}"
+        );
+    }
     let state = barriers(&env).await;
     for kind in ["segments", "policies"] {
         assert!(
@@ -162,6 +180,58 @@ async fn an_asymmetric_allow_list_is_held_back_naming_the_missing_direction() {
             "{kind} removed from the tenant: {state}"
         );
     }
+}
+
+/// The `seq` of the one successful journal entry that `matches`.
+fn seq_of(journal: &[Value], matches: impl Fn(&Value) -> bool) -> u64 {
+    let found: Vec<u64> = journal
+        .iter()
+        .filter(|e| e["status"] == 200 && matches(e))
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "exactly one such entry: {found:?}");
+    found[0]
+}
+
+/// A deleted vendor's barriers leave in order: each policy before its segment, and every
+/// segment before the vendor's groups (whose members the segments select) are deleted.
+fn removed_in_order(journal: &[Value], vendor: &str) {
+    let of_vendor = |e: &Value, key: &str| e[key].as_str().is_some_and(|n| n.starts_with(vendor));
+    let segments: Vec<(String, u64)> = journal
+        .iter()
+        .filter(|e| e["cmdlet"] == "Remove-OrganizationSegment" && e["status"] == 200)
+        .filter(|e| of_vendor(e, "target"))
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap().to_owned(),
+                e["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        !segments.is_empty(),
+        "no segment of {vendor} was removed: {journal:?}"
+    );
+    for (segment, removed) in &segments {
+        let policy = seq_of(journal, |e| {
+            e["cmdlet"] == "Remove-InformationBarrierPolicy" && e["assignedSegment"] == segment.as_str()
+        });
+        assert!(
+            policy < *removed,
+            "{segment}: policy removed at {policy}, segment at {removed}"
+        );
+    }
+    let groups: Vec<u64> = journal
+        .iter()
+        .filter(|e| e["method"] == "DELETE" && e["route"] == "DELETE /v1.0/groups/{id}")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(!groups.is_empty(), "the vendor's groups were deleted");
+    let last_segment = segments.iter().map(|(_, s)| *s).max().unwrap();
+    assert!(
+        groups.iter().all(|g| *g > last_segment),
+        "groups deleted at {groups:?}, before the last segment at {last_segment}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,8 +256,9 @@ async fn deleting_a_vendor_removes_its_generated_barriers_from_the_tenant() {
     kubectl_ok(&["delete", "vendortenant", &v, "--timeout=90s"], None);
     assert!(
         env.get(BS, None, &format!("{v}-accounts")).is_none(),
-        "generated segments deleted first"
+        "the generated BarrierSegments are gone with their vendor"
     );
+    removed_in_order(&env.journal().await, &v);
     let state = barriers(&env).await;
     assert!(
         !names(&state, "segments").iter().any(|n| n.starts_with(&v)),

@@ -4,6 +4,7 @@
 
 use entra_sim::Seed;
 use entra_sim::seed::SeedFederatedCredential;
+use recorder::{Item, Recorder};
 use remote_assist_operator::graph::{
     AppIdentity, BatchRequest, Budget, BudgetConfig, Credential, GraphClient, GraphError, RetryPolicy,
     Secret, TokenProvider,
@@ -12,6 +13,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "common/recorder.rs"]
+mod recorder;
 
 const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
 const CLIENT_ID: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
@@ -24,6 +28,16 @@ async fn sim(seed: Seed) -> entra_sim::RunningSim {
 }
 
 fn client(sim: &entra_sim::RunningSim, credential: Credential, budget: Budget) -> GraphClient {
+    client_at(&sim.url(), sim, credential, budget)
+}
+
+/// A client whose Graph requests go to `graph` (tokens still come from the simulated tenant).
+fn client_at(
+    graph: &str,
+    sim: &entra_sim::RunningSim,
+    credential: Credential,
+    budget: Budget,
+) -> GraphClient {
     let http = reqwest::Client::new();
     let identity = AppIdentity {
         authority: sim.url(),
@@ -40,13 +54,7 @@ fn client(sim: &entra_sim::RunningSim, credential: Credential, budget: Budget) -
         base_delay: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
-    GraphClient::new(
-        http,
-        &format!("{}/v1.0", sim.url()),
-        tokens,
-        Arc::new(budget),
-        policy,
-    )
+    GraphClient::new(http, &format!("{graph}/v1.0"), tokens, Arc::new(budget), policy)
 }
 
 fn secret() -> Credential {
@@ -351,14 +359,44 @@ async fn a_throttled_item_of_a_batch_is_retried_alone_after_its_retry_after() {
         resource_units_per_10s: 16.0,
         writes_per_150s: 100.0,
     });
-    let graph = client(&sim, secret(), budget).with_batching();
+    let recorder = Recorder::start(&sim.url()).await;
+    let graph = client_at(&recorder.url, &sim, secret(), budget).with_batching();
     let asks = (0..16).map(|_| graph.get("/users/alice.engineer@abc.example"));
     for answer in futures::future::join_all(asks).await {
         answer.expect("retried until it fits");
     }
-    let c = counters(&sim).await;
+    let items = recorder.items();
+    let timeline = recorder.timeline();
+    let throttled: Vec<&Item> = items.iter().filter(|i| i.status == 429).collect();
+    assert!(!throttled.is_empty(), "the sim throttled some items: {timeline}");
     assert!(
-        c["throttled"].as_u64().unwrap() >= 1,
-        "the sim throttled some items: {c}"
+        throttled.iter().any(|i| i.batched),
+        "an item inside a $batch was throttled"
     );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.url.ends_with("/users/alice.engineer@abc.example")),
+        "only the asked-for reads were sent: {timeline}"
+    );
+    // Sixteen callers, sixteen answers: every item sent beyond those is the retry of one 429,
+    // so no answered item was sent again and no throttled item was retried twice.
+    assert_eq!(items.iter().filter(|i| i.status == 200).count(), 16, "{timeline}");
+    assert_eq!(
+        items.len(),
+        16 + throttled.len(),
+        "only throttled items are sent again, once per 429: {timeline}"
+    );
+    // Nothing was sent while a Retry-After ran (50 ms for the answer's way back).
+    for t in &throttled {
+        let wait = t.retry_after.expect("the sim sent Retry-After");
+        let resume = t.answered + wait - Duration::from_millis(50);
+        for later in items.iter().filter(|i| i.sent > t.answered) {
+            assert!(
+                later.sent >= resume,
+                "sent {:?} after a 429 asking for {wait:?}: {timeline}",
+                later.sent - t.answered
+            );
+        }
+    }
 }

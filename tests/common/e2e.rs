@@ -440,6 +440,13 @@ impl Env {
             .await;
     }
 
+    /// The simulated tenant's ordered record of writes (`entra-sim/docs/journal.md`).
+    pub async fn journal(&self) -> Vec<Value> {
+        let j = self.admin(reqwest::Method::GET, "/journal", None).await;
+        assert_eq!(j["dropped"], 0, "the journal kept every entry");
+        j["entries"].as_array().unwrap().clone()
+    }
+
     pub async fn state(&self) -> Value {
         self.admin(reqwest::Method::GET, "/state", None).await
     }
