@@ -7,6 +7,7 @@ mod common;
 use common::e2e::{Env, license, upn, vendor};
 use common::kubectl_ok;
 use serde_json::Value;
+use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
 const BS: &str = "barriersegment";
@@ -299,4 +300,58 @@ async fn a_failed_application_is_surfaced_on_the_segments_it_affected() {
     assert!(message.contains("UserInMultipleSegments"), "{message}");
     let apps = barriers(&env).await["applications"].clone();
     assert_eq!(apps[0]["Status"], "Failed", "{apps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn a_restored_account_is_enabled_again_only_behind_a_new_application() {
+    let mut env = Env::start("ibrestore").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    env.apply(&vendor(&v, &[&ns], ""));
+    let name = format!("{}-t", env.id);
+    env.apply(&license(&ns, &name, &v, ""));
+    env.start_operator();
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
+        .await;
+    let id = env.user(&upn(&name)).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let applications = barriers(&env).await["applications"].as_array().unwrap().len();
+    // Deleted by hand: the deletion ends its barrier coverage, and restoring it (enabled, as
+    // Entra restores) is an enabling outside a barrier the operator cannot avoid.
+    env.portal().delete_user(&id).await.unwrap();
+    env.wait_for(
+        "the account restored and disabled",
+        Duration::from_secs(30),
+        async || {
+            env.user(&upn(&name))
+                .await
+                .is_some_and(|u| u["accountEnabled"] == false)
+        },
+    )
+    .await;
+    env.wait_for("the account enabled again", Duration::from_secs(60), async || {
+        env.user(&upn(&name))
+            .await
+            .is_some_and(|u| u["accountEnabled"] == true)
+    })
+    .await;
+    env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
+        .await;
+    let user = env.user(&upn(&name)).await.unwrap();
+    assert_eq!(user["id"], id.as_str(), "restored, not recreated");
+    let timeline = env.admin(reqwest::Method::GET, "/barriers/timeline", None).await;
+    let t = &timeline[upn(&name).as_str()];
+    assert_eq!(t["enabledOutsideBarrier"], 1, "only the restore itself: {t}");
+    let at = |key: &str| -> k8s_openapi::jiff::Timestamp { t[key].as_str().unwrap().parse().unwrap() };
+    assert!(
+        at("barrierSince") < at("enabledAt"),
+        "enabled again only behind an applied barrier: {t}"
+    );
+    assert!(
+        barriers(&env).await["applications"].as_array().unwrap().len() > applications,
+        "a new application covered the restored account"
+    );
 }
