@@ -228,13 +228,7 @@ impl Env {
         name: &str,
         type_: &str,
     ) -> Option<(String, String)> {
-        let obj = self.get(kind, namespace, name)?;
-        let c = obj["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == type_)?
-            .clone();
-        Some((c["status"].as_str()?.to_owned(), c["reason"].as_str()?.to_owned()))
+        condition_in(&self.get(kind, namespace, name)?, type_, false)
     }
 
     /// The condition, only when it describes the object's current `metadata.generation`: a
@@ -246,8 +240,7 @@ impl Env {
         name: &str,
         type_: &str,
     ) -> Option<(String, String)> {
-        let obj = self.get(kind, namespace, name)?;
-        current(&obj, type_)
+        current(&self.get(kind, namespace, name)?, type_)
     }
 
     /// Polls `check` every 100 ms until it holds; on timeout, fails with the operator's log.
@@ -605,12 +598,17 @@ pub fn terminate_within(mut child: Child, bound: Duration) -> Result<bool, Strin
 
 /// `type_`'s condition as (status, reason), if it was written for `obj`'s current generation.
 pub fn current(obj: &Value, type_: &str) -> Option<(String, String)> {
+    condition_in(obj, type_, true)
+}
+
+/// `type_`'s condition in `obj` as (status, reason); with `current_only`, only when its
+/// `observedGeneration` is `obj`'s `metadata.generation`.
+fn condition_in(obj: &Value, type_: &str, current_only: bool) -> Option<(String, String)> {
     let c = obj["status"]["conditions"]
         .as_array()?
         .iter()
         .find(|c| c["type"] == type_)?;
-    let generation = obj["metadata"]["generation"].as_i64();
-    if c["observedGeneration"].as_i64() != generation {
+    if current_only && c["observedGeneration"].as_i64() != obj["metadata"]["generation"].as_i64() {
         return None;
     }
     Some((c["status"].as_str()?.to_owned(), c["reason"].as_str()?.to_owned()))
