@@ -185,7 +185,22 @@ impl ComplianceClient {
         tokens: Arc<TokenProvider>,
         policy: RetryPolicy,
     ) -> reqwest::Result<Self> {
-        let http = client_builder()
+        Self::with_http_settings(base, tenant_id, initial_domain, tokens, policy, |b| b)
+    }
+
+    /// [`new`](Self::new), with `settings` adding to the HTTP client's (e.g. a corporate CA
+    /// with `add_root_certificate`, or `resolve` to pin a host's address). Redirects stay off
+    /// and the policy's timeout applies whatever it sets: redirects are followed here, only
+    /// within [`redirect_target`].
+    pub fn with_http_settings(
+        base: &str,
+        tenant_id: &str,
+        initial_domain: Option<&str>,
+        tokens: Arc<TokenProvider>,
+        policy: RetryPolicy,
+        settings: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> reqwest::Result<Self> {
+        let http = settings(client_builder())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.timeout)
             .build()?;

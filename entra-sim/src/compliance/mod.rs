@@ -23,6 +23,20 @@
 //!   `barrierTimeScale` speeds up the IB clock; `applicationAnswers` changes how applications
 //!   are written (times as `/Date(ms)/`, with offsets, missing or unreadable; status and
 //!   progress missing or unreadable; see [`answers`]).
+//! - Microsoft's own shape, for requests whose `Host` header (port ignored) is a
+//!   `*.compliance.protection.outlook.com` name, e.g. a client reaching the simulator through
+//!   a TLS terminator with those names resolved to it. The region is then in the host name, as
+//!   Microsoft has it, not in the path: on the global host `ps.compliance.protection.outlook.com`,
+//!   `POST /adminapi/beta/{tenantId}/InvokeCommand` answers 302 with
+//!   `Location: https://{region}.admin.protection.outlook.com/adminapi/beta/{tenantId}/InvokeCommand`
+//!   (https, no port), and clients call that region through
+//!   `{region}.ps.compliance.protection.outlook.com`, where the same path runs the cmdlet as the
+//!   regional route above does (a wrong region host is redirected the same way). The path-based
+//!   regional route and any other name under `compliance.protection.outlook.com` answer 404
+//!   there. `byRoute` counts these requests with the host appended, as
+//!   `POST /adminapi/beta/{tenant}/InvokeCommand on ps.compliance.protection.outlook.com` and
+//!   `InvokeCommand <cmdlet> on eur03b.ps.compliance.protection.outlook.com`; the journal is
+//!   written as for the regional route. Any other `Host` (loopback) gets the routes above.
 //! - Admin API (unauthenticated, under `/_sim`): `GET /barriers` (segments, policies,
 //!   applications, the applied state), `GET /barriers/reachable?from=&to=` (whether two users
 //!   can communicate under the applied state) and `GET /barriers/timeline` (per UPN: when the
@@ -41,7 +55,7 @@ use crate::server::{Sim, base_url};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
@@ -277,17 +291,83 @@ fn resolve_tenant(sim: &Sim, tenant: &str) -> Result<String, CmdletError> {
     })
 }
 
-fn redirect(sim: &Sim, tenant: &str) -> Response {
-    let location = format!(
-        "{}/{}/adminapi/beta/{tenant}/InvokeCommand",
-        base_url(),
-        sim.seed.region()
-    );
+/// The host family of Microsoft's command endpoint.
+const MICROSOFT_DOMAIN: &str = "compliance.protection.outlook.com";
+/// Microsoft's global command host.
+const MICROSOFT_GLOBAL: &str = "ps.compliance.protection.outlook.com";
+
+/// Which shape a request is served in, by the host it names.
+#[derive(Debug, PartialEq)]
+enum Shape {
+    /// Loopback or any other name: the region in the path.
+    Sim,
+    /// `ps.compliance.protection.outlook.com`.
+    Global,
+    /// `<region>.ps.compliance.protection.outlook.com`.
+    Regional(String),
+    /// Another `*.compliance.protection.outlook.com` name, which serves nothing.
+    Unknown,
+}
+
+impl Shape {
+    /// From the `Host` header (or, for HTTP/2, the URI's authority), without its port.
+    fn of(headers: &HeaderMap, uri: &Uri) -> (Shape, String) {
+        let authority = headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .unwrap_or_default();
+        let host = authority
+            .parse::<axum::http::uri::Authority>()
+            .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_default();
+        let shape = match host.strip_suffix(MICROSOFT_DOMAIN) {
+            _ if host == MICROSOFT_GLOBAL => Shape::Global,
+            Some(sub) if sub.ends_with('.') => match sub
+                .strip_suffix(".ps.")
+                .filter(|r| !r.is_empty() && !r.contains('.'))
+            {
+                Some(region) => Shape::Regional(region.to_owned()),
+                None => Shape::Unknown,
+            },
+            _ => Shape::Sim,
+        };
+        (shape, host)
+    }
+
+    fn microsoft(&self) -> bool {
+        *self != Shape::Sim
+    }
+}
+
+/// The route `byRoute` counts: as named, with the host appended in Microsoft's shape.
+fn route(shape: &Shape, host: &str, route: String) -> String {
+    if shape.microsoft() {
+        format!("{route} on {host}")
+    } else {
+        route
+    }
+}
+
+/// Sends the client to the tenant's region: a path on this host, or in Microsoft's shape the
+/// region's admin host (which clients call through its `ps.compliance` twin).
+fn redirect(sim: &Sim, tenant: &str, shape: &Shape) -> Response {
+    let region = sim.seed.region();
+    let location = if shape.microsoft() {
+        format!("https://{region}.admin.protection.outlook.com/adminapi/beta/{tenant}/InvokeCommand")
+    } else {
+        format!("{}/{region}/adminapi/beta/{tenant}/InvokeCommand", base_url())
+    };
     let mut r = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert("location", v);
     }
     r
+}
+
+/// No such route on this host.
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "Not Found").into_response()
 }
 
 /// Counts one request by route and status; a command that changes something (New-, Set-,
@@ -323,29 +403,49 @@ fn count(sim: &Sim, route: String, status: StatusCode, command: Option<Invoked>)
         .or_default() += 1;
 }
 
-/// `POST /adminapi/beta/{tenant}/InvokeCommand`: the global host sends clients to their region.
-async fn global(State(sim): State<Arc<Sim>>, Path(tenant): Path<String>) -> Response {
-    let response = match resolve_tenant(&sim, &tenant) {
-        Ok(_) => redirect(&sim, &tenant),
-        Err(e) => e.into_response(),
-    };
-    count(
-        &sim,
-        "POST /adminapi/beta/{tenant}/InvokeCommand".into(),
-        response.status(),
-        None,
-    );
-    response
-}
-
-/// `POST /{region}/adminapi/beta/{tenant}/InvokeCommand`: runs one cmdlet.
-async fn regional(
+/// `POST /adminapi/beta/{tenant}/InvokeCommand`: the global host sends clients to their region;
+/// in Microsoft's shape a regional host runs the cmdlet on this same path.
+async fn global(
     State(sim): State<Arc<Sim>>,
-    Path((region, tenant)): Path<(String, String)>,
+    Path(tenant): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (invoked, response) = invoke(&sim, &region, &tenant, &headers, &body).await;
+    let (shape, host) = Shape::of(&headers, &uri);
+    let region = match &shape {
+        Shape::Regional(region) => region.clone(),
+        Shape::Unknown => return not_found(),
+        Shape::Sim | Shape::Global => {
+            let response = match resolve_tenant(&sim, &tenant) {
+                Ok(_) => redirect(&sim, &tenant, &shape),
+                Err(e) => e.into_response(),
+            };
+            let route = route(&shape, &host, "POST /adminapi/beta/{tenant}/InvokeCommand".into());
+            count(&sim, route, response.status(), None);
+            return response;
+        }
+    };
+    let (invoked, response) = invoke(&sim, &shape, &region, &tenant, &headers, &body).await;
+    let route = route(&shape, &host, format!("InvokeCommand {}", invoked.cmdlet));
+    count(&sim, route, response.status(), Some(invoked));
+    response
+}
+
+/// `POST /{region}/adminapi/beta/{tenant}/InvokeCommand`: runs one cmdlet (not a route of
+/// Microsoft's hosts).
+async fn regional(
+    State(sim): State<Arc<Sim>>,
+    Path((region, tenant)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (shape, _) = Shape::of(&headers, &uri);
+    if shape.microsoft() {
+        return not_found();
+    }
+    let (invoked, response) = invoke(&sim, &shape, &region, &tenant, &headers, &body).await;
     let route = format!("InvokeCommand {}", invoked.cmdlet);
     count(&sim, route, response.status(), Some(invoked));
     response
@@ -371,6 +471,7 @@ impl Invoked {
 
 async fn invoke(
     sim: &Sim,
+    shape: &Shape,
     region: &str,
     tenant: &str,
     headers: &HeaderMap,
@@ -382,7 +483,7 @@ async fn invoke(
         Err(e) => return (Invoked::named(unknown), e.into_response()),
     };
     if !region.eq_ignore_ascii_case(sim.seed.region()) {
-        return (Invoked::named(unknown), redirect(sim, tenant));
+        return (Invoked::named(unknown), redirect(sim, tenant, shape));
     }
     let delay = sim.misbehaviour.lock().unwrap().latency();
     if !delay.is_zero() {
@@ -457,10 +558,15 @@ async fn invoke(
             if !answers.is_default() && answers::answers_applications(&name) {
                 value.iter_mut().for_each(|a| answers::reshape(a, &answers));
             }
-            let context = format!(
-                "{}/{region}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)",
-                base_url()
-            );
+            let context = match shape {
+                Shape::Regional(_) => format!(
+                    "https://{region}.{MICROSOFT_GLOBAL}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)"
+                ),
+                _ => format!(
+                    "{}/{region}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)",
+                    base_url()
+                ),
+            };
             axum::Json(json!({"@odata.context": context, "value": value})).into_response()
         }
         Err(e) => e.into_response(),
