@@ -8,6 +8,7 @@ use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::Directory;
 use crate::graph::GraphError;
 use crate::segment::application::Coordinator;
+use crate::watch::Cache;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -17,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Field manager (and Event reporter) name.
@@ -35,8 +36,9 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(String),
-    /// Cleanup must wait for something else first. An error only because the finalizer helper
-    /// removes the finalizer on any `Ok`: this keeps it, and is retried quietly.
+    /// The reconcile must wait for something else first (cleanup for other objects, or a cache
+    /// for its first full list). An error because the finalizer helper removes the finalizer on
+    /// any `Ok`: this keeps it, and is retried quietly.
     #[error("waiting: {0}")]
     Waiting(String, Duration),
 }
@@ -75,47 +77,54 @@ impl Error {
     }
 }
 
+/// The watch caches the reconcilers read, built by `run.rs` before any controller starts.
+#[derive(Clone)]
+pub struct Caches {
+    pub vendors: Cache<VendorTenant>,
+    pub licenses: Cache<RemoteAssistLicense>,
+    pub segments: Cache<BarrierSegment>,
+}
+
 pub struct Context {
     pub kube: kube::Client,
     pub metrics: Arc<crate::telemetry::Metrics>,
     pub directory: Directory,
     pub config: Config,
     reporter: Reporter,
-    pub vendors: Store<VendorTenant>,
-    /// Set once the licence controller exists (its store feeds the vendor roll-up).
-    pub licenses: OnceLock<Store<RemoteAssistLicense>>,
+    caches: Caches,
     compliance: Arc<ComplianceClient>,
-    segments: OnceLock<Store<BarrierSegment>>,
-    coordinator: OnceLock<Arc<Coordinator>>,
+    coordinator: Arc<Coordinator>,
     failures: Mutex<HashMap<String, u32>>,
     /// Consecutive passes per object that found the directory not caught up yet.
     lags: Mutex<HashMap<String, u32>>,
 }
 
+/// What a [`Context`] is made of.
+pub struct Parts {
+    pub kube: kube::Client,
+    pub directory: Directory,
+    pub compliance: Arc<ComplianceClient>,
+    pub coordinator: Arc<Coordinator>,
+    pub caches: Caches,
+    pub config: Config,
+    pub metrics: Arc<crate::telemetry::Metrics>,
+}
+
 impl Context {
-    pub fn new(
-        kube: kube::Client,
-        directory: Directory,
-        compliance: Arc<ComplianceClient>,
-        config: Config,
-        vendors: Store<VendorTenant>,
-        metrics: Arc<crate::telemetry::Metrics>,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
         let reporter = Reporter {
             controller: MANAGER.into(),
-            instance: config.instance.clone(),
+            instance: parts.config.instance.clone(),
         };
         Context {
             reporter,
-            kube,
-            metrics,
-            directory,
-            config,
-            vendors,
-            licenses: OnceLock::new(),
-            compliance,
-            segments: OnceLock::new(),
-            coordinator: OnceLock::new(),
+            kube: parts.kube,
+            metrics: parts.metrics,
+            directory: parts.directory,
+            config: parts.config,
+            caches: parts.caches,
+            compliance: parts.compliance,
+            coordinator: parts.coordinator,
             failures: Mutex::new(HashMap::new()),
             lags: Mutex::new(HashMap::new()),
         }
@@ -125,22 +134,27 @@ impl Context {
         &self.compliance
     }
 
-    /// Wires the BarrierSegment cache and the application coordinator (once, at start-up).
-    pub fn set_barriers(&self, segments: Store<BarrierSegment>, coordinator: Arc<Coordinator>) {
-        let _ = self.segments.set(segments);
-        let _ = self.coordinator.set(coordinator);
+    pub fn caches(&self) -> &Caches {
+        &self.caches
     }
 
-    pub fn segments(&self) -> &Store<BarrierSegment> {
-        self.segments.get().expect("barriers wired at start-up")
+    /// Every RemoteAssistLicense, once the cache holds a full list (see [`listed`]).
+    pub async fn licenses(&self) -> Result<&Store<RemoteAssistLicense>, Error> {
+        listed(&self.caches.licenses).await
+    }
+
+    /// Every BarrierSegment, once the cache holds a full list (see [`listed`]).
+    pub async fn segments(&self) -> Result<&Store<BarrierSegment>, Error> {
+        listed(&self.caches.segments).await
     }
 
     pub fn coordinator(&self) -> &Arc<Coordinator> {
-        self.coordinator.get().expect("barriers wired at start-up")
+        &self.coordinator
     }
 
+    /// A VendorTenant by name. The vendor cache is synced before any controller starts.
     pub fn vendor(&self, name: &str) -> Option<std::sync::Arc<VendorTenant>> {
-        self.vendors.get(&ObjectRef::new(name))
+        self.caches.vendors.current().get(&ObjectRef::new(name))
     }
 
     /// Publishes an Event on `obj`. Failing to publish is logged, never fatal.
@@ -202,6 +216,23 @@ impl Context {
     }
 }
 
+/// How long a decision waits for a cache's first full list before it is retried.
+const LIST_WAIT: Duration = Duration::from_secs(10);
+
+/// A cache's store once it holds a full list. After a restart, or while the watch cannot list
+/// (a 403, an unreachable API server), an empty cache means "not listed yet", never "nothing
+/// there": the decision waits and is retried, and nothing is deleted or counted on it.
+async fn listed<K: Resource<DynamicType = ()> + Clone + 'static>(
+    cache: &Cache<K>,
+) -> Result<&Store<K>, Error> {
+    cache.listed(LIST_WAIT).await.ok_or_else(|| {
+        Error::Waiting(
+            format!("the {} cache has not been listed yet", K::kind(&())),
+            Duration::from_secs(2),
+        )
+    })
+}
+
 fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(
         "{}/{}/{}",
@@ -217,7 +248,7 @@ where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     if let Error::Waiting(what, retry) = error {
-        tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), %what, "cleanup waiting");
+        tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), %what, "waiting");
         return Action::requeue(*retry);
     }
     ctx.metrics.error(&K::kind(&()), error.reason());

@@ -4,8 +4,8 @@
 
 use crate::compliance::{COMPLIANCE_RESOURCE, ComplianceClient};
 use crate::config::Config;
-use crate::context::Context;
-use crate::crd::BarrierSegment;
+use crate::context::{Caches, Context, Parts};
+use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::Directory;
 use crate::graph::{Budget, GRAPH_RESOURCE, GraphClient, RetryPolicy, TokenProvider};
 use crate::leader::Elector;
@@ -13,7 +13,10 @@ use crate::segment::application::Coordinator;
 use crate::server::Health;
 use crate::telemetry::Metrics;
 use crate::{license, segment, server, vendor, watch};
+use futures::Stream;
 use kube::Api;
+use kube::runtime::reflector::Store;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -65,6 +68,41 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     health.leading.store(true, Ordering::Relaxed);
     metrics.set_leader(true);
 
+    let (compliance, graph) = tenant_clients(&config, http, tokens, &metrics)?;
+    let (ctx, streams) = wire(kube, config, compliance, graph, metrics);
+    let _ = health.context.set(ctx.clone());
+    // Licence reconciles look vendors up without waiting: the vendor cache is listed first.
+    ctx.caches().vendors.synced().await;
+    tracing::info!(graph = %ctx.config.graph_base, "controllers starting");
+    let controllers = async {
+        tokio::join!(
+            vendor::run(ctx.clone(), streams.vendor_store, streams.vendors),
+            license::run(ctx.clone(), streams.licenses),
+            segment::run(ctx.clone(), streams.segments)
+        );
+    };
+    match &elector {
+        Some(e) => {
+            // Biased: once the lease is lost (even during start-up), the controllers never run.
+            tokio::select! {
+                biased;
+                _ = e.hold() => anyhow::bail!("lost the leader lease; exiting so that a fresh start stands by"),
+                _ = controllers => e.release().await,
+            }
+        }
+        None => controllers.await,
+    }
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+/// The compliance endpoint's client and the Graph client, as the configuration asks.
+fn tenant_clients(
+    config: &Config,
+    http: reqwest::Client,
+    tokens: Arc<TokenProvider>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Arc<ComplianceClient>, GraphClient)> {
     let compliance_tokens = Arc::new(TokenProvider::new(
         http.clone(),
         config.identity.clone(),
@@ -91,9 +129,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.graph_batching {
         graph = graph.with_batching();
     }
-    let (vendors, vendor_cache) = watch::vendor_cache(Api::all(kube.clone()), watch::config(&config));
-    let (segments, segment_stream) =
-        watch::filtered::<BarrierSegment>(Api::all(kube.clone()), watch::config(&config));
+    Ok((compliance, graph))
+}
+
+type Watched<K> = Pin<Box<dyn Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send>>;
+
+/// The controllers' main streams (each feeds its cache in the context).
+struct Streams {
+    vendor_store: Store<VendorTenant>,
+    vendors: Watched<VendorTenant>,
+    licenses: Watched<RemoteAssistLicense>,
+    segments: Watched<BarrierSegment>,
+}
+
+/// Every watch and the context, in one place: the caches go into the context whole, so no part
+/// of it is filled in later. The vendor cache is driven here; the others by their controllers.
+fn wire(
+    kube: kube::Client,
+    config: Config,
+    compliance: Arc<ComplianceClient>,
+    graph: GraphClient,
+    metrics: Arc<Metrics>,
+) -> (Arc<Context>, Streams) {
+    let wc = watch::config(&config);
+    let (vendors, vendor_cache) = watch::vendor_cache(Api::all(kube.clone()), wc.clone(), &metrics);
+    let (vendor_store, vendor_stream) =
+        watch::filtered::<VendorTenant>(Api::all(kube.clone()), wc.clone(), &metrics);
+    let (licenses, license_stream) =
+        watch::filtered::<RemoteAssistLicense>(Api::all(kube.clone()), wc.clone(), &metrics);
+    let (segments, segment_stream) = watch::filtered::<BarrierSegment>(Api::all(kube.clone()), wc, &metrics);
     let coordinator = Arc::new(Coordinator::new(
         compliance.clone(),
         segments.clone(),
@@ -103,39 +167,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     // What was read is kept for one resync period, so each resync reads the tenant about once.
     let directory = Directory::new(graph, SKU_CACHE.min(config.resync)).with_view(config.resync);
-    let ctx = Arc::new(Context::new(
+    let caches = Caches {
+        vendors,
+        licenses,
+        segments,
+    };
+    let ctx = Arc::new(Context::new(Parts {
         kube,
         directory,
         compliance,
+        coordinator: coordinator.clone(),
+        caches,
         config,
-        vendors.clone(),
         metrics,
-    ));
-    ctx.set_barriers(segments.clone(), coordinator.clone());
-    let _ = health.context.set(ctx.clone());
+    }));
     tokio::spawn(vendor_cache);
-    vendors.wait_until_ready().await?;
+    // Waits for its caches' first lists itself, before it starts anything.
     tokio::spawn(coordinator.run());
-    tracing::info!(graph = %ctx.config.graph_base, "controllers starting");
-
-    let controllers = async {
-        tokio::join!(
-            vendor::run(ctx.clone()),
-            license::run(ctx.clone()),
-            segment::run(ctx.clone(), segments, segment_stream)
-        );
+    let streams = Streams {
+        vendor_store: vendor_store.current().clone(),
+        vendors: Box::pin(vendor_stream),
+        licenses: Box::pin(license_stream),
+        segments: Box::pin(segment_stream),
     };
-    match &elector {
-        Some(e) => {
-            // Biased: once the lease is lost (even during start-up), the controllers never run.
-            tokio::select! {
-                biased;
-                _ = e.hold() => anyhow::bail!("lost the leader lease; exiting so that a fresh start stands by"),
-                _ = controllers => e.release().await,
-            }
-        }
-        None => controllers.await,
-    }
-    tracing::info!("controllers stopped");
-    Ok(())
+    (ctx, streams)
 }

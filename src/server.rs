@@ -31,9 +31,8 @@ pub fn router(health: Arc<Health>) -> Router {
 }
 
 async fn metrics(State(h): State<Arc<Health>>) -> Response {
-    if let Some(ctx) = h.context.get()
-        && let Some(store) = ctx.licenses.get()
-    {
+    if let Some(ctx) = h.context.get() {
+        let store = ctx.caches().licenses.current();
         let (mut ready, mut suspended, mut pending) = (0, 0, 0);
         for l in store.state() {
             match l

@@ -26,6 +26,7 @@ pub struct Metrics {
     reconciles: Family<Labels, Counter>,
     reconcile_seconds: Family<Labels, Histogram>,
     errors: Family<Labels, Counter>,
+    watch_errors: Family<Labels, Counter>,
     graph_requests: Family<Labels, Counter>,
     compliance_requests: Family<Labels, Counter>,
     throttled: Counter,
@@ -59,6 +60,12 @@ impl Default for Metrics {
             "reconcile_errors",
             "Reconcile errors by kind and reason",
             errors.clone(),
+        );
+        let watch_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "watch_errors",
+            "Kubernetes watch errors by kind, watch (controller, trigger, cache) and error",
+            watch_errors.clone(),
         );
         let graph_requests = Family::<Labels, Counter>::default();
         registry.register(
@@ -103,6 +110,7 @@ impl Default for Metrics {
             reconciles,
             reconcile_seconds,
             errors,
+            watch_errors,
             graph_requests,
             compliance_requests,
             throttled,
@@ -143,6 +151,12 @@ impl Metrics {
     pub fn error(&self, kind: &str, reason: &str) {
         self.errors
             .get_or_create(&labels(&[("kind", kind), ("reason", reason)]))
+            .inc();
+    }
+
+    pub fn watch_error(&self, kind: &str, watch: &str, error: &str) {
+        self.watch_errors
+            .get_or_create(&labels(&[("kind", kind), ("watch", watch), ("error", error)]))
             .inc();
     }
 

@@ -1,25 +1,106 @@
-//! Watches shared by the controllers. The main streams pass an object on only when something the
-//! reconciler acts on changed (generation, annotations, finalizers, deletion), so the operator's
-//! own status writes never retrigger it; drift is found by the periodic resync instead.
+//! Watches shared by the controllers, all built by `run.rs`. The main streams pass an object on
+//! only when something the reconciler acts on changed (generation, annotations, finalizers,
+//! deletion), so the operator's own status writes never retrigger it; drift is found by the
+//! periodic resync instead. Each cache says when its first full list has arrived
+//! ([`Cache::synced`]): a decision that reads a cache waits for that, because an empty cache
+//! after a restart means "not listed yet", not "nothing there". Every watch error is logged
+//! with its kind and counted (`remoteassist_watch_errors_total`).
 
 use crate::config::Config;
 use crate::crd::VendorTenant;
+use crate::telemetry::Metrics;
 use futures::{Stream, StreamExt};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::controller::{self, Action};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, utils::PredicateConfig, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// How many controller watches have completed a full list (each controller's cache counts once
-/// per list). Read by `/readyz`; `Store::wait_until_ready` wakes only its latest waiter, so a
-/// second waiter beside the controller could stall it.
+/// per list). Read by `/readyz`.
 pub static SYNCED_LISTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The controllers' main watches: VendorTenant, RemoteAssistLicense, BarrierSegment.
 pub const CONTROLLER_WATCHES: usize = 3;
+
+/// A watch cache and whether its first full list has arrived.
+pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    synced: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
+    fn clone(&self) -> Self {
+        Cache {
+            store: self.store.clone(),
+            synced: self.synced.clone(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
+    fn new(store: Store<K>) -> (Self, tokio::sync::watch::Sender<bool>) {
+        let (tx, synced) = tokio::sync::watch::channel(false);
+        (Cache { store, synced }, tx)
+    }
+
+    /// The store, once it holds a full list. Every waiter is woken (unlike
+    /// `Store::wait_until_ready`, which wakes one); a stopped watch releases them too.
+    pub async fn synced(&self) -> &Store<K> {
+        let mut rx = self.synced.clone();
+        let _ = rx.wait_for(|listed| *listed).await;
+        &self.store
+    }
+
+    /// The store if it holds a full list within `within`.
+    pub async fn listed(&self, within: std::time::Duration) -> Option<&Store<K>> {
+        let mut rx = self.synced.clone();
+        match tokio::time::timeout(within, rx.wait_for(|listed| *listed)).await {
+            Ok(Ok(_)) => Some(&self.store),
+            _ => None,
+        }
+    }
+
+    /// The store as it is, for what only hints (metrics, which objects to look at again).
+    pub fn current(&self) -> &Store<K> {
+        &self.store
+    }
+}
+
+/// A short, fixed name for a watch error (a metric label).
+fn error_kind(e: &watcher::Error) -> &'static str {
+    match e {
+        watcher::Error::InitialListFailed(_) => "InitialListFailed",
+        watcher::Error::WatchStartFailed(_) => "WatchStartFailed",
+        watcher::Error::WatchError(_) => "WatchError",
+        watcher::Error::WatchFailed(_) => "WatchFailed",
+        watcher::Error::NoResourceVersion => "NoResourceVersion",
+    }
+}
+
+/// Logs and counts a watch's errors; `purpose` says which watch of the kind it is.
+fn reported<K, S>(
+    stream: S,
+    purpose: &'static str,
+    metrics: &Arc<Metrics>,
+) -> impl Stream<Item = S::Item> + Send + 'static + use<K, S>
+where
+    K: Resource<DynamicType = ()>,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let metrics = metrics.clone();
+    stream.inspect(move |e| {
+        if let Err(e) = e {
+            let kind = K::kind(&());
+            tracing::warn!(%kind, watch = purpose, error = %e, "watch failed; retrying with backoff");
+            metrics.watch_error(&kind, purpose, error_kind(e));
+        }
+    })
+}
 
 pub fn config(config: &Config) -> watcher::Config {
     let wc = watcher::Config::default();
@@ -66,26 +147,28 @@ pub fn forget_managed_fields<K: Resource>(obj: &mut K) {
 pub fn filtered<K>(
     api: Api<K>,
     wc: watcher::Config,
+    metrics: &Arc<Metrics>,
 ) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Cache<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static + use<K>,
 )
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, wc)
-        .default_backoff()
-        .inspect(|e| {
+    let (cache, listed) = Cache::new(reader);
+    let stream = reported(watcher(api, wc).default_backoff(), "controller", metrics)
+        .inspect(move |e| {
             if matches!(e, Ok(watcher::Event::InitDone)) {
                 SYNCED_LISTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                listed.send_replace(true);
             }
         })
         .modify(forget_managed_fields)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(actionable::<K>, PredicateConfig::default());
-    (reader, stream)
+    (cache, stream)
 }
 
 /// An uncached watch of a related kind, passed on only when `predicate` changes.
@@ -93,28 +176,67 @@ pub fn filtered_stream<K>(
     api: Api<K>,
     wc: watcher::Config,
     predicate: fn(&K) -> Option<u64>,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    metrics: &Arc<Metrics>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static + use<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    watcher(api, wc)
-        .default_backoff()
+    reported(watcher(api, wc).default_backoff(), "trigger", metrics)
         .applied_objects()
         .predicate_filter(predicate, PredicateConfig::default())
+}
+
+/// An uncached watch of a related kind, every change passed on.
+pub fn related<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    metrics: &Arc<Metrics>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static + use<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    reported(watcher(api, wc).default_backoff(), "trigger", metrics).applied_objects()
 }
 
 /// A cache of every VendorTenant, for lookups from the licence reconciler.
 pub fn vendor_cache(
     api: Api<VendorTenant>,
     wc: watcher::Config,
-) -> (Store<VendorTenant>, impl std::future::Future<Output = ()>) {
+    metrics: &Arc<Metrics>,
+) -> (Cache<VendorTenant>, impl std::future::Future<Output = ()> + use<>) {
     let (reader, writer) = reflector::store();
-    let run = watcher(api, wc)
-        .default_backoff()
+    let (cache, listed) = Cache::new(reader);
+    let run = reported(watcher(api, wc).default_backoff(), "cache", metrics)
+        .inspect(move |e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                listed.send_replace(true);
+            }
+        })
         .modify(forget_managed_fields)
         .reflect(writer)
         .for_each(|_| futures::future::ready(()));
-    (reader, run)
+    (cache, run)
+}
+
+/// What a controller's run yields besides reconciles that went well. Watch errors were logged
+/// and counted where they arose, reconcile failures by the error policy; what is left is a
+/// reconcile of an object gone from the cache (expected) or the runner failing (not expected).
+pub fn log_controller_outcome<K, E: std::fmt::Display, Q: std::fmt::Display>(
+    result: Result<(ObjectRef<K>, Action), controller::Error<E, Q>>,
+) -> futures::future::Ready<()>
+where
+    K: Resource<DynamicType = ()>,
+{
+    match result {
+        Ok(_) | Err(controller::Error::ReconcilerFailed(..) | controller::Error::QueueError(_)) => {}
+        Err(controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(object = %obj, "a scheduled reconcile found its object gone")
+        }
+        Err(e @ controller::Error::RunnerError(_)) => {
+            tracing::error!(kind = %K::kind(&()), error = %e, "controller runner failed")
+        }
+    }
+    futures::future::ready(())
 }
 
 /// A vendor's RemoteAssistLicenses, from a licence cache.

@@ -4,7 +4,7 @@
 //! the segment has completed. Only then is the account enabled (barrier-first activation); in
 //! every other case it stays disabled, and an enabled one is disabled at once.
 
-use crate::context::Context;
+use crate::context::{Context, Error};
 use crate::crd::barrier_segment::{PolicyState, PolicyType};
 use crate::crd::conditions::{self, kinds};
 use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
@@ -100,11 +100,27 @@ pub fn isolating_segment<'a>(
     Ok(segment)
 }
 
-pub fn enforcement(ctx: &Context, ral: &RemoteAssistLicense, vendor: &VendorTenant) -> Enforcement {
+/// Whether the account's barrier is enforced. Never judged on a segment cache still filling
+/// after a restart: that would find no segment and disable every account.
+pub async fn enforcement(
+    ctx: &Context,
+    ral: &RemoteAssistLicense,
+    vendor: &VendorTenant,
+) -> Result<Enforcement, Error> {
     if !vendor.barriers_required() {
-        return Enforcement::NotRequired;
+        return Ok(Enforcement::NotRequired);
     }
-    if let Err(verdict) = isolating_segment(&ctx.segments().state(), vendor) {
+    let segments = ctx.segments().await?.state();
+    Ok(judged(ctx, ral, vendor, &segments))
+}
+
+fn judged(
+    ctx: &Context,
+    ral: &RemoteAssistLicense,
+    vendor: &VendorTenant,
+    segments: &[Arc<BarrierSegment>],
+) -> Enforcement {
+    if let Err(verdict) = isolating_segment(segments, vendor) {
         return verdict;
     }
     let Some(since) = ral

@@ -19,7 +19,6 @@ use crate::watch;
 use authority::Refusal;
 use credentials::Credentials;
 use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -37,24 +36,28 @@ const STEP_REQUEUE: Duration = Duration::from_millis(500);
 const SEATS_REQUEUE: Duration = Duration::from_secs(30);
 
 /// Runs the controller until shutdown.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller on `stream`, the main watch `run.rs` built with the licence cache.
+pub async fn run(
+    ctx: Arc<Context>,
+    stream: impl futures::Stream<Item = Result<RemoteAssistLicense, kube::runtime::watcher::Error>>
+    + Send
+    + 'static,
+) {
     let client = ctx.kube.clone();
     let wc = watch::config(&ctx.config);
-    let (reader, stream) = watch::filtered::<RemoteAssistLicense>(Api::all(client.clone()), wc.clone());
-    let _ = ctx.licenses.set(reader.clone());
+    let reader = ctx.caches().licenses.current().clone();
     let store = reader.clone();
     // A vendor's RemoteAssistLicenses are looked at again when its spec or its groups change,
     // not on every status update of the vendor.
-    let vendors = watch::filtered_stream(Api::all(client), wc.clone(), watch::vendor_binding);
+    let vendors = watch::filtered_stream(Api::all(client), wc.clone(), watch::vendor_binding, &ctx.metrics);
     // An account's barrier is decided by its vendor's accounts segment: look again when that
     // segment's status changes (its policy applied by a newer application).
     let licenses = store.clone();
-    let segments = kube::runtime::watcher(
+    let segments = watch::related(
         Api::<crate::crd::BarrierSegment>::all(ctx.kube.clone()),
         wc.clone(),
-    )
-    .default_backoff()
-    .applied_objects();
+        &ctx.metrics,
+    );
     Controller::for_stream(stream, reader)
         .watches_stream(segments, move |segment| {
             let vendor = segment.spec.members.vendor_accounts.clone().unwrap_or_default();
@@ -79,7 +82,7 @@ pub async fn run(ctx: Arc<Context>) {
             error_policy,
             ctx,
         )
-        .for_each(|_| futures::future::ready(()))
+        .for_each(watch::log_controller_outcome)
         .await;
 }
 
@@ -178,7 +181,7 @@ async fn apply(
     let vendor_name = &ral.spec.vendor_ref.name;
     let namespace = ral.namespace().unwrap_or_default();
     let skus = ctx.directory.skus(false).await?;
-    let enforcement = barrier::enforcement(ctx, ral, &vendor);
+    let enforcement = barrier::enforcement(ctx, ral, &vendor).await?;
     let desired = match observe::desired(ral, &vendor, adoption, &group_id, &skus, enforcement.enforced()) {
         Ok(d) => d,
         Err(message) => return refuse(ral, ctx, api, "UnknownLicense", message).await,

@@ -193,10 +193,8 @@ pub async fn counted_licences(
     ctx: &Context,
     vendor: &VendorTenant,
 ) -> Result<Vec<std::sync::Arc<RemoteAssistLicense>>, Error> {
-    let Some(store) = ctx.licenses.get() else {
-        return Ok(Vec::new());
-    };
-    let mut all = crate::watch::licences_of(store, &vendor.name_any());
+    // A full list, never a cache still filling after a restart: maxAccounts counts them all.
+    let mut all = crate::watch::licences_of(ctx.licenses().await?, &vendor.name_any());
     all.retain(|l| l.metadata.deletion_timestamp.is_none());
     let namespaces: std::collections::BTreeSet<String> =
         all.iter().map(|l| l.namespace().unwrap_or_default()).collect();

@@ -8,9 +8,9 @@ use super::plan::asymmetries;
 use crate::compliance::ComplianceClient;
 use crate::compliance::barriers::{Application, ApplicationStatus};
 use crate::crd::{BarrierSegment, VendorTenant};
+use crate::watch::Cache;
 use futures::Stream;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::runtime::reflector::Store;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, broadcast};
@@ -82,8 +82,8 @@ pub struct State {
 
 pub struct Coordinator {
     compliance: Arc<ComplianceClient>,
-    segments: Store<BarrierSegment>,
-    vendors: Store<VendorTenant>,
+    segments: Cache<BarrierSegment>,
+    vendors: Cache<VendorTenant>,
     state: Mutex<State>,
     wake: Notify,
     changed: broadcast::Sender<()>,
@@ -181,8 +181,8 @@ fn backoff(debounce: Duration, untrusted: u32) -> Duration {
 impl Coordinator {
     pub fn new(
         compliance: Arc<ComplianceClient>,
-        segments: Store<BarrierSegment>,
-        vendors: Store<VendorTenant>,
+        segments: Cache<BarrierSegment>,
+        vendors: Cache<VendorTenant>,
         debounce: Duration,
         poll: Duration,
     ) -> Self {
@@ -261,6 +261,10 @@ impl Coordinator {
     }
 
     pub async fn run(self: Arc<Self>) {
+        // The invariant check reads every segment and vendor: never start an application on a
+        // cache still filling after a restart, which could miss a path between vendors.
+        self.segments.synced().await;
+        self.vendors.synced().await;
         self.recover().await;
         loop {
             let state = self.snapshot();
@@ -328,8 +332,9 @@ impl Coordinator {
     /// open between vendors (checked first: it is the invariant), or allow lists that are not
     /// mirrored (the tenant would refuse them).
     fn hold_back(&self) -> Option<(&'static str, String)> {
-        let segments = self.segments.state();
-        let paths = super::invariant::cross_vendor_paths(&segments, &self.vendors.state());
+        // Both caches are synced before `run` starts anything (see there).
+        let segments = self.segments.current().state();
+        let paths = super::invariant::cross_vendor_paths(&segments, &self.vendors.current().state());
         if !paths.is_empty() {
             return Some(("CrossVendorPath", super::invariant::describe(&paths)));
         }

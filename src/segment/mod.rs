@@ -24,7 +24,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use plan::Action as Step;
 use std::sync::Arc;
@@ -32,15 +32,20 @@ use std::time::Duration;
 
 const ASPECTS: [&str; 2] = [kinds::SEGMENT_READY, kinds::POLICY_APPLIED];
 
-/// Runs the controller; `reader` and `stream` come from [`watch::filtered`] so the coordinator
-/// can share the cache.
+/// Runs the controller on `stream`, the main watch `run.rs` built with the segment cache (which
+/// the coordinator shares).
 pub async fn run(
     ctx: Arc<Context>,
-    reader: Store<BarrierSegment>,
     stream: impl futures::Stream<Item = Result<BarrierSegment, kube::runtime::watcher::Error>> + Send + 'static,
 ) {
     let wc = watch::config(&ctx.config);
-    let vendors = watch::filtered_stream(Api::all(ctx.kube.clone()), wc, watch::vendor_binding);
+    let reader = ctx.caches().segments.current().clone();
+    let vendors = watch::filtered_stream(
+        Api::all(ctx.kube.clone()),
+        wc,
+        watch::vendor_binding,
+        &ctx.metrics,
+    );
     let store = reader.clone();
     Controller::for_stream(stream, reader)
         .watches_stream(vendors, move |v| {
@@ -66,7 +71,7 @@ pub async fn run(
             error_policy,
             ctx,
         )
-        .for_each(|_| futures::future::ready(()))
+        .for_each(watch::log_controller_outcome)
         .await;
 }
 
@@ -104,7 +109,7 @@ fn set(
 }
 
 async fn apply(bs: &BarrierSegment, ctx: &Context, api: &Api<BarrierSegment>) -> Result<Action, Error> {
-    let all = ctx.segments().state();
+    let all = ctx.segments().await?.state();
     let mut status = bs.status.clone().unwrap_or_default();
     status.observed_generation = bs.metadata.generation;
     status.segment_name = Some(bs.segment_name());
@@ -118,7 +123,7 @@ async fn apply(bs: &BarrierSegment, ctx: &Context, api: &Api<BarrierSegment>) ->
         );
         return refuse(bs, ctx, api, status, ownership::NAME_TAKEN, message).await;
     }
-    if let Some((vendor, others)) = invariant::rivals(bs, &all, &ctx.vendors.state()) {
+    if let Some((vendor, others)) = invariant::rivals(bs, &all, &ctx.caches().vendors.current().state()) {
         let message = format!(
             "BarrierSegments {} also select VendorTenant {vendor}'s accounts; exactly one may isolate them, so none is trusted, its accounts stay disabled, and nothing is written to the tenant for this one",
             others.join(", ")
@@ -434,7 +439,7 @@ async fn finish(
 /// orphaned or adopted account never outlives the barrier that keeps it from other vendors.
 async fn wait_for_holders(bs: &BarrierSegment, ctx: &Context) -> Result<(), Error> {
     use crate::license::barrier::selects_accounts;
-    let vendors = ctx.vendors.state();
+    let vendors = ctx.caches().vendors.current().state();
     let Some(vendor) = vendors.iter().find(|v| selects_accounts(bs, v)) else {
         return Ok(());
     };

@@ -65,7 +65,7 @@ pub async fn ensure_generated(
     let mut done = Vec::new();
     for want in generated(vt) {
         let name = want.name_any();
-        match ctx.segments().get(&ObjectRef::new(&name)) {
+        match ctx.segments().await?.get(&ObjectRef::new(&name)) {
             Some(have) if !owned_by(&have, vt) => {
                 return Ok((
                     done,

@@ -16,7 +16,6 @@ use groups::Binding;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,15 +23,20 @@ use std::time::Duration;
 
 const ASPECTS: [&str; 2] = [kinds::GROUPS_READY, kinds::LICENSES_ASSIGNED];
 
-pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.kube.clone();
+/// Runs the controller on `stream`, the main watch `run.rs` built with the vendor cache.
+pub async fn run(
+    ctx: Arc<Context>,
+    reader: kube::runtime::reflector::Store<VendorTenant>,
+    stream: impl futures::Stream<Item = Result<VendorTenant, kube::runtime::watcher::Error>> + Send + 'static,
+) {
     let wc = watch::config(&ctx.config);
-    let (reader, stream) = watch::filtered::<VendorTenant>(Api::all(client.clone()), wc.clone());
     // Any change to a vendor's accounts (their status included) updates its roll-up; the
     // debounce folds a burst of account changes into one vendor reconcile.
-    let accounts = watcher(Api::<RemoteAssistLicense>::all(client), wc)
-        .default_backoff()
-        .applied_objects();
+    let accounts = watch::related(
+        Api::<RemoteAssistLicense>::all(ctx.kube.clone()),
+        wc,
+        &ctx.metrics,
+    );
     Controller::for_stream(stream, reader)
         .watches_stream(accounts, |ral| {
             Some(ObjectRef::<VendorTenant>::new(&ral.spec.vendor_ref.name))
@@ -50,7 +54,7 @@ pub async fn run(ctx: Arc<Context>) {
             error_policy,
             ctx,
         )
-        .for_each(|_| futures::future::ready(()))
+        .for_each(watch::log_controller_outcome)
         .await;
 }
 
@@ -65,12 +69,10 @@ pub async fn reconcile(vt: Arc<VendorTenant>, ctx: Arc<Context>) -> Result<Actio
     .await
 }
 
-/// This vendor's RemoteAssistLicenses, from the licence controller's cache.
-fn accounts(ctx: &Context, vendor: &str) -> Vec<Arc<RemoteAssistLicense>> {
-    ctx.licenses
-        .get()
-        .map(|s| watch::licences_of(s, vendor))
-        .unwrap_or_default()
+/// This vendor's RemoteAssistLicenses, from the licence cache once it holds a full list: after
+/// a restart, an empty cache must not read as "no accounts left".
+async fn accounts(ctx: &Context, vendor: &str) -> Result<Vec<Arc<RemoteAssistLicense>>, Error> {
+    Ok(watch::licences_of(ctx.licenses().await?, vendor))
 }
 
 struct Builder {
@@ -144,7 +146,8 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
             }
         }
         // Engineers join their segment through the barrier attribute, as the accounts do.
-        let (write, shared) = barriers::engineer_changes(vt, &engineers, &ctx.vendors.state());
+        let (write, shared) =
+            barriers::engineer_changes(vt, &engineers, &ctx.caches().vendors.current().state());
         if let Some(attr) = barriers::engineer_attribute(vt) {
             for user in write {
                 let mut patch = serde_json::Map::new();
@@ -216,7 +219,7 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
     }
 
     // Licences: the seat pre-flight, and the group's own licences in Group mode.
-    let accounts = accounts(ctx, &name);
+    let accounts = accounts(ctx, &name).await?;
     let skus = dir.skus(false).await?;
     let licence = seats::evaluate(vt, &accounts, &skus);
     b.status.seats = licence.seats.clone();
@@ -290,7 +293,7 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
 /// adopted stay.
 async fn cleanup(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Result<Action, Error> {
     let name = vt.name_any();
-    let remaining = accounts(ctx, &name).len();
+    let remaining = accounts(ctx, &name).await?.len();
     if remaining > 0 {
         let mut status = vt.status.clone().unwrap_or_default();
         let message =
