@@ -51,8 +51,8 @@ cp "$CARGO_TARGET_DIR/debug/entra-sim" "$CARGO_TARGET_DIR/debug/remote-assist-op
 
 sim_pid="" op_pid=""
 cleanup() {
-  [[ -n "$op_pid" ]] && kill "$op_pid" 2>/dev/null || true
-  [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null || true
+  if [[ -n "$op_pid" ]]; then kill "$op_pid" 2>/dev/null || true; fi
+  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2>/dev/null || true; fi
   if $own_testenv; then scripts/testenv.sh stop || true; fi
 }
 trap cleanup EXIT

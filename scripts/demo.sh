@@ -12,6 +12,9 @@
 # and the tenant they produced.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The same cargo target directory as scripts/test.sh: whoever runs both compiles once.
+CACHE_ROOT="${REMOTEASSIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/remote-assist-operator}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_ROOT/cargo-target}"
 keep=false
 [[ "${1:-}" == "--keep" ]] && keep=true
 
@@ -87,7 +90,7 @@ run kubectl wait --for=condition=Established --timeout=60s \
 
 say "Starting the simulated Entra tenant (entra-sim) and the operator"
 cargo build --quiet -p entra-sim -p remote-assist-operator
-bin="${CARGO_TARGET_DIR:-target}/debug"
+bin="$CARGO_TARGET_DIR/debug"
 sim_port="$(scripts/testenv.sh free-port)"
 metrics_port="$(scripts/testenv.sh free-port)"
 echo "port simulated-tenant $sim_port" >>"$record"
@@ -175,7 +178,8 @@ for pair in "v1-tech-01@vendors.abc.example alice.engineer@abc.example" \
             "v1-tech-01@vendors.abc.example carol.engineer@abc.example" \
             "v1-tech-01@vendors.abc.example v2-tech-01@vendors.abc.example" \
             "v1-tech-01@vendors.abc.example dave.finance@abc.example"; do
-  set -- $pair
+  read -r from to <<<"$pair"
+  set -- "$from" "$to"
   printf '    %-32s -> %-32s %s\n' "$1" "$2" \
     "$(curl -fs "$sim/_sim/barriers/reachable?from=$1&to=$2" | python3 -c 'import json,sys; print("allowed" if json.load(sys.stdin)["allowed"] else "blocked")')"
 done

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ns=remote-assist-operator
 sa=remote-assist-operator
-out="$PWD/target/testenv/operator.kubeconfig"
+out="${TESTENV_DIR:-$PWD/target/testenv}/operator.kubeconfig"
 helm="$(scripts/helm.sh path)"
 
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null

@@ -19,6 +19,14 @@ step() { printf '\n==> %s (%ss)\n' "$*" "$SECONDS"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "shellcheck (every script)"
+if ! command -v shellcheck >/dev/null; then
+  echo "shellcheck is not installed: installing Debian's package" >&2
+  { apt-get install -y -q shellcheck || { apt-get update -q && apt-get install -y -q shellcheck; }; } >/dev/null ||
+    { echo "cannot install shellcheck (apt-get install shellcheck failed); install it and run again" >&2; exit 1; }
+fi
+shellcheck scripts/*.sh .ci/run
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -36,6 +44,12 @@ scripts/testenv.sh start >/dev/null
 trap 'scripts/testenv.sh stop' EXIT
 eval "$(scripts/testenv.sh env)"
 kubectl version 2>/dev/null | sed 's/^/    /'
+# A second start must refuse to wipe the running cluster, and leave it answering.
+if refusal="$(scripts/testenv.sh start 2>&1)"; then
+  echo "testenv.sh start wiped a running cluster" >&2; exit 1
+fi
+grep -q "is in use" <<<"$refusal" || { echo "unexpected refusal: $refusal" >&2; exit 1; }
+kubectl get --raw /readyz >/dev/null
 
 step "deployment: Helm chart, values schema, RBAC, kustomize base (server dry-run)"
 scripts/check-deploy.sh

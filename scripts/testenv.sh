@@ -60,7 +60,7 @@ build() {
   # The wrapper module is only needed for the build; Go's own module and build caches stay,
   # so a rebuild for another version reuses them.
   rm -rf "$wrap"
-  log "built $(ls "$BIN_DIR" | tr '\n' ' ')"
+  log "built $(cd "$BIN_DIR" && printf '%s ' *)"
 }
 
 wait_for() { # wait_for SECONDS PIDFILE DESCRIPTION COMMAND...: poll, failing fast if the process died
@@ -110,9 +110,27 @@ restart_apiserver() {
   exit 1
 }
 
+# The processes a run directory recorded that are still alive, as "name pid" words.
+alive() {
+  local name file pid
+  for name in etcd kube-apiserver; do
+    file="$RUN_DIR/$name.pid"
+    [[ -f "$file" ]] || continue
+    pid="$(cat "$file")"
+    if kill -0 "$pid" 2>/dev/null; then printf '%s %s ' "$name" "$pid"; fi
+  done
+}
+
 start() {
   build
-  stop >/dev/null 2>&1 || true
+  # Never wipe a run directory whose cluster is alive: another run (the test suite, a demo, a
+  # benchmark) may be using it. Each has its own TESTENV_DIR; stop this one on purpose.
+  local running
+  running="$(alive)"
+  if [[ -n "$running" ]]; then
+    echo "testenv: $RUN_DIR is in use (${running% }); stop it first: TESTENV_DIR=$RUN_DIR $0 stop" >&2
+    exit 1
+  fi
   rm -rf "$RUN_DIR" && mkdir -p "$RUN_DIR/certs" "$RUN_DIR/etcd"
   local etcd_port peer_port api_port
   etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
@@ -176,6 +194,8 @@ case "${1:-}" in
   stop) stop ;;
   restart-apiserver) restart_apiserver ;;
   free-port) free_port ;;
-  env) printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "$RUN_DIR/kubeconfig" "$BIN_DIR" ;;
+  env)
+    # shellcheck disable=SC2016 # $PATH is for the shell that evaluates this output
+    printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "$RUN_DIR/kubeconfig" "$BIN_DIR" ;;
   *) echo "usage: $0 build|start|stop|restart-apiserver|env|free-port" >&2; exit 2 ;;
 esac
