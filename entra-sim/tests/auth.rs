@@ -1,6 +1,7 @@
-//! Conformance tests for the token endpoint and the bearer check of Graph (reference §4, §1.4,
-//! §7 rank 9): client secrets, certificate-signed client assertions, federated (workload
-//! identity) tokens, AADSTS error shapes, token lifetime, permissions and audiences.
+//! Conformance tests for the token endpoint and the bearer check of Graph (see
+//! entra-sim/docs/wire-protocol.md#token-endpoint and #access-tokens-audience-and-roles):
+//! client secrets, certificate-signed client assertions, federated (workload identity) tokens,
+//! AADSTS error shapes, token lifetime, permissions and audiences.
 
 mod common;
 
@@ -186,8 +187,9 @@ async fn secret_request(
     .await
 }
 
-/// Checks the AADSTS error shape of §4.1: `error`, `error_description` starting with
-/// `AADSTS<code>:`, `error_codes: [code]`, `timestamp`, `trace_id`, `correlation_id`.
+/// Checks the AADSTS error shape (entra-sim/docs/wire-protocol.md#token-response-and-errors):
+/// `error`, `error_description` starting with `AADSTS<code>:`, `error_codes: [code]`,
+/// `timestamp`, `trace_id`, `correlation_id`.
 fn assert_aadsts(a: &Answer, status: StatusCode, error: &str, code: u64) {
     assert_eq!(a.status, status, "{:?}", a.body);
     assert_eq!(a.body["error"], error, "{:?}", a.body);

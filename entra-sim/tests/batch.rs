@@ -1,6 +1,6 @@
-//! Conformance tests for JSON batching (reference §2, §7 ranks 1 and 7): the 20-request limit,
-//! unique case-insensitive ids, `dependsOn` with 424, correlation by id, per-item Content-Type,
-//! per-item throttling, and how a batch is counted.
+//! Conformance tests for JSON batching (see entra-sim/docs/wire-protocol.md#batch): the
+//! 20-request limit, unique case-insensitive ids, `dependsOn` with 424, correlation by id,
+//! per-item Content-Type, per-item throttling, and how a batch is counted.
 
 mod common;
 

@@ -1,6 +1,8 @@
-//! Conformance tests for the Security & Compliance InvokeCommand endpoint (reference §5.7,
-//! §7 ranks 6 and 11): the regional redirect, app-only auth, the error shape, and the segment
-//! and policy rules. The application lifecycle is in `compliance_application.rs`.
+//! Conformance tests for the Security & Compliance InvokeCommand endpoint (see
+//! entra-sim/docs/wire-protocol.md#compliance-invokecommand-endpoint,
+//! #information-barrier-segments and #information-barrier-policies): the regional redirect,
+//! app-only auth, the error shape, and the segment and policy rules. The application lifecycle
+//! is in `compliance_application.rs`.
 
 mod common;
 

@@ -1,7 +1,8 @@
-//! Conformance tests for information-barrier policies applications (reference §5.5, §7 ranks
-//! 5 and 6): the lifecycle on a scaled clock, Stop, validation when processing begins
-//! (asymmetric allow lists, a user in two segments), only Active policies applied, and
-//! reachability and the per-user timeline from the applied state.
+//! Conformance tests for information-barrier policies applications (see
+//! entra-sim/docs/wire-protocol.md#policies-application): the lifecycle on a scaled clock,
+//! Stop, validation when processing begins (asymmetric allow lists, a user in two segments),
+//! only Active policies applied, and reachability and the per-user timeline from the applied
+//! state.
 
 mod common;
 

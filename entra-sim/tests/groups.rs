@@ -1,5 +1,5 @@
-//! Conformance tests for `/groups`, membership and `/users/{id}/memberOf` against the reference
-//! (`entra-graph-and-barriers.md` §1.2, §1.4, §3.3, §7).
+//! Conformance tests for `/groups`, membership and `/users/{id}/memberOf` (see
+//! entra-sim/docs/wire-protocol.md#groups-and-membership).
 
 mod common;
 
@@ -323,8 +323,9 @@ async fn deleted_security_group_is_gone_for_good() {
     assert_eq!(got.status, StatusCode::NOT_FOUND);
 }
 
-/// §1.4 / §7 #2: referencing a user that is still replicating is refused with "Not a valid
-/// reference update.", and works once the user is visible.
+/// Referencing a user that is still replicating is refused with "Not a valid reference
+/// update.", and works once the user is visible (see
+/// entra-sim/docs/wire-protocol.md#replication-delay).
 #[tokio::test]
 async fn referencing_a_replicating_user_is_not_a_valid_reference_update() {
     let env = common::start().await;

@@ -1,6 +1,6 @@
 //! Conformance tests for `subscribedSkus`, `assignLicense` (users and groups),
-//! `licenseDetails` and `licenseAssignmentStates` against the reference
-//! (`entra-graph-and-barriers.md` §1.1, §1.3, §1.4, §7 rank 3).
+//! `licenseDetails` and `licenseAssignmentStates` (see
+//! entra-sim/docs/wire-protocol.md#licensing).
 
 mod common;
 
@@ -120,7 +120,7 @@ fn with_prepaid(sku_id: &'static str, units: i64) -> entra_sim::Seed {
     })
 }
 
-// ---- subscribedSkus (§1.3) ----
+// ---- subscribedSkus (see entra-sim/docs/wire-protocol.md#subscribedskus) ----
 
 #[tokio::test]
 async fn subscribed_skus_carry_the_documented_fields() {
@@ -176,7 +176,8 @@ async fn subscribed_skus_refuse_filter() {
     assert!(a.body["value"].is_null());
 }
 
-// ---- assignLicense on a user (§1.3, §1.4, §7 rank 3) ----
+// ---- assignLicense on a user ----
+// See entra-sim/docs/wire-protocol.md#assignlicense-on-a-user.
 
 #[tokio::test]
 async fn assign_license_requires_both_arrays() {
@@ -360,7 +361,7 @@ async fn unknown_sku_is_400() {
     assert_eq!(consumed(&env, REMOTE_ASSIST).await, 0);
 }
 
-// ---- group-based licensing (§1.3, §1.1 licenseAssignmentStates) ----
+// ---- group-based licensing (see entra-sim/docs/wire-protocol.md#group-based-licensing) ----
 
 #[tokio::test]
 async fn group_licence_reaches_members_asynchronously() {

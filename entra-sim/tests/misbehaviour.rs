@@ -1,7 +1,8 @@
-//! Conformance tests for realistic misbehaviour and the admin API (reference §1.4, §3.1, §3.2,
-//! §7 ranks 1, 2 and 7): throttling by resource units and writes, Retry-After (present or
-//! not), random 5xx, replication delay, latency, request ids, resource-unit costs, reset,
-//! password handling and seeded determinism.
+//! Conformance tests for realistic misbehaviour and the admin API (see
+//! entra-sim/docs/wire-protocol.md#throttling, #replication-delay and
+//! #graph-error-envelope-and-request-ids): throttling by resource units and writes,
+//! Retry-After (present or not), random 5xx, replication delay, latency, request ids,
+//! resource-unit costs, reset, password handling and seeded determinism.
 
 mod common;
 

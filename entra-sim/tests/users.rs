@@ -1,5 +1,5 @@
-//! Conformance tests for `/users` and `/directory/deletedItems` against the reference
-//! (`entra-graph-and-barriers.md` §1.1, §1.4, §3.3, §3.4, §7).
+//! Conformance tests for `/users` and `/directory/deletedItems` (see
+//! entra-sim/docs/wire-protocol.md#users, #query-options and #paging).
 
 mod common;
 
@@ -103,7 +103,7 @@ fn assert_bad_request(a: &common::Answer, what: &str) {
     assert_eq!(a.error_code(), "Request_BadRequest", "{what}: {:?}", a.body);
 }
 
-// ---- create (§1.1 create details, §1.4) ----
+// ---- create (see entra-sim/docs/wire-protocol.md#create-a-user) ----
 
 #[tokio::test]
 async fn create_returns_201_with_the_user() {
@@ -264,7 +264,7 @@ async fn duplicate_upn_is_400_with_an_object_conflict_detail() {
     }
 }
 
-// ---- read (§1.1 read details, §1.4 not found) ----
+// ---- read (see entra-sim/docs/wire-protocol.md#read-and-list-users) ----
 
 #[tokio::test]
 async fn get_by_id_and_by_upn_return_the_same_user() {
@@ -344,7 +344,7 @@ async fn default_properties_exclude_licensing_fields_unless_selected() {
     assert_eq!(list.body["value"][0]["usageLocation"], "US");
 }
 
-// ---- list and $filter (§1.1 find by UPN / by licence, §3.4) ----
+// ---- list and $filter (see entra-sim/docs/wire-protocol.md#query-options) ----
 
 #[tokio::test]
 async fn filter_eq_on_upn_and_display_name_needs_no_advanced_headers() {
@@ -529,7 +529,7 @@ async fn top_above_999_is_400() {
     assert_eq!(a.status, StatusCode::OK);
 }
 
-// ---- paging (§3.3, §7 rank 7) ----
+// ---- paging (see entra-sim/docs/wire-protocol.md#paging) ----
 
 #[tokio::test]
 async fn paging_with_top_visits_every_user_exactly_once() {
@@ -585,7 +585,7 @@ async fn server_page_size_forces_next_links_and_keeps_the_filter() {
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
 }
 
-// ---- update (§1.1 update) ----
+// ---- update (see entra-sim/docs/wire-protocol.md#update-a-user) ----
 
 #[tokio::test]
 async fn patch_is_204_and_the_change_is_visible() {
@@ -643,7 +643,8 @@ async fn patch_extension_attribute_15_and_filter_on_it() {
     assert_eq!(ids(&r.body), BTreeSet::from([tagged]));
 }
 
-// ---- soft delete, restore, purge (§1.1 delete details, §7 rank 10) ----
+// ---- soft delete, restore, purge ----
+// See entra-sim/docs/wire-protocol.md#soft-delete-restore-and-purge.
 
 async fn deleted_ids(env: &Env) -> BTreeSet<String> {
     let a = env
@@ -780,8 +781,9 @@ async fn deleting_a_licensed_user_frees_its_seat() {
     assert_eq!(consumed(&env, REMOTE_ASSIST).await, before);
 }
 
-/// §1.1 / §7 #10: soft-deleted users are purged when the retention period has passed (30 days
-/// by default; shortened here through the admin API).
+/// Soft-deleted users are purged when the retention period has passed (30 days by default;
+/// shortened here through the admin API). See
+/// entra-sim/docs/wire-protocol.md#soft-delete-restore-and-purge.
 #[tokio::test]
 async fn deleted_users_are_purged_after_the_retention_period() {
     let env = common::start().await;

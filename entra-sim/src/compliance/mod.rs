@@ -1,7 +1,7 @@
 //! The Security & Compliance "InvokeCommand" REST endpoint, for information barriers (IB).
 //!
 //! Microsoft does not document this wire protocol; the simulator reproduces the shape public
-//! clients rely on (reference §5.7):
+//! clients rely on (see entra-sim/docs/wire-protocol.md#compliance-invokecommand-endpoint):
 //!
 //! - `POST /adminapi/beta/{tenantId}/InvokeCommand` (the global host) answers 302 with
 //!   `Location: {base}/{region}/adminapi/beta/{tenantId}/InvokeCommand` and an empty body. The
