@@ -333,15 +333,7 @@ pub async fn members(
             .collect()
     };
     let path = format!("/groups/{id}/members");
-    Ok(axum::Json(page(
-        items,
-        &query,
-        &base_url(),
-        &path,
-        "directoryObjects",
-        sim.page_size(query.top),
-    ))
-    .into_response())
+    Ok(directory_objects(&sim, items, &query, &path))
 }
 
 pub async fn member_of(
@@ -351,16 +343,7 @@ pub async fn member_of(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
-    require(
-        &p,
-        &[
-            "User.Read.All",
-            "User.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-            "GroupMember.Read.All",
-        ],
-    )?;
+    require(&p, MEMBERSHIP_READ)?;
     let query = Query::parse(q.as_deref(), &headers, 999)?;
     let id = visible_user_id(&sim, &key)?;
     let items: Vec<Value> = sim
@@ -375,15 +358,7 @@ pub async fn member_of(
         })
         .collect();
     let path = format!("/users/{key}/memberOf");
-    Ok(axum::Json(page(
-        items,
-        &query,
-        &base_url(),
-        &path,
-        "directoryObjects",
-        sim.page_size(query.top),
-    ))
-    .into_response())
+    Ok(directory_objects(&sim, items, &query, &path))
 }
 
 /// `/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole`: the directory roles a user
@@ -397,14 +372,7 @@ pub async fn directory_roles(
 ) -> Result<Response> {
     require(
         &p,
-        &[
-            "User.Read.All",
-            "User.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-            "GroupMember.Read.All",
-            "RoleManagement.Read.Directory",
-        ],
+        &[MEMBERSHIP_READ, &["RoleManagement.Read.Directory"]].concat(),
     )?;
     let query = Query::parse(q.as_deref(), &headers, 999)?;
     let id = visible_user_id(&sim, &key)?;
@@ -422,15 +390,29 @@ pub async fn directory_roles(
         })
         .collect();
     let path = format!("/users/{key}/transitiveMemberOf/microsoft.graph.directoryRole");
-    Ok(axum::Json(page(
+    Ok(directory_objects(&sim, items, &query, &path))
+}
+
+/// Who may read a user's groups (and, with `RoleManagement.Read.Directory`, its roles).
+const MEMBERSHIP_READ: &[&str] = &[
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "GroupMember.Read.All",
+];
+
+/// One page of a `directoryObjects` collection, as Graph pages members and memberships.
+fn directory_objects(sim: &Sim, items: Vec<Value>, query: &Query, path: &str) -> Response {
+    axum::Json(page(
         items,
-        &query,
+        query,
         &base_url(),
-        &path,
+        path,
         "directoryObjects",
         sim.page_size(query.top),
     ))
-    .into_response())
+    .into_response()
 }
 
 /// A stable id per role name (FNV-1a over the name, laid out as a GUID).
