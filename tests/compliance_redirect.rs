@@ -6,10 +6,7 @@
 //! `<region>.ps.compliance.protection.outlook.com`, and a `Location` off Microsoft's command
 //! hosts must be refused before anything is sent there.
 
-#[path = "common/openssl.rs"]
-mod openssl;
 use entra_sim::{RunningSim, Seed};
-use openssl::openssl;
 use remote_assist_operator::compliance::{COMPLIANCE_RESOURCE, ComplianceClient, ComplianceError};
 use remote_assist_operator::graph::{AppIdentity, Credential, RetryPolicy, Secret, TokenProvider};
 use rustls::pki_types::pem::PemObject;
@@ -29,6 +26,19 @@ struct Pki {
     ca: String,
     key: String,
     cert: String,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Made once with the openssl command. `*.compliance.protection.outlook.com` covers the global

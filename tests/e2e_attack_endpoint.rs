@@ -58,6 +58,16 @@ async fn stays_closed(env: &Env, ns: &str, account: &str, vendor: &str, when: &s
     println!("{when}: BarrierEnforced={enforced:?} PolicyApplied={applied:?}");
 }
 
+/// Waits until five seconds pass without a write to the tenant.
+async fn settle(env: &Env) {
+    env.wait_for("the tenant to settle", LONG, async || {
+        let writes = env.tenant_writes().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        env.tenant_writes().await == writes
+    })
+    .await;
+}
+
 /// The account's BarrierEnforced condition: status, reason and transition time.
 fn barrier_enforced(env: &Env, ns: &str, account: &str) -> Value {
     let obj = env.get(RAL, Some(ns), account).unwrap();
@@ -84,17 +94,6 @@ async fn scenario(env: &mut Env) -> (String, String, String) {
     (ns, v, account)
 }
 
-/// The tenant applies the barrier over the account, another application completes, and still
-/// the operator keeps the account closed.
-async fn covered_yet_closed(env: &Env, ns: &str, account: &str, vendor: &str, when: &str) {
-    env.wait_for("the tenant's barrier to cover the account", LONG, async || {
-        timeline(env, account).await["barrierSince"].is_string()
-    })
-    .await;
-    one_more_completion(env, "another application to complete").await;
-    stays_closed(env, ns, account, vendor, when).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 async fn an_unreadable_creation_time_never_enables_an_account_even_across_a_restart() {
@@ -104,7 +103,12 @@ async fn an_unreadable_creation_time_never_enables_an_account_even_across_a_rest
     let (ns, v, account) = scenario(&mut env).await;
     env.start_operator();
     // The tenant does apply the barrier over the account; its answers just cannot say when.
-    covered_yet_closed(&env, &ns, &account, &v, "running").await;
+    env.wait_for("the tenant's barrier to cover the account", LONG, async || {
+        timeline(&env, &account).await["barrierSince"].is_string()
+    })
+    .await;
+    one_more_completion(&env, "another application to complete").await;
+    stays_closed(&env, &ns, &account, &v, "running").await;
 
     // A restart recovers the history from the same answers: still nothing counts.
     env.kill_operator();
@@ -124,7 +128,12 @@ async fn an_unreadable_status_never_counts_as_applied() {
         .await;
     let (ns, v, account) = scenario(&mut env).await;
     env.start_operator();
-    covered_yet_closed(&env, &ns, &account, &v, "status missing").await;
+    env.wait_for("the tenant's barrier to cover the account", LONG, async || {
+        timeline(&env, &account).await["barrierSince"].is_string()
+    })
+    .await;
+    one_more_completion(&env, "another application to complete").await;
+    stays_closed(&env, &ns, &account, &v, "status missing").await;
     // Unreadable values, not just missing ones, the same.
     env.settings(json!({"applicationAnswers": {"status": "unparseable", "times": "missing"}}))
         .await;
@@ -151,7 +160,7 @@ async fn dotnet_times_are_a_real_form_read_also_in_recovery() {
     .await;
     env.wait_condition(RAL, Some(&ns), &account, "Ready", "True", None)
         .await;
-    env.settle().await;
+    settle(&env).await;
     let before = barrier_enforced(&env, &ns, &account);
     let apps = applications(&env).await;
 
@@ -163,7 +172,7 @@ async fn dotnet_times_are_a_real_form_read_also_in_recovery() {
         env.operator_http("/readyz").await.0 == 200
     })
     .await;
-    env.settle().await;
+    settle(&env).await;
     assert_eq!(
         applications(&env).await,
         apps,

@@ -14,11 +14,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[path = "common/openssl.rs"]
-mod openssl;
 #[path = "common/recorder.rs"]
 mod recorder;
-use openssl::openssl;
 
 const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
 const CLIENT_ID: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
@@ -73,6 +70,19 @@ async fn counters(sim: &entra_sim::RunningSim) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A fresh RSA key and self-signed certificate (PEM), made with the openssl command.

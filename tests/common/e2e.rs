@@ -311,11 +311,6 @@ impl Env {
         );
         let objects = labelled.lines().count() as u64;
         assert!(objects > 0, "no object carries e2e={}", self.id);
-        // A freshly started operator serves /metrics within moments.
-        self.wait_for("the operator's /metrics", Duration::from_secs(30), async || {
-            self.operator_http("/metrics").await.0 == 200
-        })
-        .await;
         let (writes, start) = (self.tenant_writes().await, self.reconciles().await);
         during.await;
         let want = start + rounds * objects;
@@ -340,20 +335,14 @@ impl Env {
         );
     }
 
-    /// Waits (up to ten tries) for two resync rounds in which nothing is written to the tenant.
+    /// Waits (up to ten rounds) for a round in which nothing is written to the tenant.
     pub async fn settle(&self) {
         for _ in 0..10 {
-            if self.writes_over(2).await == 0 {
+            if self.writes_over(1).await == 0 {
                 return;
             }
         }
-        panic!("the tenant is still being written after ten tries of two resync rounds");
-    }
-
-    /// [`Env::settle`], then the tenant's writes so far.
-    pub async fn settled_writes(&self) -> u64 {
-        self.settle().await;
-        self.tenant_writes().await
+        panic!("the tenant is still being written after ten resync rounds");
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
