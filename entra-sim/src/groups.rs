@@ -333,7 +333,15 @@ pub async fn members(
             .collect()
     };
     let path = format!("/groups/{id}/members");
-    Ok(directory_objects(&sim, items, &query, &path))
+    Ok(axum::Json(page(
+        items,
+        &query,
+        &base_url(),
+        &path,
+        "directoryObjects",
+        sim.page_size(query.top),
+    ))
+    .into_response())
 }
 
 pub async fn member_of(
@@ -343,7 +351,16 @@ pub async fn member_of(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
-    require(&p, MEMBERSHIP_READ)?;
+    require(
+        &p,
+        &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "GroupMember.Read.All",
+        ],
+    )?;
     let query = Query::parse(q.as_deref(), &headers, 999)?;
     let id = visible_user_id(&sim, &key)?;
     let items: Vec<Value> = sim
@@ -358,7 +375,15 @@ pub async fn member_of(
         })
         .collect();
     let path = format!("/users/{key}/memberOf");
-    Ok(directory_objects(&sim, items, &query, &path))
+    Ok(axum::Json(page(
+        items,
+        &query,
+        &base_url(),
+        &path,
+        "directoryObjects",
+        sim.page_size(query.top),
+    ))
+    .into_response())
 }
 
 /// `/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole`: the directory roles a user
@@ -372,7 +397,14 @@ pub async fn directory_roles(
 ) -> Result<Response> {
     require(
         &p,
-        &[MEMBERSHIP_READ, &["RoleManagement.Read.Directory"]].concat(),
+        &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "GroupMember.Read.All",
+            "RoleManagement.Read.Directory",
+        ],
     )?;
     let query = Query::parse(q.as_deref(), &headers, 999)?;
     let id = visible_user_id(&sim, &key)?;
@@ -390,29 +422,15 @@ pub async fn directory_roles(
         })
         .collect();
     let path = format!("/users/{key}/transitiveMemberOf/microsoft.graph.directoryRole");
-    Ok(directory_objects(&sim, items, &query, &path))
-}
-
-/// Who may read a user's groups (and, with `RoleManagement.Read.Directory`, its roles).
-const MEMBERSHIP_READ: &[&str] = &[
-    "User.Read.All",
-    "User.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "GroupMember.Read.All",
-];
-
-/// One page of a `directoryObjects` collection, as Graph pages members and memberships.
-fn directory_objects(sim: &Sim, items: Vec<Value>, query: &Query, path: &str) -> Response {
-    axum::Json(page(
+    Ok(axum::Json(page(
         items,
-        query,
+        &query,
         &base_url(),
-        path,
+        &path,
         "directoryObjects",
         sim.page_size(query.top),
     ))
-    .into_response()
+    .into_response())
 }
 
 /// A stable id per role name (FNV-1a over the name, laid out as a GUID).
