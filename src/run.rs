@@ -15,6 +15,7 @@ use crate::telemetry::Metrics;
 use crate::{license, segment, server, vendor, watch};
 use futures::Stream;
 use kube::Api;
+use kube::runtime::reflector::Store;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -70,17 +71,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (compliance, graph) = tenant_clients(&config, http, tokens, &metrics)?;
     let (ctx, streams) = wire(kube, config, compliance, graph, metrics);
     let _ = health.context.set(ctx.clone());
+    // Licence reconciles look vendors up without waiting: the vendor cache is listed first.
+    ctx.caches().vendors.synced().await;
     tracing::info!(graph = %ctx.config.graph_base, "controllers starting");
     let controllers = async {
-        tokio::join!(vendor::run(ctx.clone(), streams.vendors), async {
-            // Licence and segment reconciles look vendors up without waiting: the vendor
-            // controller (which drives the vendor cache) lists them first.
-            ctx.caches().vendors.synced().await;
-            tokio::join!(
-                license::run(ctx.clone(), streams.licenses),
-                segment::run(ctx.clone(), streams.segments)
-            );
-        });
+        tokio::join!(
+            vendor::run(ctx.clone(), streams.vendor_store, streams.vendors),
+            license::run(ctx.clone(), streams.licenses),
+            segment::run(ctx.clone(), streams.segments)
+        );
     };
     match &elector {
         Some(e) => {
@@ -137,13 +136,14 @@ type Watched<K> = Pin<Box<dyn Stream<Item = Result<K, kube::runtime::watcher::Er
 
 /// The controllers' main streams (each feeds its cache in the context).
 struct Streams {
+    vendor_store: Store<VendorTenant>,
     vendors: Watched<VendorTenant>,
     licenses: Watched<RemoteAssistLicense>,
     segments: Watched<BarrierSegment>,
 }
 
 /// Every watch and the context, in one place: the caches go into the context whole, so no part
-/// of it is filled in later. Each cache is driven by its controller's stream.
+/// of it is filled in later. The vendor cache is driven here; the others by their controllers.
 fn wire(
     kube: kube::Client,
     config: Config,
@@ -152,7 +152,8 @@ fn wire(
     metrics: Arc<Metrics>,
 ) -> (Arc<Context>, Streams) {
     let wc = watch::config(&config);
-    let (vendors, vendor_stream) =
+    let (vendors, vendor_cache) = watch::vendor_cache(Api::all(kube.clone()), wc.clone(), &metrics);
+    let (vendor_store, vendor_stream) =
         watch::filtered::<VendorTenant>(Api::all(kube.clone()), wc.clone(), &metrics);
     let (licenses, license_stream) =
         watch::filtered::<RemoteAssistLicense>(Api::all(kube.clone()), wc.clone(), &metrics);
@@ -180,9 +181,11 @@ fn wire(
         config,
         metrics,
     }));
+    tokio::spawn(vendor_cache);
     // Waits for its caches' first lists itself, before it starts anything.
     tokio::spawn(coordinator.run());
     let streams = Streams {
+        vendor_store: vendor_store.current().clone(),
         vendors: Box::pin(vendor_stream),
         licenses: Box::pin(license_stream),
         segments: Box::pin(segment_stream),

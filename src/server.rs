@@ -67,10 +67,7 @@ async fn readyz(State(h): State<Arc<Health>>) -> Response {
         )
             .into_response();
     }
-    let synced = h.context.get().is_some_and(|ctx| {
-        let c = ctx.caches();
-        c.vendors.is_listed() && c.licenses.is_listed() && c.segments.is_listed()
-    });
+    let synced = crate::watch::SYNCED_LISTS.load(Ordering::Relaxed) >= crate::watch::CONTROLLER_WATCHES;
     if h.leading.load(Ordering::Relaxed) && !synced {
         return (StatusCode::SERVICE_UNAVAILABLE, "watch caches are not synced yet").into_response();
     }

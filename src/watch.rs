@@ -20,6 +20,13 @@ use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+/// How many controller watches have completed a full list (each controller's cache counts once
+/// per list). Read by `/readyz`.
+pub static SYNCED_LISTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The controllers' main watches: VendorTenant, RemoteAssistLicense, BarrierSegment.
+pub const CONTROLLER_WATCHES: usize = 3;
+
 /// A watch cache and whether its first full list has arrived.
 pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
@@ -56,11 +63,6 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
             Ok(Ok(_)) => Some(&self.store),
             _ => None,
         }
-    }
-
-    /// Whether the first full list has arrived (for `/readyz`).
-    pub fn is_listed(&self) -> bool {
-        *self.synced.borrow()
     }
 
     /// The store as it is, for what only hints (metrics, which objects to look at again).
@@ -158,6 +160,7 @@ where
     let stream = reported(watcher(api, wc).default_backoff(), "controller", metrics)
         .inspect(move |e| {
             if matches!(e, Ok(watcher::Event::InitDone)) {
+                SYNCED_LISTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 listed.send_replace(true);
             }
         })
@@ -193,6 +196,26 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     reported(watcher(api, wc).default_backoff(), "trigger", metrics).applied_objects()
+}
+
+/// A cache of every VendorTenant, for lookups from the licence reconciler.
+pub fn vendor_cache(
+    api: Api<VendorTenant>,
+    wc: watcher::Config,
+    metrics: &Arc<Metrics>,
+) -> (Cache<VendorTenant>, impl std::future::Future<Output = ()> + use<>) {
+    let (reader, writer) = reflector::store();
+    let (cache, listed) = Cache::new(reader);
+    let run = reported(watcher(api, wc).default_backoff(), "cache", metrics)
+        .inspect(move |e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                listed.send_replace(true);
+            }
+        })
+        .modify(forget_managed_fields)
+        .reflect(writer)
+        .for_each(|_| futures::future::ready(()));
+    (cache, run)
 }
 
 /// What a controller's run yields besides reconciles that went well. Watch errors were logged

@@ -26,10 +26,10 @@ const ASPECTS: [&str; 2] = [kinds::GROUPS_READY, kinds::LICENSES_ASSIGNED];
 /// Runs the controller on `stream`, the main watch `run.rs` built with the vendor cache.
 pub async fn run(
     ctx: Arc<Context>,
+    reader: kube::runtime::reflector::Store<VendorTenant>,
     stream: impl futures::Stream<Item = Result<VendorTenant, kube::runtime::watcher::Error>> + Send + 'static,
 ) {
     let wc = watch::config(&ctx.config);
-    let reader = ctx.caches().vendors.current().clone();
     // Any change to a vendor's accounts (their status included) updates its roll-up; the
     // debounce folds a burst of account changes into one vendor reconcile.
     let accounts = watch::related(
