@@ -1,23 +1,17 @@
 //! What every reconciler shares: the Kubernetes client, the directory, the Event recorder, the
-//! configuration and the watch caches; plus the error type, its classification into a per-object
-//! backoff, and the status-writing helper that skips writes when nothing changed.
+//! configuration, the watch caches and the application coordinator, and the per-object backoff.
 
 use crate::compliance::ComplianceClient;
 use crate::config::Config;
+use crate::controllers::barrier_segment::application::Coordinator;
 use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::Directory;
-use crate::graph::GraphError;
-use crate::segment::application::Coordinator;
+use crate::error::Error;
 use crate::watch::Cache;
-use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::{Resource, ResourceExt};
 use std::collections::HashMap;
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,57 +19,6 @@ use std::time::Duration;
 pub const MANAGER: &str = "remote-assist-operator";
 /// The finalizer on VendorTenants and RemoteAssistLicenses.
 pub const FINALIZER: &str = "remoteassist.dev/cleanup";
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error(transparent)]
-    Compliance(#[from] crate::compliance::ComplianceError),
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-    /// The reconcile must wait for something else first (cleanup for other objects, or a cache
-    /// for its first full list). An error because the finalizer helper removes the finalizer on
-    /// any `Ok`: this keeps it, and is retried quietly.
-    #[error("waiting: {0}")]
-    Waiting(String, Duration),
-}
-
-impl Error {
-    /// A CamelCase reason for Events and conditions.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Graph(e) if e.is_throttled() => "Throttled",
-            Error::Graph(GraphError::Auth { .. } | GraphError::Credential(_)) => "AuthenticationFailed",
-            Error::Graph(GraphError::Transport { .. }) => "TenantUnreachable",
-            Error::Graph(GraphError::Exhausted { last, .. })
-                if matches!(**last, GraphError::Transport { .. }) =>
-            {
-                "TenantUnreachable"
-            }
-            Error::Graph(GraphError::Exhausted { last, .. }) if last.is_throttled() => "Throttled",
-            Error::Graph(e) if e.status() == Some(403) => "PermissionDenied",
-            Error::Graph(e) if e.is_transient() => "GraphUnavailable",
-            Error::Graph(GraphError::Exhausted { .. }) => "GraphUnavailable",
-            Error::Graph(_) => "GraphError",
-            Error::Compliance(crate::compliance::ComplianceError::Transport(_)) => "ComplianceUnreachable",
-            Error::Compliance(_) => "ComplianceError",
-            Error::Kube(_) => "KubernetesError",
-            Error::Finalizer(_) => "FinalizerUpdateFailed",
-            Error::Waiting(..) => "Waiting",
-        }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Error::Graph(GraphError::Exhausted { last, .. }) => last.retry_after(),
-            Error::Graph(e) => e.retry_after(),
-            _ => None,
-        }
-    }
-}
 
 /// The watch caches the reconcilers read, built by `run.rs` before any controller starts.
 #[derive(Clone)]
@@ -87,7 +30,7 @@ pub struct Caches {
 
 pub struct Context {
     pub kube: kube::Client,
-    pub metrics: Arc<crate::telemetry::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub directory: Directory,
     pub config: Config,
     reporter: Reporter,
@@ -107,7 +50,7 @@ pub struct Parts {
     pub coordinator: Arc<Coordinator>,
     pub caches: Caches,
     pub config: Config,
-    pub metrics: Arc<crate::telemetry::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Context {
@@ -240,119 +183,4 @@ fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
         obj.namespace().unwrap_or_default(),
         obj.name_any()
     )
-}
-
-/// The error policy shared by the controllers: an Event, a log line, and a per-object backoff.
-pub fn error_policy<K>(obj: std::sync::Arc<K>, error: &Error, ctx: std::sync::Arc<Context>) -> Action
-where
-    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-{
-    if let Error::Waiting(what, retry) = error {
-        tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), %what, "waiting");
-        return Action::requeue(*retry);
-    }
-    ctx.metrics.error(&K::kind(&()), error.reason());
-    let wait = ctx.backoff(obj.as_ref(), error);
-    tracing::warn!(
-        kind = %K::kind(&()), namespace = obj.namespace().unwrap_or_default(), name = %obj.name_any(),
-        reason = error.reason(), error = %error, retry_in = ?wait, "reconcile failed"
-    );
-    let (ctx2, obj2, reason, note) = (ctx.clone(), obj.clone(), error.reason(), error.to_string());
-    tokio::spawn(async move {
-        ctx2.event(obj2.as_ref(), EventType::Warning, reason, "Reconcile", note)
-            .await;
-    });
-    Action::requeue(wait)
-}
-
-/// Runs `apply` or `cleanup` behind the operator's finalizer and unwraps the finalizer helper's
-/// errors: the reconcilers' own errors as they are, a stale-cache race quietly retried.
-pub async fn with_finalizer<K, A, C>(api: &Api<K>, obj: Arc<K>, apply: A, cleanup: C) -> Result<Action, Error>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + serde::Serialize
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-    A: AsyncFnOnce(Arc<K>) -> Result<Action, Error>,
-    C: AsyncFnOnce(Arc<K>) -> Result<Action, Error>,
-{
-    use kube::runtime::finalizer::{Error as F, Event, finalizer};
-    let result = finalizer(api, FINALIZER, obj, |event| async move {
-        match event {
-            Event::Apply(o) => apply(o).await,
-            Event::Cleanup(o) => cleanup(o).await,
-        }
-    })
-    .await;
-    match result {
-        Ok(action) => Ok(action),
-        Err(F::ApplyFailed(e) | F::CleanupFailed(e)) => Err(e),
-        Err(e) => finalizer_race(e),
-    }
-}
-
-/// A finalizer patch refused because the cached object was older than the server's (its JSON
-/// patch `test` failed, 422) is a race the next event resolves: look again shortly, quietly.
-/// Anything else is an error.
-pub fn finalizer_race(e: kube::runtime::finalizer::Error<Error>) -> Result<Action, Error> {
-    use kube::runtime::finalizer::Error as F;
-    match e {
-        F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s))
-            if s.code == 422 || s.code == 409 =>
-        {
-            Ok(Action::requeue(Duration::from_millis(500)))
-        }
-        other => Err(Error::Finalizer(other.to_string())),
-    }
-}
-
-/// Writes `status` with server-side apply when it differs from `current`. Returns whether it
-/// wrote. The operator's own status writes do not retrigger reconciles (the watch filters on
-/// generation, annotations and deletion), so an unchanged status costs nothing.
-pub async fn write_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<bool, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
-    S: Serialize + PartialEq,
-{
-    if current == Some(status) {
-        return Ok(false);
-    }
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Now, as a Kubernetes timestamp.
-pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
-}
-
-/// Runs one reconcile and records its duration and result.
-pub async fn instrumented<K, F>(ctx: &Context, fut: F) -> Result<Action, Error>
-where
-    K: Resource<DynamicType = ()>,
-    F: std::future::Future<Output = Result<Action, Error>>,
-{
-    let start = std::time::Instant::now();
-    let result = fut.await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(Error::Waiting(..)) => "waiting",
-        Err(_) => "error",
-    };
-    ctx.metrics.reconciled(&K::kind(&()), outcome, start.elapsed());
-    result
 }

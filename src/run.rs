@@ -5,14 +5,15 @@
 use crate::compliance::{COMPLIANCE_RESOURCE, ComplianceClient};
 use crate::config::Config;
 use crate::context::{Caches, Context, Parts};
+use crate::controllers::barrier_segment::application::Coordinator;
+use crate::controllers::{barrier_segment, remote_assist_license, vendor_tenant};
 use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::Directory;
 use crate::graph::{Budget, GRAPH_RESOURCE, GraphClient, RetryPolicy, TokenProvider};
 use crate::leader::Elector;
-use crate::segment::application::Coordinator;
+use crate::metrics::Metrics;
 use crate::server::Health;
-use crate::telemetry::Metrics;
-use crate::{license, segment, server, vendor, watch};
+use crate::{server, watch};
 use futures::Stream;
 use kube::Api;
 use kube::runtime::reflector::Store;
@@ -76,9 +77,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(graph = %ctx.config.graph_base, "controllers starting");
     let controllers = async {
         tokio::join!(
-            vendor::run(ctx.clone(), streams.vendor_store, streams.vendors),
-            license::run(ctx.clone(), streams.licenses),
-            segment::run(ctx.clone(), streams.segments)
+            vendor_tenant::run(ctx.clone(), streams.vendor_store, streams.vendors),
+            remote_assist_license::run(ctx.clone(), streams.licenses),
+            barrier_segment::run(ctx.clone(), streams.segments)
         );
     };
     match &elector {

@@ -3,9 +3,9 @@
 //! caches are synced; a standby replica is ready as long as it could take over).
 
 use crate::context::Context;
-use crate::crd::conditions::{self, kinds};
+use crate::crd::conditions::{self, types};
 use crate::graph::TokenProvider;
-use crate::telemetry::Metrics;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -38,7 +38,7 @@ async fn metrics(State(h): State<Arc<Health>>) -> Response {
             match l
                 .status
                 .as_ref()
-                .and_then(|s| conditions::find(&s.conditions, kinds::READY))
+                .and_then(|s| conditions::find(&s.conditions, types::READY))
             {
                 Some(c) if c.status == "True" => ready += 1,
                 Some(c) if c.reason == "Suspended" => suspended += 1,

@@ -8,7 +8,7 @@
 
 use crate::config::Config;
 use crate::crd::VendorTenant;
-use crate::telemetry::Metrics;
+use crate::metrics::Metrics;
 use futures::{Stream, StreamExt};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -240,7 +240,7 @@ where
 }
 
 /// A vendor's RemoteAssistLicenses, from a licence cache.
-pub fn licences_of(
+pub fn licenses_of(
     store: &Store<crate::crd::RemoteAssistLicense>,
     vendor: &str,
 ) -> Vec<std::sync::Arc<crate::crd::RemoteAssistLicense>> {

@@ -76,8 +76,11 @@ async fn plan_lists_the_changes_for_the_examples_and_never_writes() {
         .find(|r| r["name"] == "v1-accounts")
         .unwrap()
         .clone();
+    let first = &segment["actions"][0];
+    assert_eq!(first["kind"], "CreateSegment", "{segment}");
+    assert_eq!(first["object"], "v1-accounts", "{segment}");
     assert!(
-        segment["actions"][0]
+        first["description"]
             .as_str()
             .unwrap()
             .starts_with("create segment v1-accounts"),

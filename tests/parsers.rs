@@ -8,15 +8,15 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use proptest::prelude::*;
 use remote_assist_operator::commands::audit::simple_filter;
-use remote_assist_operator::compliance::barriers::{Application, Policy, Segment, parse_time};
+use remote_assist_operator::compliance::definitions::{Application, Policy, Segment, parse_time};
 use remote_assist_operator::compliance::{ComplianceClient, parse_error_message, regional_url};
+use remote_assist_operator::controllers::barrier_segment::application::{UNKNOWN_START, recovered, run_of};
 use remote_assist_operator::directory::{DirGroup, DirUser};
 use remote_assist_operator::graph::{
     AppIdentity, BatchRequest, Budget, Credential, GraphClient, GraphError, RetryPolicy, Secret,
     TokenProvider,
 };
-use remote_assist_operator::segment::application::{UNKNOWN_START, recovered, run_of};
-use remote_assist_operator::telemetry::route_template;
+use remote_assist_operator::metrics::route_template;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

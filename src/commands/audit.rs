@@ -5,7 +5,7 @@
 //! RemoteAssistLicense is gone (a cost leak).
 
 use super::Tenant;
-use crate::compliance::barriers::{Policy, Segment};
+use crate::compliance::definitions::{Policy, Segment};
 use crate::crd::{RemoteAssistLicense, VendorTenant};
 use crate::directory::DirUser;
 use k8s_openapi::jiff::Timestamp;
@@ -224,7 +224,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
     }
 
     // The cluster's view, when reachable: licences by uid, vendors' groups.
-    let mut licences: Option<BTreeMap<String, RemoteAssistLicense>> = None;
+    let mut accounts_by_uid: Option<BTreeMap<String, RemoteAssistLicense>> = None;
     let mut vendor_groups: BTreeMap<String, String> = BTreeMap::new();
     let mut vendor_list: Option<Vec<VendorTenant>> = None;
     if let Some(client) = cluster {
@@ -236,7 +236,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
             .await;
         match (rals, vts) {
             (Ok(rals), Ok(vts)) => {
-                licences = Some(
+                accounts_by_uid = Some(
                     rals.items
                         .into_iter()
                         .filter_map(|r| Some((r.uid()?, r)))
@@ -270,7 +270,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
     // invariant below need them.
     let mut groups_by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for u in &users {
-        let groups = if member_of_segments || licences.is_some() {
+        let groups = if member_of_segments || accounts_by_uid.is_some() {
             let read = dir.member_of(&u.id).await?;
             groups_by_user.insert(u.id.clone(), read.clone());
             read
@@ -297,7 +297,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
                 ),
             });
         }
-        if let Some(known) = &licences {
+        if let Some(known) = &accounts_by_uid {
             let owner = u.managed_by().and_then(|uid| known.get(uid));
             match owner {
                 None if !licenses.is_empty() => report.findings.push(Finding {
@@ -339,7 +339,7 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
         let marked: Vec<(DirUser, Option<String>)> = users
             .iter()
             .map(|u| {
-                let vendor = licences
+                let vendor = accounts_by_uid
                     .as_ref()
                     .and_then(|known| Some(known.get(u.managed_by()?)?.spec.vendor_ref.name.clone()));
                 (u.clone(), vendor)

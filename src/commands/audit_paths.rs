@@ -5,7 +5,7 @@
 //! groups as well as the operator's mark, so adopted and orphaned accounts are included.
 
 use super::audit::{Finding, simple_filter, user_value};
-use crate::compliance::barriers::{Policy, Segment};
+use crate::compliance::definitions::{Policy, Segment};
 use crate::directory::DirUser;
 use std::collections::{BTreeMap, BTreeSet};
 

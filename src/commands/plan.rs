@@ -4,15 +4,31 @@
 //! disagree. It only ever reads: every request is a GET (Graph) or a `Get-*` cmdlet.
 
 use super::{Manifests, Tenant};
-use crate::compliance::barriers::{Policy, Segment};
-use crate::crd::vendor_tenant::{LicenseMode, MembershipMode};
+use crate::compliance::definitions::{Policy, Segment};
+use crate::controllers::barrier_segment::invariant;
+use crate::controllers::barrier_segment::plan::{self as segments, Rejection};
+use crate::controllers::refusal::Refusal;
+use crate::controllers::remote_assist_license::plan::{
+    Observed as AccountObserved, SecretState, plan as plan_account,
+};
+use crate::controllers::vendor_tenant::generated_segments::generated;
+use crate::controllers::vendor_tenant::plan::{GroupRef, GroupSeen, Observed, plan as vendor_plan};
+use crate::crd::barrier_segment::CreatedObjects;
+use crate::crd::conditions::Status;
 use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
-use crate::license::plan::{Observed, SecretState, plan as plan_account};
-use crate::segment::plan as segments;
-use crate::vendor::groups::{choose, membership_changes};
+use kube::ResourceExt;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// One planned write: its kind (the step's name in the reconciler's plan), the object it
+/// writes (a group, segment or policy name, or a user principal name) and the plain words.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedAction {
+    pub kind: &'static str,
+    pub object: String,
+    pub description: String,
+}
 
 /// The plan for one resource.
 #[derive(Debug, Default, Serialize)]
@@ -21,9 +37,23 @@ pub struct ResourcePlan {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    pub actions: Vec<String>,
+    pub actions: Vec<PlannedAction>,
     /// Why something cannot be done (the condition the operator would report).
     pub problems: Vec<String>,
+}
+
+impl ResourcePlan {
+    fn act(&mut self, kind: &'static str, object: impl Into<String>, description: String) {
+        self.actions.push(PlannedAction {
+            kind,
+            object: object.into(),
+            description,
+        });
+    }
+
+    fn refused(&mut self, r: &Refusal) {
+        self.problems.push(format!("{} ({})", r.message, r.reason));
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -48,7 +78,7 @@ impl Report {
             };
             out.push_str(&format!("{} {ns}{}{state}\n", r.kind, r.name));
             for a in &r.actions {
-                out.push_str(&format!("  + {a}\n"));
+                out.push_str(&format!("  + {}\n", a.description));
             }
             for p in &r.problems {
                 out.push_str(&format!("  ! {p}\n"));
@@ -65,84 +95,65 @@ impl Report {
     }
 }
 
-/// The groups a vendor's manifests would bind, by display name: the existing id, if unique.
-struct VendorGroups {
-    accounts: Option<String>,
-}
-
-async fn plan_vendor(t: &Tenant, vt: &VendorTenant, r: &mut ResourcePlan) -> anyhow::Result<VendorGroups> {
+/// What the VendorTenant reconciler would read, from the tenant and the manifests (which stand
+/// in for the cluster: their vendors, segments and licences).
+async fn observe_vendor(t: &Tenant, vt: &VendorTenant, m: &Manifests) -> anyhow::Result<Observed> {
     let dir = &t.directory;
-    let mut accounts = None;
-    for (name, is_accounts) in [
-        (vt.accounts_group_name(), true),
-        (vt.engineers_group_name(), false),
-    ] {
-        let group = match choose(dir.groups_named(&name).await?, None, &name) {
-            Ok(Some(g)) => Some(g),
-            Ok(None) => {
-                r.actions.push(format!("create security group {name}"));
-                None
-            }
-            Err(conflict) => {
-                r.problems.push(conflict);
-                None
-            }
-        };
-        if is_accounts {
-            accounts = group.as_ref().map(|g| g.id.clone());
-            if let (Some(g), LicenseMode::Group) = (&group, vt.license_mode()) {
-                let skus = dir.skus(false).await?;
-                match crate::license::observe::resolve_licenses(&vt.spec.licenses, &skus) {
-                    Ok(wanted) => {
-                        let (add, remove) =
-                            crate::vendor::seats::group_changes(g, &wanted, g.managed_by().is_some());
-                        if !add.is_empty() || !remove.is_empty() {
-                            r.actions.push(format!(
-                                "assign {} licence(s) to group {name}, remove {}",
-                                add.len(),
-                                remove.len()
-                            ));
-                        }
-                    }
-                    Err(m) => r.problems.push(m),
-                }
-            } else if vt.license_mode() == LicenseMode::Group {
-                r.actions.push(format!(
-                    "assign {} licence(s) to group {name}",
-                    vt.spec.licenses.len()
-                ));
-            }
-            continue;
-        }
-        let Some(se) = &vt.spec.support_engineers else {
-            continue;
-        };
-        let mut wanted = BTreeSet::new();
-        for upn in &se.members {
-            match dir.user(upn).await? {
-                Some(u) => {
-                    wanted.insert(u.id);
-                }
-                None => r
-                    .problems
-                    .push(format!("no user {upn} in the tenant (EngineerNotFound)")),
-            }
-        }
-        let current = match &group {
-            Some(g) => dir.members(&g.id).await?,
-            None => BTreeSet::new(),
-        };
-        let exclusive = se.membership.unwrap_or_default() == MembershipMode::Exclusive;
-        let (add, remove) = membership_changes(&wanted, &current, exclusive);
-        if !add.is_empty() {
-            r.actions.push(format!("add {} engineer(s) to {name}", add.len()));
-        }
-        if !remove.is_empty() {
-            r.actions
-                .push(format!("remove {} unlisted member(s) from {name}", remove.len()));
+    let accounts_group = GroupSeen::Named(dir.groups_named(&vt.accounts_group_name()).await?);
+    let engineers_group = GroupSeen::Named(dir.groups_named(&vt.engineers_group_name()).await?);
+    let mut engineers = Vec::new();
+    for upn in vt.spec.support_engineers.iter().flat_map(|se| &se.members) {
+        engineers.push((upn.clone(), dir.user(upn).await?));
+    }
+    let mut engineer_members = BTreeMap::new();
+    if vt.spec.support_engineers.is_some() {
+        for g in engineers_group.candidates() {
+            engineer_members.insert(g.id.clone(), dir.members(&g.id).await?);
         }
     }
-    Ok(VendorGroups { accounts })
+    let name = vt.metadata.name.clone().unwrap_or_default();
+    Ok(Observed {
+        accounts_group,
+        engineers_group,
+        engineers,
+        engineer_members,
+        vendors: m.vendors.iter().cloned().map(Arc::new).collect(),
+        segments: m.segments.iter().cloned().map(Arc::new).collect(),
+        accounts: m
+            .licenses
+            .iter()
+            .filter(|l| l.spec.vendor_ref.name == name)
+            .cloned()
+            .map(Arc::new)
+            .collect(),
+        skus: dir.skus(false).await?,
+    })
+}
+
+/// The vendor's plan, as the reconciler makes it; returns the accounts group's id, if it
+/// exists already.
+async fn plan_vendor(
+    t: &Tenant,
+    vt: &VendorTenant,
+    m: &Manifests,
+    r: &mut ResourcePlan,
+) -> anyhow::Result<Option<String>> {
+    let observed = observe_vendor(t, vt, m).await?;
+    let plan = vendor_plan(vt, None, [None, None], &observed);
+    for step in &plan.steps {
+        r.act(step.kind(), step.object(), step.describe());
+    }
+    for p in &plan.problems {
+        r.refused(p);
+    }
+    let (status, reason, message) = &plan.seats.condition;
+    if *status == Status::False {
+        r.problems.push(format!("{message} ({reason})"));
+    }
+    Ok(match plan.accounts_group {
+        Some(GroupRef::Existing { id, .. }) => Some(id),
+        _ => None,
+    })
 }
 
 async fn plan_license(
@@ -169,18 +180,19 @@ async fn plan_license(
         return Ok(());
     }
     // The same authority checks as the operator (the account limit is counted in the cluster).
-    let adoption = match crate::license::authority::authorize(ral, vendor, &[]) {
+    let adoption = match crate::controllers::remote_assist_license::authority::authorize(ral, vendor, &[]) {
         Ok(a) => a,
         Err(refusal) => {
-            r.problems
-                .push(format!("{} ({})", refusal.message, refusal.reason));
+            r.refused(&refusal);
             return Ok(());
         }
     };
     let skus = t.directory.skus(false).await?;
     // Barrier timing is the tenant's business, not the plan's: assume it will be in force.
     let group_id = group.unwrap_or("(new group)");
-    let mut desired = match crate::license::observe::desired(ral, vendor, adoption, group_id, &skus, true) {
+    let mut desired = match crate::controllers::remote_assist_license::observe::desired(
+        ral, vendor, adoption, group_id, &skus, true,
+    ) {
         Ok(d) => d,
         Err(m) => {
             r.problems.push(m);
@@ -202,7 +214,7 @@ async fn plan_license(
         }
         _ => None,
     };
-    let observed = Observed {
+    let observed = AccountObserved {
         directory_roles,
         rotation_wait: None,
         secret: if user.is_some() {
@@ -222,61 +234,103 @@ async fn plan_license(
     };
     let plan = plan_account(&desired, &observed);
     if let Some(b) = &plan.blocked {
-        r.problems.push(format!("{} ({})", b.message, b.reason));
+        r.refused(b);
     }
-    r.actions.extend(plan.actions.iter().map(|a| a.describe()));
+    for a in &plan.actions {
+        r.act(a.kind(), desired.upn.clone(), a.describe());
+    }
     Ok(())
 }
 
+/// The segment's plan, as the reconciler makes it: the cluster-side admission, then the
+/// tenant's objects bound and the commands.
 fn plan_segment(
     bs: &BarrierSegment,
     all: &[Arc<BarrierSegment>],
-    vendors: &BTreeMap<String, Arc<VendorTenant>>,
+    vendors: &[Arc<VendorTenant>],
     observed: Option<&(Vec<Segment>, Vec<Policy>)>,
     r: &mut ResourcePlan,
 ) {
-    let desired = match segments::desired(bs, all, &|n| vendors.get(n).cloned()) {
+    let desired = match segments::admit(bs, all, vendors) {
         Ok(d) => d,
-        Err((reason, message)) => {
-            r.problems.push(format!("{message} ({reason})"));
-            return;
-        }
+        Err(Rejection::Refused(refusal) | Rejection::Invalid(refusal)) => return r.refused(&refusal),
     };
     let Some((segs, pols)) = observed else {
-        r.actions.push(format!(
+        let description = format!(
             "ensure segment {} ({}) and its policy; the tenant's barriers could not be read",
             desired.name, desired.filter
-        ));
-        return;
+        );
+        return r.act("EnsureSegment", desired.name.clone(), description);
     };
-    let seg = segs.iter().find(|s| s.name.eq_ignore_ascii_case(&desired.name));
-    let pol = pols
+    let record = operator_made(&desired.name, segs, pols);
+    match segments::tenant_steps(&desired, "", &record, bs.adopts_existing(), segs, pols) {
+        Ok((_, steps)) => {
+            for step in &steps {
+                r.act(step.kind(), desired.name.clone(), step.describe());
+            }
+        }
+        Err(refusal) => r.refused(&refusal),
+    }
+}
+
+/// The manifests carry no uid and no status, so no record of what the operator created: a
+/// segment whose policy (of the same name) carries the operator's marker stands in for it.
+fn operator_made(name: &str, segments: &[Segment], policies: &[Policy]) -> CreatedObjects {
+    let policy = policies
         .iter()
-        .find(|p| p.assigned_segment.eq_ignore_ascii_case(&desired.name));
-    r.actions
-        .extend(segments::plan(&desired, seg, pol).iter().map(|a| a.describe()));
+        .find(|p| p.assigned_segment.eq_ignore_ascii_case(name) && p.owner().is_some());
+    let segment = segments.iter().find(|s| s.name.eq_ignore_ascii_case(name));
+    match (segment, policy) {
+        (Some(s), Some(p)) => CreatedObjects {
+            segment_id: Some(s.identity.clone()),
+            policy_id: Some(p.identity.clone()),
+            ..CreatedObjects::default()
+        },
+        _ => CreatedObjects::default(),
+    }
 }
 
 pub async fn plan(t: &Tenant, m: &Manifests) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let mut vendors = BTreeMap::new();
+    let vendors: Vec<Arc<VendorTenant>> = m.vendors.iter().cloned().map(Arc::new).collect();
     let mut groups = BTreeMap::new();
     let mut all_segments: Vec<Arc<BarrierSegment>> = m.segments.iter().cloned().map(Arc::new).collect();
     for vt in &m.vendors {
-        let name = vt.metadata.name.clone().unwrap_or_default();
-        let mut r = ResourcePlan {
-            kind: "VendorTenant",
-            name: name.clone(),
-            ..ResourcePlan::default()
-        };
-        let g = plan_vendor(t, vt, &mut r).await?;
-        groups.insert(name.clone(), g.accounts);
+        let mut r = resource("VendorTenant", vt);
+        groups.insert(r.name.clone(), plan_vendor(t, vt, m, &mut r).await?);
         if vt.generates_segments() {
-            all_segments.extend(crate::vendor::barriers::generated(vt).into_iter().map(Arc::new));
+            all_segments.extend(generated(vt).into_iter().map(Arc::new));
         }
-        vendors.insert(name, Arc::new(vt.clone()));
         report.resources.push(r);
     }
+    plan_segments(t, &all_segments, &vendors, &mut report).await;
+    for ral in &m.licenses {
+        let mut r = resource("RemoteAssistLicense", ral);
+        let vendor = vendors.iter().find(|v| v.name_any() == ral.spec.vendor_ref.name);
+        let group = groups.get(&ral.spec.vendor_ref.name).cloned().flatten();
+        plan_license(t, ral, vendor, group.as_deref(), &mut r).await?;
+        report.resources.push(r);
+    }
+    Ok(report)
+}
+
+fn resource<K: kube::Resource>(kind: &'static str, obj: &K) -> ResourcePlan {
+    ResourcePlan {
+        kind,
+        name: obj.meta().name.clone().unwrap_or_default(),
+        namespace: obj.meta().namespace.clone(),
+        ..ResourcePlan::default()
+    }
+}
+
+/// Every BarrierSegment's plan (those in the manifests and those the vendors generate), and
+/// the tenant-wide checks that would hold the policy application back.
+async fn plan_segments(
+    t: &Tenant,
+    all: &[Arc<BarrierSegment>],
+    vendors: &[Arc<VendorTenant>],
+    report: &mut Report,
+) {
     let observed = match (t.compliance.segments().await, t.compliance.policies().await) {
         (Ok(s), Ok(p)) => Some((s, p)),
         (Err(e), _) | (_, Err(e)) => {
@@ -284,39 +338,21 @@ pub async fn plan(t: &Tenant, m: &Manifests) -> anyhow::Result<Report> {
             None
         }
     };
-    for bs in &all_segments {
-        let mut r = ResourcePlan {
-            kind: "BarrierSegment",
-            name: bs.metadata.name.clone().unwrap_or_default(),
-            ..ResourcePlan::default()
-        };
-        plan_segment(bs, &all_segments, &vendors, observed.as_ref(), &mut r);
+    for bs in all {
+        let mut r = resource("BarrierSegment", bs.as_ref());
+        plan_segment(bs, all, vendors, observed.as_ref(), &mut r);
         report.resources.push(r);
     }
-    let vendor_list: Vec<Arc<VendorTenant>> = vendors.values().cloned().collect();
-    let paths = crate::segment::invariant::cross_vendor_paths(&all_segments, &vendor_list);
+    let paths = invariant::cross_vendor_paths(all, vendors);
     if !paths.is_empty() {
         report.notes.push(format!(
             "the policy application would be held back (CrossVendorPath): {}",
-            crate::segment::invariant::describe(&paths)
+            invariant::describe(&paths)
         ));
     }
-    for (a, b) in segments::asymmetries(&all_segments) {
+    for (a, b) in segments::asymmetries(all) {
         report.notes.push(format!(
             "{a} allows {b} but {b} does not allow {a}: the policy application would be held back"
         ));
     }
-    for ral in &m.licenses {
-        let mut r = ResourcePlan {
-            kind: "RemoteAssistLicense",
-            name: ral.metadata.name.clone().unwrap_or_default(),
-            namespace: ral.metadata.namespace.clone(),
-            ..ResourcePlan::default()
-        };
-        let vendor = vendors.get(&ral.spec.vendor_ref.name);
-        let group = groups.get(&ral.spec.vendor_ref.name).cloned().flatten();
-        plan_license(t, ral, vendor, group.as_deref(), &mut r).await?;
-        report.resources.push(r);
-    }
-    Ok(report)
 }

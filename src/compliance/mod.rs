@@ -7,7 +7,7 @@
 //! redirects are followed only within the configured endpoint's hosts (see [`redirect_target`]),
 //! and answers are read up to [`MAX_COMPLIANCE_BODY`].
 
-pub mod barriers;
+pub mod definitions;
 
 use crate::graph::error::bytes;
 use crate::graph::transport::{BodyError, client_builder, read_capped};
@@ -170,9 +170,9 @@ pub struct ComplianceClient {
     tokens: Arc<TokenProvider>,
     regional: Mutex<Option<String>>,
     policy: RetryPolicy,
-    metrics: Option<Arc<crate::telemetry::Metrics>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The tenant's segments and policies as last read, shared by every segment reconcile.
-    pub(crate) definitions: barriers::Definitions,
+    pub(crate) definitions: definitions::Definitions,
 }
 
 impl ComplianceClient {
@@ -218,12 +218,12 @@ impl ComplianceClient {
             regional: Mutex::new(None),
             policy,
             metrics: None,
-            definitions: barriers::Definitions::default(),
+            definitions: definitions::Definitions::default(),
         })
     }
 
     /// Counts every command by cmdlet and status.
-    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }

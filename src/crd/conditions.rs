@@ -5,7 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Condition types used across the three kinds. `Ready` is always the roll-up of the others.
-pub mod kinds {
+pub mod types {
     pub const READY: &str = "Ready";
     pub const ACCOUNT_READY: &str = "AccountReady";
     pub const LICENSES_ASSIGNED: &str = "LicensesAssigned";
@@ -139,7 +139,7 @@ pub fn ready_rollup(conditions: &[Condition], aspects: &[&str]) -> ConditionUpda
         match find(conditions, aspect) {
             None => {
                 return ConditionUpdate::new(
-                    kinds::READY,
+                    types::READY,
                     Status::Unknown,
                     "Pending",
                     format!("{aspect} has not been reported yet"),
@@ -152,7 +152,7 @@ pub fn ready_rollup(conditions: &[Condition], aspects: &[&str]) -> ConditionUpda
                     Status::Unknown
                 };
                 return ConditionUpdate::carried(
-                    kinds::READY,
+                    types::READY,
                     status,
                     &c.reason,
                     format!("{aspect}: {}", c.message),
@@ -162,7 +162,7 @@ pub fn ready_rollup(conditions: &[Condition], aspects: &[&str]) -> ConditionUpda
         }
     }
     ConditionUpdate::new(
-        kinds::READY,
+        types::READY,
         Status::True,
         "Converged",
         "all conditions are satisfied",
@@ -179,7 +179,7 @@ mod tests {
     }
 
     fn account(status: Status, reason: &str) -> ConditionUpdate {
-        ConditionUpdate::new(kinds::ACCOUNT_READY, status, reason, "msg")
+        ConditionUpdate::new(types::ACCOUNT_READY, status, reason, "msg")
     }
 
     #[test]
@@ -229,11 +229,11 @@ mod tests {
     #[test]
     fn rollup_names_first_failing_aspect() {
         let mut c = Vec::new();
-        let aspects = [kinds::ACCOUNT_READY, kinds::LICENSES_ASSIGNED];
+        let aspects = [types::ACCOUNT_READY, types::LICENSES_ASSIGNED];
         assert_eq!(ready_rollup(&c, &aspects).status, Status::Unknown);
         set_condition(&mut c, account(Status::True, "Provisioned"), Some(1), &at(0));
         let lic = ConditionUpdate::new(
-            kinds::LICENSES_ASSIGNED,
+            types::LICENSES_ASSIGNED,
             Status::False,
             "NoSeats",
             "SPE_E5: 0 free",
@@ -242,7 +242,7 @@ mod tests {
         let ready = ready_rollup(&c, &aspects);
         assert_eq!((ready.status, ready.reason.as_str()), (Status::False, "NoSeats"));
         assert_eq!(ready.message, "LicensesAssigned: SPE_E5: 0 free");
-        let lic = ConditionUpdate::new(kinds::LICENSES_ASSIGNED, Status::True, "Assigned", "ok");
+        let lic = ConditionUpdate::new(types::LICENSES_ASSIGNED, Status::True, "Assigned", "ok");
         set_condition(&mut c, lic, Some(1), &at(0));
         assert_eq!(ready_rollup(&c, &aspects).status, Status::True);
     }
@@ -261,7 +261,7 @@ mod tests {
         set_condition(&mut c, account(Status::True, "Provisioned"), Some(1), &at(0));
         c[0].status = "False".into();
         c[0].reason = "RetiredReason".into();
-        let ready = ready_rollup(&c, &[kinds::ACCOUNT_READY]);
+        let ready = ready_rollup(&c, &[types::ACCOUNT_READY]);
         assert_eq!(ready.reason, "RetiredReason");
     }
 }

@@ -223,7 +223,7 @@ mod tests {
     //!   "X", ..)`, `b.set(t, Status::True, "X", ..)`, `(Status::False, "X", message)`);
     //! - the argument of a function, method or closure whose parameter there is named `reason`
     //!   (`refusal("X", ..)`, `blocked(..)`, `pending(..)`, `verdict(..)`, `refuse(..)`, ...);
-    //! - a `reason: "X"` field (`Blocked { reason: "X", .. }`);
+    //! - a `reason: "X"` field (`Refusal { reason: "X", .. }`);
     //! - the first of a pair, as a tuple or a tuple variant (`("X", message)`, `Halt::Refused(reason,
     //!   message)`), the shape reasons travel in between the functions that decide and write them;
     //! - anywhere in a `fn reason` (`context::Error::reason`).
@@ -893,15 +893,15 @@ mod tests {
             const TAKEN: &str = "ConstReason";
             fn refusal(reason: &'static str, message: String) -> Refusal { todo!() }
             fn f(b: &mut Builder) {
-                b.set(kinds::READY, Status::False, "AfterStatus", "m");
+                b.set(types::READY, Status::False, "AfterStatus", "m");
                 let _ = refusal("ReasonArgument", m);
-                let _ = Blocked { reason: "FieldReason", message };
+                let _ = Refusal { reason: "FieldReason", message };
                 problems.push(("PairReason", message));
                 let reason = if x { TAKEN } else { "LetReason" };
                 let _ = Halt::Refused(reason, m);
                 ctx.event(obj, EventType::Normal, "EventOnly", "Action", note);
                 done.push(("EventToo", note));
-                let _ = ConditionUpdate::new(kinds::READY, Status::True, "r#Raw", "no");
+                let _ = ConditionUpdate::new(types::READY, Status::True, "r#Raw", "no");
                 // ConditionUpdate::new(t, Status::True, "Commented", "m")
             }
             #[cfg(test)]

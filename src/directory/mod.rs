@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use view::{Lookup, Seen, View, apply_licences, apply_patch};
+use view::{Lookup, Seen, View, apply_licenses, apply_patch};
 
 /// `employeeType` value prefix that marks a user as created by this operator; the owning
 /// RemoteAssistLicense's uid follows, so a crash between creating a user and recording it can
@@ -426,7 +426,7 @@ impl Directory {
         remove: &[String],
     ) -> Result<(), GraphError> {
         self.assign("users", id, add, remove).await?;
-        self.view.wrote_user(id, |u| apply_licences(u, add, remove));
+        self.view.wrote_user(id, |u| apply_licenses(u, add, remove));
         Ok(())
     }
 

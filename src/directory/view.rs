@@ -324,7 +324,7 @@ pub fn apply_patch(user: &mut DirUser, patch: &Value) {
 }
 
 /// Applies an `assignLicense` to a user's direct licences.
-pub fn apply_licences(user: &mut DirUser, add: &[AssignedLicense], remove: &[String]) {
+pub fn apply_licenses(user: &mut DirUser, add: &[AssignedLicense], remove: &[String]) {
     user.assigned_licenses
         .retain(|a| !remove.contains(&a.sku_id) && !add.iter().any(|x| x.sku_id == a.sku_id));
     user.assigned_licenses.extend(add.iter().cloned());
@@ -402,14 +402,14 @@ mod tests {
     }
 
     #[test]
-    fn licences_and_memberships_follow_writes() {
+    fn licenses_and_memberships_follow_writes() {
         let mut u = user("a", "a@x");
         let l = |s: &str| AssignedLicense {
             sku_id: s.into(),
             disabled_plans: vec![],
         };
-        apply_licences(&mut u, &[l("s1"), l("s2")], &[]);
-        apply_licences(&mut u, &[], &["s1".into()]);
+        apply_licenses(&mut u, &[l("s1"), l("s2")], &[]);
+        apply_licenses(&mut u, &[], &["s1".into()]);
         assert_eq!(u.direct_skus(), vec!["s2".to_owned()]);
         let v = View::new(Duration::from_secs(60));
         v.listed_members("G", &BTreeSet::new());

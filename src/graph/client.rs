@@ -66,7 +66,7 @@ pub struct GraphClient {
     batcher: Option<Batcher>,
     budget: Arc<Budget>,
     policy: RetryPolicy,
-    metrics: Option<Arc<crate::telemetry::Metrics>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -114,12 +114,12 @@ impl GraphClient {
     }
 
     /// Counts every request by route and status, and time spent waiting after throttling.
-    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }
 
-    pub fn metrics(&self) -> Option<&crate::telemetry::Metrics> {
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
         self.metrics.as_deref()
     }
 

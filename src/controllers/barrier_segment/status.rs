@@ -1,0 +1,230 @@
+//! The BarrierSegment's status: `SegmentReady` from how acting ended (or why it was refused),
+//! `PolicyApplied` from the application coordinator, the `Ready` roll-up, and the Events.
+
+use super::act::Halt;
+use super::applied;
+use super::ownership::Bound;
+use crate::context::Context;
+use crate::controllers::reconcile::{now, write_status};
+use crate::controllers::refusal::Refusal;
+use crate::crd::barrier_segment::CreatedObjects;
+use crate::crd::conditions::{ConditionUpdate, Status, ready_rollup, set_condition, types};
+use crate::crd::{BarrierSegment, BarrierSegmentStatus};
+use crate::error::Error;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use std::time::Duration;
+
+const ASPECTS: [&str; 2] = [types::SEGMENT_READY, types::POLICY_APPLIED];
+
+/// The status this reconcile starts from.
+pub fn start(bs: &BarrierSegment) -> BarrierSegmentStatus {
+    let mut status = bs.status.clone().unwrap_or_default();
+    status.observed_generation = bs.metadata.generation;
+    status.segment_name = Some(bs.segment_name());
+    status
+}
+
+/// Records what `bound` found: the object ids, and by identity what the records recognised
+/// (e.g. a create just before a crash).
+pub fn bound(status: &mut BarrierSegmentStatus, bound: &Bound, mut record: CreatedObjects) {
+    if let Some(s) = bound.segment.filter(|_| bound.segment_created) {
+        record.segment_id = Some(s.identity.clone());
+        record.pending_segment = None;
+    }
+    if let Some(p) = bound.policy.filter(|_| bound.policy_created) {
+        record.policy_id = Some(p.identity.clone());
+    }
+    status.created = Some(record);
+    status.segment_id = bound.segment.map(|s| s.identity.clone());
+    status.policy_id = bound.policy.map(|p| p.identity.clone());
+}
+
+/// A spec that does not resolve: `SegmentReady` False, nothing written to the tenant.
+pub async fn invalid(
+    bs: &BarrierSegment,
+    ctx: &Context,
+    api: &Api<BarrierSegment>,
+    mut status: BarrierSegmentStatus,
+    r: Refusal,
+) -> Result<Action, Error> {
+    set(
+        &mut status,
+        bs,
+        &now(),
+        types::SEGMENT_READY,
+        Status::False,
+        r.reason,
+        r.message.clone(),
+    );
+    finish(bs, ctx, api, status, Some(r)).await
+}
+
+pub fn set(
+    status: &mut BarrierSegmentStatus,
+    bs: &BarrierSegment,
+    t: &Time,
+    type_: &str,
+    s: Status,
+    reason: &str,
+    message: String,
+) {
+    set_condition(
+        &mut status.conditions,
+        ConditionUpdate::new(type_, s, reason, message),
+        bs.metadata.generation,
+        t,
+    );
+}
+
+/// The status after acting: Events for what was done, `SegmentReady` from how acting ended,
+/// `PolicyApplied` from the coordinator.
+pub async fn conclude(
+    bs: &BarrierSegment,
+    ctx: &Context,
+    api: &Api<BarrierSegment>,
+    mut status: BarrierSegmentStatus,
+    done: Vec<String>,
+    halt: Option<Halt>,
+    defined: String,
+) -> Result<Action, Error> {
+    let t = now();
+    if !done.is_empty() {
+        status.last_changed = Some(now());
+        ctx.coordinator().request();
+        for note in &done {
+            ctx.event(
+                bs,
+                EventType::Normal,
+                "SegmentChanged",
+                "ApplyDefinition",
+                note.clone(),
+            )
+            .await;
+        }
+    }
+    let ready = types::SEGMENT_READY;
+    match &halt {
+        Some(Halt::Refused(r)) => {
+            set(
+                &mut status,
+                bs,
+                &t,
+                ready,
+                Status::False,
+                r.reason,
+                r.message.clone(),
+            );
+            return finish(bs, ctx, api, status, Some(r.clone())).await;
+        }
+        Some(Halt::Waiting) => set(
+            &mut status,
+            bs,
+            &t,
+            ready,
+            Status::False,
+            "WaitingForApplication",
+            "a policy application is running; the tenant accepts no definition changes until it ends".into(),
+        ),
+        None => {
+            status.policy_type = Some(bs.policy_type());
+            set(&mut status, bs, &t, ready, Status::True, "Defined", defined);
+        }
+    }
+    policy_applied(bs, ctx, &mut status, &t);
+    let action = finish(bs, ctx, api, status, None).await?;
+    Ok(if halt.is_some() {
+        Action::requeue(Duration::from_secs(5).min(ctx.config.resync))
+    } else {
+        action
+    })
+}
+
+/// Refuses this BarrierSegment (`SegmentNameTaken`, `Conflict`): nothing in the tenant is
+/// bound or changed, and its policy does not count as applied.
+pub async fn refuse(
+    bs: &BarrierSegment,
+    ctx: &Context,
+    api: &Api<BarrierSegment>,
+    mut status: BarrierSegmentStatus,
+    r: Refusal,
+) -> Result<Action, Error> {
+    let (reason, message) = (r.reason, r.message.clone());
+    let t = now();
+    status.segment_id = None;
+    status.policy_id = None;
+    status.applied_by = None;
+    set(
+        &mut status,
+        bs,
+        &t,
+        types::SEGMENT_READY,
+        Status::False,
+        reason,
+        message.clone(),
+    );
+    let not_applied = format!("not applied: this BarrierSegment is refused ({reason})");
+    set(
+        &mut status,
+        bs,
+        &t,
+        types::POLICY_APPLIED,
+        Status::False,
+        reason,
+        not_applied,
+    );
+    finish(bs, ctx, api, status, Some(r)).await
+}
+
+/// `PolicyApplied` from the coordinator's state ([`applied::policy_applied`]).
+fn policy_applied(bs: &BarrierSegment, ctx: &Context, status: &mut BarrierSegmentStatus, t: &Time) {
+    let state = ctx.coordinator().snapshot();
+    let changed = status.last_changed.as_ref().map(|c| c.0);
+    let name = bs.metadata.name.clone().unwrap_or_default();
+    let v = applied::policy_applied(bs.policy_type(), &name, changed, &state);
+    if v.request {
+        ctx.coordinator().request();
+    }
+    if let Some(id) = v.applied_by {
+        status.applied_by = Some(id);
+    }
+    set(
+        status,
+        bs,
+        t,
+        types::POLICY_APPLIED,
+        v.status,
+        v.reason,
+        v.message,
+    );
+}
+
+pub async fn finish(
+    bs: &BarrierSegment,
+    ctx: &Context,
+    api: &Api<BarrierSegment>,
+    mut status: BarrierSegmentStatus,
+    refused: Option<Refusal>,
+) -> Result<Action, Error> {
+    let t = now();
+    if status
+        .created
+        .as_ref()
+        .is_some_and(|c| *c == CreatedObjects::default())
+    {
+        status.created = None;
+    }
+    let ready = ready_rollup(&status.conditions, &ASPECTS);
+    status.message = Some(ready.message.clone());
+    set_condition(&mut status.conditions, ready, bs.metadata.generation, &t);
+    if write_status(api, bs, bs.status.as_ref(), &status).await?
+        && let Some(r) = refused
+    {
+        ctx.event(bs, EventType::Warning, r.reason, "Reconcile", r.message)
+            .await;
+    }
+    ctx.succeeded(bs);
+    Ok(Action::requeue(ctx.config.resync))
+}

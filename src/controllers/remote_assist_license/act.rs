@@ -1,0 +1,147 @@
+//! Carries out a plan, in order. Outcomes that are part of normal life (a new user still
+//! replicating, no seats left) are reported as [`Outcome`]s for the conditions; anything else
+//! stops the plan and goes to the error policy.
+
+use super::credentials::Credentials;
+use super::plan::{Desired, Step};
+use crate::context::Context;
+use crate::crd::RemoteAssistLicense;
+use crate::error::Error;
+use crate::graph::GraphError;
+use serde_json::json;
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Actions carried out, in plain words (each becomes an Event).
+    pub done: Vec<(&'static str, String)>,
+    /// The id of a user created or restored in this pass.
+    pub bound_user: Option<(String, bool)>,
+    /// The `employeeType` an adopted user had before the operator's mark replaced it.
+    pub adopted_from: Option<Option<String>>,
+    /// A password was set (or an attempt made) in this pass: rotations are rate-limited.
+    pub password_set: bool,
+    /// A new object is not yet visible everywhere; try again shortly.
+    pub replicating: Option<String>,
+    /// No seats left for a SKU: the message for `LicensesAssigned`.
+    pub no_seats: Option<String>,
+    /// The account's segment membership may have changed (created, restored, barrier attribute
+    /// written, or added to the group): its barrier needs a newer policy application.
+    pub joined_segment: bool,
+}
+
+/// Whether an error means "the object was just written and is not visible yet".
+fn is_replication_lag(e: &GraphError) -> bool {
+    e.is_not_found() || e.has_detail("ObjectConflict") || e.message_contains("invalid usage location")
+}
+
+pub async fn act(
+    ctx: &Context,
+    ral: &RemoteAssistLicense,
+    d: &Desired,
+    actions: &[Step],
+) -> Result<Outcome, Error> {
+    let dir = &ctx.directory;
+    let creds = Credentials::new(ctx.kube.clone(), ral);
+    let mut out = Outcome::default();
+    for action in actions {
+        let result = match action {
+            Step::WriteCredentials => creds.create(ral, &d.upn).await.map(|_| Ok(())),
+            Step::RestoreUser { id } => Ok(dir.restore_user(id).await),
+            Step::Adopt { id, mark, previous } => {
+                match dir.update_user(id, &json!({"employeeType": mark})).await {
+                    Ok(()) => {
+                        out.adopted_from = Some(previous.clone());
+                        Ok(Ok(()))
+                    }
+                    Err(e) => Ok(Err(e)),
+                }
+            }
+            Step::CreateUser { body } => {
+                let Some(password) = creds.password().await? else {
+                    // The Secret write is not visible yet: never create a user without it.
+                    out.replicating = Some("waiting for the credentials Secret".into());
+                    break;
+                };
+                let mut body = body.clone();
+                body["passwordProfile"] =
+                    json!({"password": password.expose(), "forceChangePasswordNextSignIn": false});
+                match dir.create_user(&body).await {
+                    Ok(u) => {
+                        out.bound_user = Some((u.id, true));
+                        Ok(Ok(()))
+                    }
+                    Err(e) => Ok(Err(e)),
+                }
+            }
+            Step::UpdateUser { id, patch, .. } => Ok(dir.update_user(id, patch).await),
+            Step::AddToGroup { group_id, user_id } => Ok(dir.add_member(group_id, user_id).await),
+            Step::RemoveFromGroup { group_id, user_id } => Ok(dir.remove_member(group_id, user_id).await),
+            Step::AssignLicenses { user_id, add, remove } => {
+                match dir.assign_user_licenses(user_id, add, remove).await {
+                    Err(e) if e.message_contains("does not have any available licenses") => {
+                        dir.forget_skus().await;
+                        out.no_seats = Some(seat_message(ctx, &e).await);
+                        continue;
+                    }
+                    other => Ok(other),
+                }
+            }
+            Step::RotatePassword { user_id, token, .. } => {
+                out.password_set = true;
+                let password = creds.begin_rotation(ral, &d.upn).await?;
+                let patch = json!({"passwordProfile": {"password": password.expose(), "forceChangePasswordNextSignIn": false}});
+                match dir.update_user(user_id, &patch).await {
+                    Ok(()) => creds
+                        .finish_rotation(&password, token.as_deref())
+                        .await
+                        .map(|_| Ok(())),
+                    Err(e) => Ok(Err(e)),
+                }
+            }
+            Step::Enable { user_id } => Ok(dir.update_user(user_id, &json!({"accountEnabled": true})).await),
+            Step::Disable { user_id } => {
+                Ok(dir.update_user(user_id, &json!({"accountEnabled": false})).await)
+            }
+        };
+        match result? {
+            Ok(()) => {
+                out.joined_segment |= match action {
+                    Step::CreateUser { .. }
+                    | Step::RestoreUser { .. }
+                    | Step::AddToGroup { .. }
+                    | Step::Adopt { .. } => true,
+                    Step::UpdateUser { what, .. } => what.contains(&"barrier attribute"),
+                    _ => false,
+                };
+                out.done.push((action.event_reason(), action.describe()))
+            }
+            Err(e) if is_replication_lag(&e) => {
+                out.replicating = Some(format!(
+                    "{}: the directory has not caught up yet",
+                    action.describe()
+                ));
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// A seat error in words, with the SKU's part number when the tenant can tell it.
+async fn seat_message(ctx: &Context, e: &GraphError) -> String {
+    let skus = ctx.directory.skus(true).await.unwrap_or_default();
+    let exhausted: Vec<String> = skus
+        .values()
+        .filter(|s| s.free() == 0)
+        .map(|s| s.part_number.clone())
+        .collect();
+    if exhausted.is_empty() {
+        format!("no seats available: {e}")
+    } else {
+        format!(
+            "no seats left for {}; the account is licensed when seats are added",
+            exhausted.join(", ")
+        )
+    }
+}

@@ -1,0 +1,382 @@
+//! The RemoteAssistLicense reconciler: observe → plan (pure) → act → status, behind a finalizer
+//! that carries out the deletion policy.
+
+pub mod act;
+pub mod authority;
+pub mod credentials;
+pub mod enforcement;
+pub mod mode;
+pub mod observe;
+pub mod plan;
+pub mod safety;
+pub mod status;
+
+use crate::context::Context;
+use crate::controllers::reconcile::{error_policy, write_status};
+use crate::crd::remote_assist_license::{AdoptionPolicy, DeletionPolicy};
+use crate::crd::vendor_tenant::LicenseMode;
+use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::error::Error;
+use crate::watch;
+use authority::Refusal;
+use credentials::Credentials;
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use mode::{Mode, plan_only};
+use serde_json::json;
+use status::StatusBuilder;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How soon to look again after acting, so the next step (which depends on what this one did)
+/// follows quickly.
+const STEP_REQUEUE: Duration = Duration::from_millis(500);
+/// How soon to look again after a seat shortage.
+const SEATS_REQUEUE: Duration = Duration::from_secs(30);
+
+/// Runs the controller until shutdown.
+/// Runs the controller on `stream`, the main watch `run.rs` built with the licence cache.
+pub async fn run(
+    ctx: Arc<Context>,
+    stream: impl futures::Stream<Item = Result<RemoteAssistLicense, kube::runtime::watcher::Error>>
+    + Send
+    + 'static,
+) {
+    let client = ctx.kube.clone();
+    let wc = watch::config(&ctx.config);
+    let reader = ctx.caches().licenses.current().clone();
+    let store = reader.clone();
+    // A vendor's RemoteAssistLicenses are looked at again when its spec or its groups change,
+    // not on every status update of the vendor.
+    let vendors = watch::filtered_stream(Api::all(client), wc.clone(), watch::vendor_binding, &ctx.metrics);
+    // An account's barrier is decided by its vendor's accounts segment: look again when that
+    // segment's status changes (its policy applied by a newer application).
+    let licenses = store.clone();
+    let segments = watch::related(
+        Api::<crate::crd::BarrierSegment>::all(ctx.kube.clone()),
+        wc.clone(),
+        &ctx.metrics,
+    );
+    Controller::for_stream(stream, reader)
+        .watches_stream(segments, move |segment| {
+            let vendor = segment.spec.members.vendor_accounts.clone().unwrap_or_default();
+            watch::licenses_of(&licenses, &vendor)
+                .iter()
+                .map(|l| ObjectRef::from_obj(l.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(vendors, move |vendor| {
+            watch::licenses_of(&store, &vendor.name_any())
+                .iter()
+                .map(|l| ObjectRef::from_obj(l.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
+        .shutdown_on_signal()
+        .run(
+            |obj, ctx| async move {
+                crate::controllers::reconcile::instrumented::<RemoteAssistLicense, _>(
+                    &ctx.clone(),
+                    reconcile(obj, ctx),
+                )
+                .await
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(watch::log_controller_outcome)
+        .await;
+}
+
+pub async fn reconcile(ral: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<RemoteAssistLicense> =
+        Api::namespaced(ctx.kube.clone(), &ral.namespace().unwrap_or_default());
+    crate::controllers::reconcile::with_finalizer(
+        &api,
+        ral,
+        async |r| apply(&r, &ctx, &api).await,
+        async |r| cleanup(&r, &ctx).await,
+    )
+    .await
+}
+
+/// Writes a refusal: status says why, an Event says it once.
+async fn refuse(
+    ral: &RemoteAssistLicense,
+    ctx: &Context,
+    api: &Api<RemoteAssistLicense>,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let status = StatusBuilder::new(
+        ral.status.as_ref(),
+        ral.metadata.generation,
+        crate::controllers::reconcile::now(),
+    )
+    .refuse(reason, &message);
+    if write_status(api, ral, ral.status.as_ref(), &status).await? {
+        // Waiting for the vendor's groups is part of normal start-up, not a fault.
+        let type_ = if reason == "VendorNotReady" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(ral, type_, reason, "Refuse", message).await;
+    }
+    // A refused licence keeps no enabled account, in every mode (it is disabled, never deleted).
+    safety::disable_bound_account(ctx, ral, reason).await?;
+    ctx.succeeded(ral);
+    Ok(Action::requeue(ctx.config.resync))
+}
+
+/// The vendor, the adoption policy in force and the accounts group, once every check that
+/// needs nothing from the tenant has passed; else the refusal.
+async fn admit(
+    ral: &RemoteAssistLicense,
+    ctx: &Context,
+) -> Result<Result<(Arc<VendorTenant>, AdoptionPolicy, String), Refusal>, Error> {
+    let vendor_name = &ral.spec.vendor_ref.name;
+    let refused = |reason, message| Ok(Err(Refusal { reason, message }));
+    let Some(vendor) = ctx.vendor(vendor_name) else {
+        return refused(
+            "VendorNotFound",
+            format!("VendorTenant {vendor_name} does not exist"),
+        );
+    };
+    let namespace = ral.namespace().unwrap_or_default();
+    if !observe::namespace_allowed(ctx, &vendor, &namespace).await? {
+        let message = format!(
+            "VendorTenant {vendor_name} does not allow namespace {namespace} (spec.allowedNamespaces); nothing was created in the tenant"
+        );
+        return refused("NamespaceNotAllowed", message);
+    }
+    if vendor.license_mode() == LicenseMode::Group && ral.spec.licenses.is_some() {
+        let message = format!(
+            "VendorTenant {vendor_name} assigns licences to its accounts group (licenseMode: Group); remove spec.licenses from this RemoteAssistLicense"
+        );
+        return refused("LicenseOverrideRefused", message);
+    }
+    let peers = observe::counted_licenses(ctx, &vendor).await?;
+    let peers: Vec<&RemoteAssistLicense> = peers.iter().map(|l| l.as_ref()).collect();
+    let adoption = match authority::authorize(ral, &vendor, &peers) {
+        Ok(a) => a,
+        Err(r) => return Ok(Err(r)),
+    };
+    let Some(group_id) = vendor.status.as_ref().and_then(|s| s.accounts_group_id.clone()) else {
+        return refused(
+            "VendorNotReady",
+            format!("VendorTenant {vendor_name} has no accounts group yet"),
+        );
+    };
+    Ok(Ok((vendor, adoption, group_id)))
+}
+
+async fn apply(
+    ral: &RemoteAssistLicense,
+    ctx: &Context,
+    api: &Api<RemoteAssistLicense>,
+) -> Result<Action, Error> {
+    let (vendor, adoption, group_id) = match admit(ral, ctx).await? {
+        Ok(admitted) => admitted,
+        Err(r) => return refuse(ral, ctx, api, r.reason, r.message).await,
+    };
+    let vendor_name = &ral.spec.vendor_ref.name;
+    let namespace = ral.namespace().unwrap_or_default();
+    let skus = ctx.directory.skus(false).await?;
+    let enforcement = enforcement::enforcement(ctx, ral, &vendor).await?;
+    let desired = match observe::desired(ral, &vendor, adoption, &group_id, &skus, enforcement.enforced()) {
+        Ok(d) => d,
+        Err(message) => return refuse(ral, ctx, api, "UnknownLicense", message).await,
+    };
+    let (mut observed, mut confirmed) = observe::observe(ctx, ral, &desired, false).await?;
+    let mut plan = plan::plan(&desired, &observed);
+    let stamped = ral
+        .status
+        .as_ref()
+        .is_some_and(|s| s.barrier_attribute_set_at.is_some());
+    if plan.actions.is_empty() && (!plan.licensed || (!confirmed && !stamped)) {
+        // Nothing to write by what the view shows, but the view holds the operator's own
+        // writes (or licences a group has yet to pass on): before the account counts as in
+        // its segment, read it back.
+        (observed, confirmed) = observe::observe(ctx, ral, &desired, true).await?;
+        plan = plan::plan(&desired, &observed);
+    }
+    // Drift: work on an account that was already provisioned for this generation.
+    let previous = |type_: &str| {
+        ral.status.as_ref().is_some_and(|s| {
+            s.observed_generation == ral.metadata.generation
+                && crate::crd::conditions::find(&s.conditions, type_).is_some_and(|c| c.status == "True")
+        })
+    };
+    let (was_ready, was_provisioned) = (
+        previous("Ready"),
+        previous(crate::crd::conditions::types::ACCOUNT_READY),
+    );
+    let mode = Mode::of(ral);
+    if mode != Mode::Apply {
+        // Plan and Observe never hold back a safety step: disabling runs in every mode.
+        safety::run_safety_steps(ctx, ral, &desired, &mut plan).await?;
+        return plan_only(ral, ctx, api, mode, &desired, &plan, &skus, &enforcement).await;
+    }
+    let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
+    for (action, done) in &outcome.done {
+        let routine = matches!(*action, "Enabled" | "PasswordSet" | "CredentialsWritten");
+        let reason = if was_ready || (was_provisioned && !routine) {
+            "DriftCorrected"
+        } else {
+            action
+        };
+        tracing::info!(namespace, name = %ral.name_any(), action = %done, reason, "acted on the tenant");
+        ctx.event(ral, EventType::Normal, reason, action, done.clone())
+            .await;
+    }
+    let mut builder = StatusBuilder::new(
+        ral.status.as_ref(),
+        ral.metadata.generation,
+        crate::controllers::reconcile::now(),
+    );
+    builder.from_plan(&desired, &plan, &outcome, &skus);
+    builder.barrier(&enforcement, vendor_name);
+    builder.status.planned_actions.clear();
+    crate::crd::conditions::remove_condition(
+        &mut builder.status.conditions,
+        crate::crd::conditions::types::PLANNED,
+    );
+    // When the account was last *seen* in its segment: a write is not enough, because the
+    // directory replicates it later and a policy application snapshots what it can see. So a
+    // write clears the time, and a later observation that needs no segment change sets it; only
+    // an application started after that covers the account.
+    let joins_segment = plan.actions.iter().any(|a| {
+        matches!(
+            a,
+            plan::Step::CreateUser { .. } | plan::Step::RestoreUser { .. } | plan::Step::AddToGroup { .. }
+        ) || matches!(a, plan::Step::UpdateUser { what, .. } if what.contains(&"barrier attribute"))
+    });
+    if outcome.joined_segment || joins_segment {
+        builder.status.barrier_attribute_set_at = None;
+    } else if builder.status.barrier_attribute_set_at.is_none()
+        && confirmed
+        && plan.user_id.is_some()
+        && plan.blocked.is_none()
+    {
+        builder.status.barrier_attribute_set_at = Some(crate::controllers::reconcile::now());
+        if desired.barrier_required {
+            ctx.coordinator().request();
+        }
+    }
+    if outcome.password_set {
+        builder.status.password_set_at = Some(crate::controllers::reconcile::now());
+    }
+    if let Some(previous) = &outcome.adopted_from {
+        builder.status.previous_employee_type = previous.clone();
+    }
+    let settled = plan.enablement_settled;
+    let status = builder.finish(settled, desired.suspended);
+    if write_status(api, ral, ral.status.as_ref(), &status).await?
+        && let Some(b) = plan.blocked.as_ref().or(plan.refused.as_ref())
+    {
+        ctx.event(ral, EventType::Warning, b.reason, "Refuse", b.message.clone())
+            .await;
+    }
+    if let Some(m) = &outcome.no_seats {
+        ctx.event(ral, EventType::Warning, "NoSeats", "AssignLicenses", m.clone())
+            .await;
+    }
+    ctx.succeeded(ral);
+    // The directory catching up is retried with a growing wait, so nothing a licence's author
+    // writes (a name the directory keeps refusing, say) spends the write budget in a loop.
+    Ok(if outcome.replicating.is_some() {
+        Action::requeue(ctx.lagging(ral))
+    } else if let Some(wait) = plan.retry_in {
+        ctx.caught_up(ral);
+        Action::requeue(wait.min(ctx.config.resync))
+    } else if outcome.no_seats.is_some() {
+        ctx.caught_up(ral);
+        Action::requeue(SEATS_REQUEUE.min(ctx.config.resync))
+    } else if !outcome.done.is_empty() {
+        ctx.caught_up(ral);
+        Action::requeue(STEP_REQUEUE)
+    } else {
+        ctx.caught_up(ral);
+        Action::requeue(ctx.config.resync)
+    })
+}
+
+/// The deletion policy. Only users the operator created are deleted or disabled; an adopted
+/// user is always left as it is.
+async fn cleanup(ral: &RemoteAssistLicense, ctx: &Context) -> Result<Action, Error> {
+    let creds = Credentials::new(ctx.kube.clone(), ral);
+    let status = ral.status.clone().unwrap_or_default();
+    let dir = &ctx.directory;
+    let Some(user_id) = status.user_id.clone() else {
+        creds.delete().await?;
+        return Ok(Action::await_change());
+    };
+    let policy = ral.spec.deletion_policy.unwrap_or_default();
+    if status.created_by_operator != Some(true) {
+        release_adopted(ctx, &user_id, ral, &status).await?;
+        creds.release().await?;
+        let note = format!("user {user_id} was adopted, so it is left in the tenant as it is");
+        ctx.event(ral, EventType::Normal, "Orphaned", "Cleanup", note)
+            .await;
+        return Ok(Action::await_change());
+    }
+    let note = match policy {
+        DeletionPolicy::Delete => {
+            dir.delete_user(&user_id).await?;
+            creds.delete().await?;
+            format!("deleted user {user_id} (restorable from deleted items for 30 days)")
+        }
+        DeletionPolicy::Disable => {
+            if let Some(user) = dir.user(&user_id).await? {
+                dir.update_user(&user_id, &json!({"accountEnabled": false}))
+                    .await?;
+                let direct = user.direct_skus();
+                if !direct.is_empty() {
+                    dir.assign_user_licenses(&user_id, &[], &direct).await?;
+                }
+                let group = ctx
+                    .vendor(&ral.spec.vendor_ref.name)
+                    .and_then(|v| v.status.clone()?.accounts_group_id);
+                if let Some(g) = group {
+                    dir.remove_member(&g, &user_id).await?;
+                }
+            }
+            creds.delete().await?;
+            format!("disabled user {user_id}, released its licences and removed it from the accounts group")
+        }
+        DeletionPolicy::Orphan => {
+            if dir.user(&user_id).await?.is_some() {
+                dir.update_user(&user_id, &json!({"employeeType": null})).await?;
+            }
+            creds.release().await?;
+            format!("left user {user_id} in the tenant, no longer managed; its credentials Secret is kept")
+        }
+    };
+    tracing::info!(namespace = ral.namespace().unwrap_or_default(), name = %ral.name_any(), note, "cleaned up");
+    ctx.event(ral, EventType::Normal, "CleanedUp", "Cleanup", note)
+        .await;
+    Ok(Action::await_change())
+}
+
+/// Takes the operator's mark off an adopted user (putting back the `employeeType` it had),
+/// if the mark is still this licence's: the user is otherwise left as it is.
+async fn release_adopted(
+    ctx: &Context,
+    user_id: &str,
+    ral: &RemoteAssistLicense,
+    status: &crate::crd::RemoteAssistLicenseStatus,
+) -> Result<(), Error> {
+    let dir = &ctx.directory;
+    let Some(user) = dir.user(user_id).await? else {
+        return Ok(());
+    };
+    if user.managed_by() == ral.uid().as_deref() {
+        let patch = json!({"employeeType": status.previous_employee_type});
+        dir.update_user(user_id, &patch).await?;
+    }
+    Ok(())
+}

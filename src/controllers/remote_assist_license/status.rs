@@ -1,0 +1,195 @@
+//! Turns a plan and its outcome into the RemoteAssistLicense's conditions and status fields.
+
+use super::act::Outcome;
+use super::enforcement::Enforcement;
+use super::plan::{Desired, Plan};
+use crate::crd::RemoteAssistLicenseStatus;
+use crate::crd::conditions::{ConditionUpdate, Status, ready_rollup, set_condition, types};
+use crate::directory::SkuTable;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+pub const ASPECTS: [&str; 3] = [
+    types::ACCOUNT_READY,
+    types::LICENSES_ASSIGNED,
+    types::BARRIER_ENFORCED,
+];
+
+/// Builds the next status from the current one: conditions keep their transition times.
+pub struct StatusBuilder {
+    pub status: RemoteAssistLicenseStatus,
+    generation: Option<i64>,
+    now: Time,
+}
+
+impl StatusBuilder {
+    pub fn new(current: Option<&RemoteAssistLicenseStatus>, generation: Option<i64>, now: Time) -> Self {
+        let mut status = current.cloned().unwrap_or_default();
+        status.observed_generation = generation;
+        StatusBuilder {
+            status,
+            generation,
+            now,
+        }
+    }
+
+    pub fn set(&mut self, type_: &str, status: Status, reason: &str, message: impl Into<String>) {
+        set_condition(
+            &mut self.status.conditions,
+            ConditionUpdate::new(type_, status, reason, message),
+            self.generation,
+            &self.now,
+        );
+    }
+
+    /// Every aspect False (or Unknown) for one reason: used when nothing can be observed.
+    pub fn refuse(mut self, reason: &str, message: &str) -> RemoteAssistLicenseStatus {
+        self.set(types::ACCOUNT_READY, Status::False, reason, message);
+        self.finish(false, false)
+    }
+
+    /// The `Ready` roll-up and the summary message. `enabled_settled` tells whether sign-in is
+    /// already as it should be; `suspended` reports a deliberate stop rather than a fault.
+    pub fn finish(mut self, enabled_settled: bool, suspended: bool) -> RemoteAssistLicenseStatus {
+        let mut ready = ready_rollup(&self.status.conditions, &ASPECTS);
+        if suspended {
+            ready = ConditionUpdate::new(
+                types::READY,
+                Status::False,
+                "Suspended",
+                "spec.suspended is true: sign-in is blocked and licences are released",
+            );
+        } else if ready.status == Status::True && !enabled_settled {
+            ready = ConditionUpdate::new(
+                types::READY,
+                Status::False,
+                "Enabling",
+                "everything is in place; sign-in is being enabled",
+            );
+        }
+        self.status.message = Some(ready.message.clone());
+        set_condition(&mut self.status.conditions, ready, self.generation, &self.now);
+        self.status
+    }
+
+    /// Conditions from a plan that ran (or was blocked) and what acting on it produced.
+    pub fn from_plan(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome, skus: &SkuTable) {
+        let s = &mut self.status;
+        s.user_principal_name = Some(d.upn.clone());
+        if let Some((id, created)) = &outcome.bound_user {
+            s.user_id = Some(id.clone());
+            s.created_by_operator = Some(*created);
+        } else if plan.user_id.is_some() {
+            s.user_id = plan.user_id.clone();
+            s.created_by_operator = plan.created_by_operator;
+        }
+        if let Some(b) = &plan.blocked {
+            let (reason, message) = (b.reason, b.message.clone());
+            self.set(types::ACCOUNT_READY, Status::False, reason, message);
+            self.set(
+                types::LICENSES_ASSIGNED,
+                Status::Unknown,
+                reason,
+                "no account to license",
+            );
+        } else if let Some(r) = &plan.refused {
+            // The rest went ahead; this part of the request is refused (or deferred).
+            self.set(types::ACCOUNT_READY, Status::False, r.reason, r.message.clone());
+        } else if let Some(r) = &outcome.replicating {
+            self.set(types::ACCOUNT_READY, Status::False, "Replicating", r.clone());
+        } else if plan.user_id.is_none() {
+            // Created in this pass: group, attribute and licences follow in the next.
+            self.set(
+                types::ACCOUNT_READY,
+                Status::False,
+                "Creating",
+                format!("creating user {}", d.upn),
+            );
+        } else {
+            let how = if plan.created_by_operator == Some(false) {
+                "Adopted"
+            } else {
+                "Provisioned"
+            };
+            self.set(
+                types::ACCOUNT_READY,
+                Status::True,
+                how,
+                format!("user {} is in the accounts group", d.upn),
+            );
+        }
+        if plan.blocked.is_none() {
+            if let Some(m) = &outcome.no_seats {
+                self.set(types::LICENSES_ASSIGNED, Status::False, "NoSeats", m.clone());
+            } else if d.suspended {
+                self.set(
+                    types::LICENSES_ASSIGNED,
+                    Status::False,
+                    "Released",
+                    "licences are released while suspended",
+                );
+            } else if plan.licensed
+                || outcome
+                    .done
+                    .iter()
+                    .any(|(reason, _)| *reason == "LicensesChanged")
+            {
+                self.set(
+                    types::LICENSES_ASSIGNED,
+                    Status::True,
+                    "Assigned",
+                    "every requested licence is assigned",
+                );
+            } else if matches!(d.licensing, super::plan::Licensing::Group(_)) {
+                self.set(
+                    types::LICENSES_ASSIGNED,
+                    Status::False,
+                    "AwaitingGroupLicenses",
+                    "waiting for the accounts group's licences to reach the account",
+                );
+            } else {
+                self.set(
+                    types::LICENSES_ASSIGNED,
+                    Status::False,
+                    "Assigning",
+                    "licences are being assigned",
+                );
+            }
+        }
+        self.status.assigned_licenses = assigned_part_numbers(plan, skus);
+    }
+
+    /// `BarrierEnforced`, from the barrier module's verdict.
+    pub fn barrier(&mut self, enforcement: &Enforcement, vendor_name: &str) {
+        match enforcement {
+            Enforcement::NotRequired => self.set(
+                types::BARRIER_ENFORCED,
+                Status::True,
+                "NotRequired",
+                format!("VendorTenant {vendor_name} does not require barriers; the account is enabled once licensed"),
+            ),
+            Enforcement::Enforced(app) => self.set(
+                types::BARRIER_ENFORCED,
+                Status::True,
+                "Enforced",
+                format!("in force since policy application {app} completed"),
+            ),
+            Enforcement::Pending { reason, message } => {
+                self.set(types::BARRIER_ENFORCED, Status::False, reason, message.clone())
+            }
+        }
+    }
+}
+
+fn assigned_part_numbers(plan: &Plan, skus: &SkuTable) -> Vec<String> {
+    let mut v: Vec<String> = plan
+        .observed_skus
+        .iter()
+        .filter_map(|id| {
+            skus.values()
+                .find(|s| &s.sku_id == id)
+                .map(|s| s.part_number.clone())
+        })
+        .collect();
+    v.sort();
+    v
+}
