@@ -34,6 +34,10 @@ enum Command {
         /// `text` or `json`.
         #[arg(short = 'o', long, default_value = "text")]
         output: String,
+        /// Do not read the cluster's BarrierSegments (the vendors' generated segments are then
+        /// shown as to be generated).
+        #[arg(long)]
+        no_cluster: bool,
         #[command(flatten)]
         args: Box<RunArgs>,
     },
@@ -78,13 +82,23 @@ fn main() -> anyhow::Result<()> {
     tune_allocator();
     match Cli::parse().command {
         Command::Crdgen { out_dir } => crdgen(out_dir),
-        Command::Plan { files, output, args } => {
+        Command::Plan {
+            files,
+            output,
+            no_cluster,
+            args,
+        } => {
             init_logs("text");
             let config = (*args).into_config()?;
             let code = runtime()?.block_on(async {
                 let tenant = commands::Tenant::connect(&config)?;
                 let manifests = commands::Manifests::load(&files)?;
-                let report = commands::plan::plan(&tenant, &manifests).await?;
+                let cluster = if no_cluster {
+                    None
+                } else {
+                    kube::Client::try_default().await.ok()
+                };
+                let report = commands::plan::plan(&tenant, &manifests, cluster).await?;
                 print_report(&output, &report, report.render_text())?;
                 anyhow::Ok(if report.changes() > 0 { 2 } else { 0 })
             })?;

@@ -151,13 +151,14 @@ async fn plan_mode_holds_changes_until_the_annotation_goes_and_plan_agrees_after
     )
     .await;
 
-    // The `plan` command agrees: nothing left to do for these manifests.
+    // The `plan` command agrees: nothing left to do for these manifests (labelled as
+    // `env.apply` labels them, so they are the manifests that were applied).
     let file = repo_root().join(format!("target/e2e/{}-manifests.yaml", env.id));
-    std::fs::write(
-        &file,
-        format!("{vendor_yaml}---\n{}", license(&ns, &name, &v, "")),
-    )
-    .unwrap();
+    let applied = format!("{vendor_yaml}---\n{}", license(&ns, &name, &v, "")).replace(
+        "metadata:\n",
+        &format!("metadata:\n  labels: {{e2e: {}}}\n", env.id),
+    );
+    std::fs::write(&file, applied).unwrap();
     let (code, text) = command(
         &env,
         &["plan", "-f", file.to_str().unwrap()],

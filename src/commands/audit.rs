@@ -7,7 +7,7 @@
 use super::Tenant;
 use crate::compliance::definitions::{Policy, Segment};
 use crate::crd::{RemoteAssistLicense, VendorTenant};
-use crate::directory::DirUser;
+use crate::directory::{DirUser, SkuTable};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
@@ -144,17 +144,40 @@ fn parse_time(t: Option<&String>) -> Option<Timestamp> {
     t.and_then(|t| t.parse().ok())
 }
 
+/// The tenant's barriers as the audit reads them.
+struct Barriers {
+    /// Sorted by name: the tenant lists them in no particular order, the report is stable.
+    segments: Vec<Segment>,
+    policies: Vec<Policy>,
+    last_completed: Option<Timestamp>,
+}
+
+impl Barriers {
+    /// A policy is applied when a completed application ended after its last change.
+    fn applied(&self, segment: &str) -> bool {
+        self.policies.iter().any(|p| {
+            p.assigned_segment == segment
+                && p.state.eq_ignore_ascii_case("Active")
+                && self
+                    .last_completed
+                    .is_some_and(|done| parse_time(p.when_changed.as_ref()).is_none_or(|c| c < done))
+        })
+    }
+}
+
+/// The cluster's view, when reachable: licenses by uid, vendors' groups, the vendors.
+#[derive(Default)]
+struct ClusterView {
+    accounts_by_uid: BTreeMap<String, RemoteAssistLicense>,
+    vendor_groups: BTreeMap<String, String>,
+    vendors: Vec<VendorTenant>,
+}
+
 pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<AuditReport> {
     let mut report = AuditReport::default();
     let dir = &t.directory;
     let users = dir.managed_users().await?;
     let skus = dir.skus(true).await?;
-    let part = |id: &str| {
-        skus.values()
-            .find(|s| s.sku_id == id)
-            .map(|s| s.part_number.clone())
-            .unwrap_or(id.to_owned())
-    };
     report.seats = skus
         .values()
         .map(|s| Seats {
@@ -163,106 +186,12 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
             enabled: s.enabled,
         })
         .collect();
-
-    let barriers = match (
-        t.compliance.segments().await,
-        t.compliance.policies().await,
-        t.compliance.applications().await,
-    ) {
-        (Ok(s), Ok(p), Ok(a)) => Some((s, p, a)),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
-            report.notes.push(format!(
-                "information barriers could not be read ({e}); barrier findings are skipped"
-            ));
-            None
-        }
-    };
-    let (mut segments, policies, last_completed) = match &barriers {
-        Some((s, p, a)) => (
-            s.clone(),
-            p.clone(),
-            a.iter()
-                .filter(|a| a.status == "Completed")
-                .filter_map(|a| parse_time(a.application_end_time.as_ref()))
-                .max(),
-        ),
-        None => (Vec::new(), Vec::new(), None),
-    };
-    // A policy is applied when a completed application ended after its last change.
-    let applied = |segment: &str| {
-        policies.iter().any(|p| {
-            p.assigned_segment == segment
-                && p.state.eq_ignore_ascii_case("Active")
-                && last_completed
-                    .is_some_and(|done| parse_time(p.when_changed.as_ref()).is_none_or(|c| c < done))
-        })
-    };
-
-    // The tenant lists segments in no particular order; the report is stable.
-    segments.sort_by(|a, b| a.name.cmp(&b.name));
-    // Reachability between vendors' segments.
-    for (i, a) in segments.iter().enumerate() {
-        for b in segments.iter().skip(i + 1) {
-            if !(applied(&a.name) || applied(&b.name))
-                || !(allows(&a.name, &b.name, &policies) && allows(&b.name, &a.name, &policies))
-            {
-                continue;
-            }
-            report.reachable.push((a.name.clone(), b.name.clone()));
-            if let (Some((va, _)), Some((vb, _))) = (vendor_of(a), vendor_of(b))
-                && va != vb
-            {
-                report.findings.push(Finding {
-                    kind: "CrossVendorPath",
-                    message: format!(
-                        "segment {} (vendor {va}) and segment {} (vendor {vb}) can reach each other",
-                        a.name, b.name
-                    ),
-                });
-            }
-        }
+    let barriers = read_barriers(t, &mut report).await;
+    if let Some(b) = &barriers {
+        reachability(b, &mut report);
     }
-
-    // The cluster's view, when reachable: licences by uid, vendors' groups.
-    let mut accounts_by_uid: Option<BTreeMap<String, RemoteAssistLicense>> = None;
-    let mut vendor_groups: BTreeMap<String, String> = BTreeMap::new();
-    let mut vendor_list: Option<Vec<VendorTenant>> = None;
-    if let Some(client) = cluster {
-        let rals = kube::Api::<RemoteAssistLicense>::all(client.clone())
-            .list(&Default::default())
-            .await;
-        let vts = kube::Api::<VendorTenant>::all(client)
-            .list(&Default::default())
-            .await;
-        match (rals, vts) {
-            (Ok(rals), Ok(vts)) => {
-                accounts_by_uid = Some(
-                    rals.items
-                        .into_iter()
-                        .filter_map(|r| Some((r.uid()?, r)))
-                        .collect(),
-                );
-                vendor_list = Some(vts.items.clone());
-                for v in vts.items {
-                    let status = v.status.clone().unwrap_or_default();
-                    for id in [status.accounts_group_id, status.engineers_group_id]
-                        .into_iter()
-                        .flatten()
-                    {
-                        vendor_groups.insert(id, v.name_any());
-                    }
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => report.notes.push(format!(
-                "the cluster could not be read ({e}); cost-leak and group findings are skipped"
-            )),
-        }
-    } else {
-        report
-            .notes
-            .push("no cluster access: cost-leak and group findings are skipped".into());
-    }
-
+    let view = read_cluster(cluster, &mut report).await;
+    let segments = barriers.as_ref().map_or(&[][..], |b| &b.segments[..]);
     let member_of_segments = segments
         .iter()
         .any(|s| simple_filter(&s.user_group_filter).is_some_and(|(a, _)| a == "memberof"));
@@ -270,96 +199,236 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
     // invariant below need them.
     let mut groups_by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for u in &users {
-        let groups = if member_of_segments || accounts_by_uid.is_some() {
+        let groups = if member_of_segments || view.is_some() {
             let read = dir.member_of(&u.id).await?;
             groups_by_user.insert(u.id.clone(), read.clone());
             read
         } else {
             BTreeSet::new()
         };
-        let person = super::audit_paths::Person {
-            user: u.clone(),
-            role: super::audit_paths::Role::Engineer(BTreeSet::new()),
-            groups,
-        };
-        let segment = segments
-            .iter()
-            .find(|s| super::audit_paths::selects(&s.user_group_filter, &person));
-        let barrier_applied = segment.is_some_and(|s| applied(&s.name));
-        let enabled = u.account_enabled.unwrap_or(false);
-        let licenses: Vec<String> = u.assigned_licenses.iter().map(|a| part(&a.sku_id)).collect();
-        if enabled && barriers.is_some() && !barrier_applied {
-            report.findings.push(Finding {
-                kind: "EnabledWithoutBarrier",
-                message: format!(
-                    "{} is enabled but no applied barrier covers it",
-                    u.user_principal_name
-                ),
-            });
-        }
-        if let Some(known) = &accounts_by_uid {
-            let owner = u.managed_by().and_then(|uid| known.get(uid));
-            match owner {
-                None if !licenses.is_empty() => report.findings.push(Finding {
-                    kind: "CostLeak",
-                    message: format!(
-                        "{} holds {} licence(s) ({}) but its RemoteAssistLicense no longer exists",
-                        u.user_principal_name,
-                        licenses.len(),
-                        licenses.join(", ")
-                    ),
-                }),
-                Some(ral) => {
-                    let own = &ral.spec.vendor_ref.name;
-                    for g in &person.groups {
-                        if let Some(other) = vendor_groups.get(g).filter(|v| *v != own) {
-                            report.findings.push(Finding {
-                                kind: "WrongVendorGroup",
-                                message: format!(
-                                    "{} (vendor {own}) is a member of vendor {other}'s group {g}",
-                                    u.user_principal_name
-                                ),
-                            });
-                        }
-                    }
-                }
-                None => {}
-            }
-        }
-        report.accounts.push(Account {
-            user_principal_name: u.user_principal_name.clone(),
-            segment: segment.map(|s| s.name.clone()),
-            barrier_applied,
-            enabled,
-            licenses,
-        });
+        audit_account(u, groups, barriers.as_ref(), view.as_ref(), &skus, &mut report);
     }
-    // The vendor invariant, person by person, for every kind of segment.
-    if let (Some(_), Some(vendors)) = (&barriers, &vendor_list) {
-        let marked: Vec<(DirUser, Option<String>)> = users
-            .iter()
-            .map(|u| {
-                let vendor = accounts_by_uid
-                    .as_ref()
-                    .and_then(|known| Some(known.get(u.managed_by()?)?.spec.vendor_ref.name.clone()));
-                (u.clone(), vendor)
-            })
-            .collect();
-        let people = super::audit_paths::people(dir, vendors, &marked, &groups_by_user).await?;
-        for s in segments
-            .iter()
-            .filter(|s| simple_filter(&s.user_group_filter).is_none())
-        {
-            report.notes.push(format!(
-                "segment {} has a filter the audit cannot evaluate ({}); its members are not checked",
-                s.name, s.user_group_filter
-            ));
-        }
-        report
-            .findings
-            .extend(super::audit_paths::findings(&people, &segments, &policies));
+    if let (Some(b), Some(view)) = (&barriers, &view) {
+        vendor_invariant(t, &users, b, view, &groups_by_user, &mut report).await?;
     }
     Ok(report)
+}
+
+/// Segments, policies and the last completed application; `None` (and a note) if unreadable.
+async fn read_barriers(t: &Tenant, report: &mut AuditReport) -> Option<Barriers> {
+    let c = &t.compliance;
+    match (c.segments().await, c.policies().await, c.applications().await) {
+        (Ok(mut segments), Ok(policies), Ok(apps)) => {
+            segments.sort_by(|a, b| a.name.cmp(&b.name));
+            let last_completed = apps
+                .iter()
+                .filter(|a| a.status == "Completed")
+                .filter_map(|a| parse_time(a.application_end_time.as_ref()))
+                .max();
+            Some(Barriers {
+                segments,
+                policies,
+                last_completed,
+            })
+        }
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            report.notes.push(format!(
+                "information barriers could not be read ({e}); barrier findings are skipped"
+            ));
+            None
+        }
+    }
+}
+
+/// Reachability between segments, and a `CrossVendorPath` for two vendors' segments.
+fn reachability(b: &Barriers, report: &mut AuditReport) {
+    for (i, x) in b.segments.iter().enumerate() {
+        for y in b.segments.iter().skip(i + 1) {
+            if !(b.applied(&x.name) || b.applied(&y.name))
+                || !(allows(&x.name, &y.name, &b.policies) && allows(&y.name, &x.name, &b.policies))
+            {
+                continue;
+            }
+            report.reachable.push((x.name.clone(), y.name.clone()));
+            if let (Some((vx, _)), Some((vy, _))) = (vendor_of(x), vendor_of(y))
+                && vx != vy
+            {
+                report.findings.push(Finding {
+                    kind: "CrossVendorPath",
+                    message: format!(
+                        "segment {} (vendor {vx}) and segment {} (vendor {vy}) can reach each other",
+                        x.name, y.name
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// The cluster's licenses and vendors; `None` (and a note) without cluster access.
+async fn read_cluster(cluster: Option<kube::Client>, report: &mut AuditReport) -> Option<ClusterView> {
+    let Some(client) = cluster else {
+        report
+            .notes
+            .push("no cluster access: cost-leak and group findings are skipped".into());
+        return None;
+    };
+    let rals = kube::Api::<RemoteAssistLicense>::all(client.clone())
+        .list(&Default::default())
+        .await;
+    let vts = kube::Api::<VendorTenant>::all(client)
+        .list(&Default::default())
+        .await;
+    let (rals, vts) = match (rals, vts) {
+        (Ok(rals), Ok(vts)) => (rals, vts),
+        (Err(e), _) | (_, Err(e)) => {
+            report.notes.push(format!(
+                "the cluster could not be read ({e}); cost-leak and group findings are skipped"
+            ));
+            return None;
+        }
+    };
+    let mut view = ClusterView {
+        accounts_by_uid: rals
+            .items
+            .into_iter()
+            .filter_map(|r| Some((r.uid()?, r)))
+            .collect(),
+        vendors: vts.items.clone(),
+        ..ClusterView::default()
+    };
+    for v in vts.items {
+        let status = v.status.clone().unwrap_or_default();
+        for id in [status.accounts_group_id, status.engineers_group_id]
+            .into_iter()
+            .flatten()
+        {
+            view.vendor_groups.insert(id, v.name_any());
+        }
+    }
+    Some(view)
+}
+
+/// One managed account: its segment and barrier, and the `EnabledWithoutBarrier`, `CostLeak`
+/// and `WrongVendorGroup` findings.
+fn audit_account(
+    u: &DirUser,
+    groups: BTreeSet<String>,
+    barriers: Option<&Barriers>,
+    view: Option<&ClusterView>,
+    skus: &SkuTable,
+    report: &mut AuditReport,
+) {
+    let part = |id: &str| {
+        skus.values()
+            .find(|s| s.sku_id == id)
+            .map(|s| s.part_number.clone())
+            .unwrap_or(id.to_owned())
+    };
+    let person = super::audit_paths::Person {
+        user: u.clone(),
+        role: super::audit_paths::Role::Engineer(BTreeSet::new()),
+        groups,
+    };
+    let segment = barriers.and_then(|b| {
+        b.segments
+            .iter()
+            .find(|s| super::audit_paths::selects(&s.user_group_filter, &person))
+    });
+    let barrier_applied = segment.is_some_and(|s| barriers.is_some_and(|b| b.applied(&s.name)));
+    let enabled = u.account_enabled.unwrap_or(false);
+    let licenses: Vec<String> = u.assigned_licenses.iter().map(|a| part(&a.sku_id)).collect();
+    if enabled && barriers.is_some() && !barrier_applied {
+        report.findings.push(Finding {
+            kind: "EnabledWithoutBarrier",
+            message: format!(
+                "{} is enabled but no applied barrier covers it",
+                u.user_principal_name
+            ),
+        });
+    }
+    if let Some(view) = view {
+        ownership_findings(u, &person.groups, &licenses, view, report);
+    }
+    report.accounts.push(Account {
+        user_principal_name: u.user_principal_name.clone(),
+        segment: segment.map(|s| s.name.clone()),
+        barrier_applied,
+        enabled,
+        licenses,
+    });
+}
+
+/// A licensed account whose RemoteAssistLicense is gone, or one in another vendor's group.
+fn ownership_findings(
+    u: &DirUser,
+    groups: &BTreeSet<String>,
+    licenses: &[String],
+    view: &ClusterView,
+    report: &mut AuditReport,
+) {
+    match u.managed_by().and_then(|uid| view.accounts_by_uid.get(uid)) {
+        None if !licenses.is_empty() => report.findings.push(Finding {
+            kind: "CostLeak",
+            message: format!(
+                "{} holds {} licence(s) ({}) but its RemoteAssistLicense no longer exists",
+                u.user_principal_name,
+                licenses.len(),
+                licenses.join(", ")
+            ),
+        }),
+        Some(ral) => {
+            let own = &ral.spec.vendor_ref.name;
+            for g in groups {
+                if let Some(other) = view.vendor_groups.get(g).filter(|v| *v != own) {
+                    report.findings.push(Finding {
+                        kind: "WrongVendorGroup",
+                        message: format!(
+                            "{} (vendor {own}) is a member of vendor {other}'s group {g}",
+                            u.user_principal_name
+                        ),
+                    });
+                }
+            }
+        }
+        None => {}
+    }
+}
+
+/// The vendor invariant, person by person, for every kind of segment.
+async fn vendor_invariant(
+    t: &Tenant,
+    users: &[DirUser],
+    b: &Barriers,
+    view: &ClusterView,
+    groups_by_user: &BTreeMap<String, BTreeSet<String>>,
+    report: &mut AuditReport,
+) -> anyhow::Result<()> {
+    let marked: Vec<(DirUser, Option<String>)> = users
+        .iter()
+        .map(|u| {
+            let vendor = u
+                .managed_by()
+                .and_then(|uid| view.accounts_by_uid.get(uid))
+                .map(|ral| ral.spec.vendor_ref.name.clone());
+            (u.clone(), vendor)
+        })
+        .collect();
+    let people = super::audit_paths::people(&t.directory, &view.vendors, &marked, groups_by_user).await?;
+    for s in b
+        .segments
+        .iter()
+        .filter(|s| simple_filter(&s.user_group_filter).is_none())
+    {
+        report.notes.push(format!(
+            "segment {} has a filter the audit cannot evaluate ({}); its members are not checked",
+            s.name, s.user_group_filter
+        ));
+    }
+    report
+        .findings
+        .extend(super::audit_paths::findings(&people, &b.segments, &b.policies));
+    Ok(())
 }
 
 #[cfg(test)]

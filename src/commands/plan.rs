@@ -8,9 +8,8 @@ use crate::compliance::definitions::{Policy, Segment};
 use crate::controllers::barrier_segment::invariant;
 use crate::controllers::barrier_segment::plan::{self as segments, Rejection};
 use crate::controllers::refusal::Refusal;
-use crate::controllers::remote_assist_license::plan::{
-    Observed as AccountObserved, SecretState, plan as plan_account,
-};
+use crate::controllers::remote_assist_license::course::course;
+use crate::controllers::remote_assist_license::plan::{Observed as AccountObserved, SecretState};
 use crate::controllers::vendor_tenant::generated_segments::generated;
 use crate::controllers::vendor_tenant::plan::{GroupRef, GroupSeen, Observed, plan as vendor_plan};
 use crate::crd::barrier_segment::CreatedObjects;
@@ -97,7 +96,12 @@ impl Report {
 
 /// What the VendorTenant reconciler would read, from the tenant and the manifests (which stand
 /// in for the cluster: their vendors, segments and licences).
-async fn observe_vendor(t: &Tenant, vt: &VendorTenant, m: &Manifests) -> anyhow::Result<Observed> {
+async fn observe_vendor(
+    t: &Tenant,
+    vt: &VendorTenant,
+    m: &Manifests,
+    existing: &[Arc<BarrierSegment>],
+) -> anyhow::Result<Observed> {
     let dir = &t.directory;
     let accounts_group = GroupSeen::Named(dir.groups_named(&vt.accounts_group_name()).await?);
     let engineers_group = GroupSeen::Named(dir.groups_named(&vt.engineers_group_name()).await?);
@@ -118,7 +122,13 @@ async fn observe_vendor(t: &Tenant, vt: &VendorTenant, m: &Manifests) -> anyhow:
         engineers,
         engineer_members,
         vendors: m.vendors.iter().cloned().map(Arc::new).collect(),
-        segments: m.segments.iter().cloned().map(Arc::new).collect(),
+        segments: m
+            .segments
+            .iter()
+            .cloned()
+            .map(Arc::new)
+            .chain(existing.iter().cloned())
+            .collect(),
         accounts: m
             .licenses
             .iter()
@@ -136,9 +146,10 @@ async fn plan_vendor(
     t: &Tenant,
     vt: &VendorTenant,
     m: &Manifests,
+    existing: &[Arc<BarrierSegment>],
     r: &mut ResourcePlan,
 ) -> anyhow::Result<Option<String>> {
-    let observed = observe_vendor(t, vt, m).await?;
+    let observed = observe_vendor(t, vt, m, existing).await?;
     let plan = vendor_plan(vt, None, [None, None], &observed);
     for step in &plan.steps {
         r.act(step.kind(), step.object(), step.describe());
@@ -232,11 +243,11 @@ async fn plan_license(
         in_group,
         rotation_request: None,
     };
-    let plan = plan_account(&desired, &observed);
-    if let Some(b) = &plan.blocked {
+    let (steps, last) = course(&desired, &observed);
+    if let Some(b) = &last.blocked {
         r.refused(b);
     }
-    for a in &plan.actions {
+    for a in &steps {
         r.act(a.kind(), desired.upn.clone(), a.describe());
     }
     Ok(())
@@ -290,14 +301,17 @@ fn operator_made(name: &str, segments: &[Segment], policies: &[Policy]) -> Creat
     }
 }
 
-pub async fn plan(t: &Tenant, m: &Manifests) -> anyhow::Result<Report> {
+/// The plan for the manifests `m`. `cluster`, when given, is read for the BarrierSegments that
+/// exist (the vendors' generated ones are otherwise shown as to be generated).
+pub async fn plan(t: &Tenant, m: &Manifests, cluster: Option<kube::Client>) -> anyhow::Result<Report> {
     let mut report = Report::default();
+    let existing = existing_segments(cluster, &mut report).await;
     let vendors: Vec<Arc<VendorTenant>> = m.vendors.iter().cloned().map(Arc::new).collect();
     let mut groups = BTreeMap::new();
     let mut all_segments: Vec<Arc<BarrierSegment>> = m.segments.iter().cloned().map(Arc::new).collect();
     for vt in &m.vendors {
         let mut r = resource("VendorTenant", vt);
-        groups.insert(r.name.clone(), plan_vendor(t, vt, m, &mut r).await?);
+        groups.insert(r.name.clone(), plan_vendor(t, vt, m, &existing, &mut r).await?);
         if vt.generates_segments() {
             all_segments.extend(generated(vt).into_iter().map(Arc::new));
         }
@@ -312,6 +326,26 @@ pub async fn plan(t: &Tenant, m: &Manifests) -> anyhow::Result<Report> {
         report.resources.push(r);
     }
     Ok(report)
+}
+
+/// The cluster's BarrierSegments, or none (and a note) without cluster access.
+async fn existing_segments(cluster: Option<kube::Client>, report: &mut Report) -> Vec<Arc<BarrierSegment>> {
+    let listed = match cluster {
+        Some(client) => kube::Api::<BarrierSegment>::all(client)
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("no cluster access".into()),
+    };
+    match listed {
+        Ok(list) => list.items.into_iter().map(Arc::new).collect(),
+        Err(e) => {
+            report.notes.push(format!(
+                "the cluster's BarrierSegments could not be read ({e}); generated segments are shown as to be generated"
+            ));
+            Vec::new()
+        }
+    }
 }
 
 fn resource<K: kube::Resource>(kind: &'static str, obj: &K) -> ResourcePlan {

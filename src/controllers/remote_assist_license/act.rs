@@ -10,10 +10,17 @@ use crate::error::Error;
 use crate::graph::GraphError;
 use serde_json::json;
 
+/// A step carried out, and what it did in plain words.
+#[derive(Debug)]
+pub struct Done {
+    pub step: Step,
+    pub note: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Actions carried out, in plain words (each becomes an Event).
-    pub done: Vec<(&'static str, String)>,
+    /// Steps carried out (each becomes an Event).
+    pub done: Vec<Done>,
     /// The id of a user created or restored in this pass.
     pub bound_user: Option<(String, bool)>,
     /// The `employeeType` an adopted user had before the operator's mark replaced it.
@@ -113,7 +120,10 @@ pub async fn act(
                     Step::UpdateUser { what, .. } => what.contains(&"barrier attribute"),
                     _ => false,
                 };
-                out.done.push((action.event_reason(), action.describe()))
+                out.done.push(Done {
+                    step: action.clone(),
+                    note: action.describe(),
+                })
             }
             Err(e) if is_replication_lag(&e) => {
                 out.replicating = Some(format!(

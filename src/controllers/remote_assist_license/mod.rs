@@ -3,6 +3,7 @@
 
 pub mod act;
 pub mod authority;
+pub mod course;
 pub mod credentials;
 pub mod enforcement;
 pub mod mode;
@@ -26,6 +27,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use mode::{Mode, plan_only};
+use plan::Nature;
 use serde_json::json;
 use status::StatusBuilder;
 use std::sync::Arc;
@@ -174,6 +176,7 @@ async fn admit(
     Ok(Ok((vendor, adoption, group_id)))
 }
 
+/// Admit → observe → plan (pure) → act → status.
 async fn apply(
     ral: &RemoteAssistLicense,
     ctx: &Context,
@@ -183,28 +186,81 @@ async fn apply(
         Ok(admitted) => admitted,
         Err(r) => return refuse(ral, ctx, api, r.reason, r.message).await,
     };
-    let vendor_name = &ral.spec.vendor_ref.name;
-    let namespace = ral.namespace().unwrap_or_default();
     let skus = ctx.directory.skus(false).await?;
     let enforcement = enforcement::enforcement(ctx, ral, &vendor).await?;
     let desired = match observe::desired(ral, &vendor, adoption, &group_id, &skus, enforcement.enforced()) {
         Ok(d) => d,
         Err(message) => return refuse(ral, ctx, api, "UnknownLicense", message).await,
     };
-    let (mut observed, mut confirmed) = observe::observe(ctx, ral, &desired, false).await?;
-    let mut plan = plan::plan(&desired, &observed);
+    let (mut plan, confirmed) = observe_and_plan(ctx, ral, &desired).await?;
+    let mode = Mode::of(ral);
+    if mode != Mode::Apply {
+        // Plan and Observe never hold back a safety step: disabling runs in every mode.
+        safety::run_safety_steps(ctx, ral, &desired, &mut plan).await?;
+        return plan_only(ral, ctx, api, mode, &desired, &plan, &skus, &enforcement).await;
+    }
+    let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
+    report_done(ctx, ral, &outcome).await;
+    let mut builder = StatusBuilder::new(
+        ral.status.as_ref(),
+        ral.metadata.generation,
+        crate::controllers::reconcile::now(),
+    );
+    builder.from_plan(&desired, &plan, &outcome, &skus);
+    builder.barrier(&enforcement, &ral.spec.vendor_ref.name);
+    builder.status.planned_actions.clear();
+    crate::crd::conditions::remove_condition(
+        &mut builder.status.conditions,
+        crate::crd::conditions::types::PLANNED,
+    );
+    segment_seen(ctx, &mut builder, &desired, &plan, &outcome, confirmed);
+    if outcome.password_set {
+        builder.status.password_set_at = Some(crate::controllers::reconcile::now());
+    }
+    if let Some(previous) = &outcome.adopted_from {
+        builder.status.previous_employee_type = previous.clone();
+    }
+    let status = builder.finish(plan.enablement_settled, desired.suspended);
+    if write_status(api, ral, ral.status.as_ref(), &status).await?
+        && let Some(b) = plan.blocked.as_ref().or(plan.refused.as_ref())
+    {
+        ctx.event(ral, EventType::Warning, b.reason, "Refuse", b.message.clone())
+            .await;
+    }
+    if let Some(m) = &outcome.no_seats {
+        ctx.event(ral, EventType::Warning, "NoSeats", "AssignLicenses", m.clone())
+            .await;
+    }
+    ctx.succeeded(ral);
+    Ok(next_look(ctx, ral, &plan, &outcome))
+}
+
+/// Observes and plans; returns the plan and whether Graph (not the operator's own writes)
+/// confirmed what it shows.
+async fn observe_and_plan(
+    ctx: &Context,
+    ral: &RemoteAssistLicense,
+    desired: &plan::Desired,
+) -> Result<(plan::Plan, bool), Error> {
+    let (observed, confirmed) = observe::observe(ctx, ral, desired, false).await?;
+    let plan = plan::plan(desired, &observed);
     let stamped = ral
         .status
         .as_ref()
         .is_some_and(|s| s.barrier_attribute_set_at.is_some());
     if plan.actions.is_empty() && (!plan.licensed || (!confirmed && !stamped)) {
         // Nothing to write by what the view shows, but the view holds the operator's own
-        // writes (or licences a group has yet to pass on): before the account counts as in
+        // writes (or licenses a group has yet to pass on): before the account counts as in
         // its segment, read it back.
-        (observed, confirmed) = observe::observe(ctx, ral, &desired, true).await?;
-        plan = plan::plan(&desired, &observed);
+        let (observed, confirmed) = observe::observe(ctx, ral, desired, true).await?;
+        return Ok((plan::plan(desired, &observed), confirmed));
     }
-    // Drift: work on an account that was already provisioned for this generation.
+    Ok((plan, confirmed))
+}
+
+/// An Event per step done; a correction of drift on an account already provisioned for this
+/// generation is reported as `DriftCorrected`.
+async fn report_done(ctx: &Context, ral: &RemoteAssistLicense, outcome: &act::Outcome) {
     let previous = |type_: &str| {
         ral.status.as_ref().is_some_and(|s| {
             s.observed_generation == ral.metadata.generation
@@ -215,40 +271,34 @@ async fn apply(
         previous("Ready"),
         previous(crate::crd::conditions::types::ACCOUNT_READY),
     );
-    let mode = Mode::of(ral);
-    if mode != Mode::Apply {
-        // Plan and Observe never hold back a safety step: disabling runs in every mode.
-        safety::run_safety_steps(ctx, ral, &desired, &mut plan).await?;
-        return plan_only(ral, ctx, api, mode, &desired, &plan, &skus, &enforcement).await;
-    }
-    let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
-    for (action, done) in &outcome.done {
-        let routine = matches!(*action, "Enabled" | "PasswordSet" | "CredentialsWritten");
-        let reason = if was_ready || (was_provisioned && !routine) {
-            "DriftCorrected"
-        } else {
-            action
+    let namespace = ral.namespace().unwrap_or_default();
+    for done in &outcome.done {
+        // A person's request is never drift; routine provisioning is drift only once Ready.
+        let drift = match done.step.nature() {
+            Nature::Requested => false,
+            Nature::Routine => was_ready,
+            Nature::Change => was_ready || was_provisioned,
         };
-        tracing::info!(namespace, name = %ral.name_any(), action = %done, reason, "acted on the tenant");
-        ctx.event(ral, EventType::Normal, reason, action, done.clone())
+        let action = done.step.event_reason();
+        let reason = if drift { "DriftCorrected" } else { action };
+        tracing::info!(namespace, name = %ral.name_any(), action = %done.note, reason, "acted on the tenant");
+        ctx.event(ral, EventType::Normal, reason, action, done.note.clone())
             .await;
     }
-    let mut builder = StatusBuilder::new(
-        ral.status.as_ref(),
-        ral.metadata.generation,
-        crate::controllers::reconcile::now(),
-    );
-    builder.from_plan(&desired, &plan, &outcome, &skus);
-    builder.barrier(&enforcement, vendor_name);
-    builder.status.planned_actions.clear();
-    crate::crd::conditions::remove_condition(
-        &mut builder.status.conditions,
-        crate::crd::conditions::types::PLANNED,
-    );
-    // When the account was last *seen* in its segment: a write is not enough, because the
-    // directory replicates it later and a policy application snapshots what it can see. So a
-    // write clears the time, and a later observation that needs no segment change sets it; only
-    // an application started after that covers the account.
+}
+
+/// When the account was last *seen* in its segment: a write is not enough, because the
+/// directory replicates it later and a policy application snapshots what it can see. So a
+/// write clears the time, and a later observation that needs no segment change sets it; only
+/// an application started after that covers the account.
+fn segment_seen(
+    ctx: &Context,
+    builder: &mut StatusBuilder,
+    desired: &plan::Desired,
+    plan: &plan::Plan,
+    outcome: &act::Outcome,
+    confirmed: bool,
+) {
     let joins_segment = plan.actions.iter().any(|a| {
         matches!(
             a,
@@ -267,42 +317,25 @@ async fn apply(
             ctx.coordinator().request();
         }
     }
-    if outcome.password_set {
-        builder.status.password_set_at = Some(crate::controllers::reconcile::now());
+}
+
+/// When to look again. The directory catching up is retried with a growing wait, so nothing a
+/// license's author writes (a name the directory keeps refusing, say) spends the write budget
+/// in a loop.
+fn next_look(ctx: &Context, ral: &RemoteAssistLicense, plan: &plan::Plan, outcome: &act::Outcome) -> Action {
+    if outcome.replicating.is_some() {
+        return Action::requeue(ctx.lagging(ral));
     }
-    if let Some(previous) = &outcome.adopted_from {
-        builder.status.previous_employee_type = previous.clone();
-    }
-    let settled = plan.enablement_settled;
-    let status = builder.finish(settled, desired.suspended);
-    if write_status(api, ral, ral.status.as_ref(), &status).await?
-        && let Some(b) = plan.blocked.as_ref().or(plan.refused.as_ref())
-    {
-        ctx.event(ral, EventType::Warning, b.reason, "Refuse", b.message.clone())
-            .await;
-    }
-    if let Some(m) = &outcome.no_seats {
-        ctx.event(ral, EventType::Warning, "NoSeats", "AssignLicenses", m.clone())
-            .await;
-    }
-    ctx.succeeded(ral);
-    // The directory catching up is retried with a growing wait, so nothing a licence's author
-    // writes (a name the directory keeps refusing, say) spends the write budget in a loop.
-    Ok(if outcome.replicating.is_some() {
-        Action::requeue(ctx.lagging(ral))
-    } else if let Some(wait) = plan.retry_in {
-        ctx.caught_up(ral);
+    ctx.caught_up(ral);
+    if let Some(wait) = plan.retry_in {
         Action::requeue(wait.min(ctx.config.resync))
     } else if outcome.no_seats.is_some() {
-        ctx.caught_up(ral);
         Action::requeue(SEATS_REQUEUE.min(ctx.config.resync))
     } else if !outcome.done.is_empty() {
-        ctx.caught_up(ral);
         Action::requeue(STEP_REQUEUE)
     } else {
-        ctx.caught_up(ral);
         Action::requeue(ctx.config.resync)
-    })
+    }
 }
 
 /// The deletion policy. Only users the operator created are deleted or disabled; an adopted

@@ -149,7 +149,7 @@ pub enum Step {
     RotatePassword {
         user_id: String,
         token: Option<String>,
-        reason: &'static str,
+        why: Rotation,
     },
     Enable {
         user_id: String,
@@ -159,7 +159,51 @@ pub enum Step {
     },
 }
 
+/// Why a password is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The rotation annotation asks for it.
+    Requested,
+    /// An interrupted rotation is finished with the password already in the Secret.
+    Resumed,
+    /// The credentials Secret of a user the operator created was deleted.
+    SecretDeleted,
+}
+
+impl Rotation {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rotation::Requested => "rotation requested",
+            Rotation::Resumed => "resuming an interrupted rotation",
+            Rotation::SecretDeleted => "the credentials Secret was deleted",
+        }
+    }
+}
+
+/// What kind of work a step is, for telling drift from the normal course of things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nature {
+    /// A person asked for it (a rotation, or finishing one).
+    Requested,
+    /// Part of provisioning that follows its own timing (sign-in enabled behind the barrier,
+    /// the credentials written).
+    Routine,
+    /// A change to the account: after provisioning, a correction of drift.
+    Change,
+}
+
 impl Step {
+    pub fn nature(&self) -> Nature {
+        match self {
+            Step::RotatePassword {
+                why: Rotation::Requested | Rotation::Resumed,
+                ..
+            } => Nature::Requested,
+            Step::Enable { .. } | Step::WriteCredentials => Nature::Routine,
+            _ => Nature::Change,
+        }
+    }
+
     /// The step's kind, stable for tests and the plan's JSON.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -210,7 +254,7 @@ impl Step {
             Step::AssignLicenses { add, remove, .. } => {
                 format!("assign {} licence(s), remove {}", add.len(), remove.len())
             }
-            Step::RotatePassword { reason, .. } => format!("set a new password ({reason})"),
+            Step::RotatePassword { why, .. } => format!("set a new password ({})", why.describe()),
             Step::Enable { .. } => "enable sign-in".into(),
             Step::Disable { .. } => "disable sign-in".into(),
         }
@@ -382,7 +426,7 @@ fn ownership(d: &Desired, o: &Observed, user: &DirUser) -> Result<(bool, bool), 
 fn credentials(d: &Desired, o: &Observed, created: bool, p: &mut Plan) {
     let id = p.user_id.clone().unwrap_or_default();
     let may_set = created || d.manage_adopted_credentials;
-    let rotate = |token: Option<String>, reason: &'static str, p: &mut Plan| {
+    let rotate = |token: Option<String>, why: Rotation, p: &mut Plan| {
         if !may_set {
             p.refused = Some(Refusal {
                 reason: "CredentialsNotManaged",
@@ -401,7 +445,7 @@ fn credentials(d: &Desired, o: &Observed, created: bool, p: &mut Plan) {
             p.actions.push(Step::RotatePassword {
                 user_id: id.clone(),
                 token,
-                reason,
+                why,
             });
         }
     };
@@ -411,14 +455,14 @@ fn credentials(d: &Desired, o: &Observed, created: bool, p: &mut Plan) {
             p.actions.push(Step::RotatePassword {
                 user_id: id.clone(),
                 token: o.rotation_request.clone(),
-                reason: "resuming an interrupted rotation",
+                why: Rotation::Resumed,
             });
         }
         (SecretState::Ready { rotated_for, .. }, Some(token)) if rotated_for.as_ref() != Some(token) => {
-            rotate(Some(token.clone()), "rotation requested", p)
+            rotate(Some(token.clone()), Rotation::Requested, p)
         }
-        (SecretState::Missing, Some(token)) => rotate(Some(token.clone()), "rotation requested", p),
-        (SecretState::Missing, None) if created => rotate(None, "the credentials Secret was deleted", p),
+        (SecretState::Missing, Some(token)) => rotate(Some(token.clone()), Rotation::Requested, p),
+        (SecretState::Missing, None) if created => rotate(None, Rotation::SecretDeleted, p),
         _ => {}
     }
 }

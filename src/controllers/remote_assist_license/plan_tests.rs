@@ -492,3 +492,38 @@ fn credentials_rotation_and_recovery() {
         "a deleted Secret gets a new password"
     );
 }
+
+#[test]
+fn the_course_of_a_new_account_lists_every_pass_until_sign_in() {
+    use super::super::course::course;
+    let kinds = |steps: &[Step]| steps.iter().map(Step::kind).collect::<Vec<_>>();
+    let (steps, last) = course(&desired(), &nothing());
+    assert_eq!(
+        kinds(&steps),
+        [
+            "WriteCredentials",
+            "CreateUser",
+            "AddToGroup",
+            "AssignLicenses",
+            "Enable"
+        ]
+    );
+    assert!(last.actions.is_empty() && last.enablement_settled);
+    let mut grouped = desired();
+    grouped.licensing = Licensing::Group(vec![RA.into()]);
+    grouped.barrier_required = true;
+    let (steps, _) = course(&grouped, &nothing());
+    assert_eq!(
+        kinds(&steps),
+        ["WriteCredentials", "CreateUser", "AddToGroup"],
+        "behind a barrier not yet enforced, sign-in stays off"
+    );
+    grouped.barrier_enforced = true;
+    let (steps, _) = course(&grouped, &nothing());
+    assert_eq!(
+        kinds(&steps),
+        ["WriteCredentials", "CreateUser", "AddToGroup", "Enable"]
+    );
+    let (steps, _) = course(&desired(), &converged(true));
+    assert!(steps.is_empty(), "a converged account has no course left");
+}

@@ -59,8 +59,8 @@ pub async fn run_safety_steps(
         return Ok(());
     }
     let outcome = act::act(ctx, ral, desired, &safety).await?;
-    for (_, done) in &outcome.done {
-        let note = format!("{done}: a safety step, carried out in every mode");
+    for done in &outcome.done {
+        let note = format!("{}: a safety step, carried out in every mode", done.note);
         ctx.event(ral, EventType::Warning, "Disabled", "Disable", note)
             .await;
     }

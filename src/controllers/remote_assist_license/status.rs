@@ -2,7 +2,7 @@
 
 use super::act::Outcome;
 use super::enforcement::Enforcement;
-use super::plan::{Desired, Plan};
+use super::plan::{Desired, Plan, Step};
 use crate::crd::RemoteAssistLicenseStatus;
 use crate::crd::conditions::{ConditionUpdate, Status, ready_rollup, set_condition, types};
 use crate::directory::SkuTable;
@@ -131,7 +131,7 @@ impl StatusBuilder {
                 || outcome
                     .done
                     .iter()
-                    .any(|(reason, _)| *reason == "LicensesChanged")
+                    .any(|d| matches!(d.step, Step::AssignLicenses { .. }))
             {
                 self.set(
                     types::LICENSES_ASSIGNED,
