@@ -66,9 +66,11 @@ kubectl wait --for=condition=Established --timeout=60s crd/vendortenants.remotea
 
 sim_port="$(scripts/testenv.sh free-port)"
 SIM="http://127.0.0.1:$sim_port"
-TENANT=3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64
-CLIENT=5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37
-SECRET=sim-operator-secret-change-me
+# shellcheck source=scripts/sim-ids.sh
+. scripts/sim-ids.sh
+TENANT="$SIM_TENANT_ID"
+CLIENT="$SIM_OPERATOR_CLIENT_ID"
+SECRET="$SIM_OPERATOR_SECRET"
 "$WORK/bin/entra-sim" --listen "127.0.0.1:$sim_port" >"$WORK/entra-sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 100); do curl -fs "$SIM/_sim/counters" >/dev/null && break; sleep 0.1; done
@@ -79,7 +81,7 @@ printf '%s' "$SECRET" >"$WORK/client-secret"
 start_operator() {
   "$WORK/bin/remote-assist-operator" run --graph-url "$SIM" --authority-host "$SIM" \
     --tenant-id "$TENANT" --client-id "$CLIENT" --client-secret-file "$WORK/client-secret" \
-    --compliance-url "$SIM" --tenant-initial-domain abcsim.onmicrosoft.com \
+    --compliance-url "$SIM" --tenant-initial-domain "$SIM_INITIAL_DOMAIN" \
     --barrier-debounce 2s --barrier-poll-interval 1s --watch-selector capture=argo \
     >>"$WORK/operator.log" 2>&1 &
   op_pid=$!

@@ -103,11 +103,13 @@ for _ in $(seq 1 100); do curl -fs "$sim/_sim/counters" >/dev/null && break; che
 # Policy applications take about 30 minutes to start in a real tenant; the simulated clock runs
 # them 600 times faster here.
 curl -fs -X PUT -H 'Content-Type: application/json' -d '{"barrierTimeScale": 600}' "$sim/_sim/settings" >/dev/null
-printf '%s' sim-operator-secret-change-me >target/demo-client-secret
+# shellcheck source=scripts/sim-ids.sh
+. scripts/sim-ids.sh
+printf '%s' "$SIM_OPERATOR_SECRET" >target/demo-client-secret
 operator=("$bin/remote-assist-operator" run --graph-url "$sim" --authority-host "$sim"
-  --tenant-id 3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64 --client-id 5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37
+  --tenant-id "$SIM_TENANT_ID" --client-id "$SIM_OPERATOR_CLIENT_ID"
   --client-secret-file target/demo-client-secret --compliance-url "$sim"
-  --tenant-initial-domain abcsim.onmicrosoft.com --barrier-debounce 2s --barrier-poll-interval 1s
+  --tenant-initial-domain "$SIM_INITIAL_DOMAIN" --barrier-debounce 2s --barrier-poll-interval 1s
   --metrics-addr "127.0.0.1:$metrics_port" --resync-period 15s)
 printf '$ %s\n' "${operator[*]}"
 # Started directly (not through a function or subshell), so $! is the operator's own pid. It

@@ -9,11 +9,13 @@ ns=remote-assist-operator
 sa=remote-assist-operator
 out="${TESTENV_DIR:-$PWD/target/testenv}/operator.kubeconfig"
 helm="$(scripts/helm.sh path)"
+# shellcheck source=scripts/sim-ids.sh
+. scripts/sim-ids.sh
 
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 "$helm" template remote-assist-operator charts/remote-assist-operator --namespace "$ns" \
-  --set azure.tenantId=3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64 \
-  --set azure.clientId=5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37 \
+  --set azure.tenantId="$SIM_TENANT_ID" \
+  --set azure.clientId="$SIM_OPERATOR_CLIENT_ID" \
   --show-only templates/serviceaccount.yaml --show-only templates/clusterrole.yaml \
   --show-only templates/clusterrolebinding.yaml --show-only templates/role.yaml \
   --show-only templates/rolebinding.yaml | kubectl apply -f - >/dev/null

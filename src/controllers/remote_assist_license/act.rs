@@ -47,70 +47,16 @@ pub async fn act(
     d: &Desired,
     actions: &[Step],
 ) -> Result<Outcome, Error> {
-    let dir = &ctx.directory;
     let creds = Credentials::new(ctx.kube.clone(), ral);
     let mut out = Outcome::default();
     for action in actions {
-        let result = match action {
-            Step::WriteCredentials => creds.create(ral, &d.upn).await.map(|_| Ok(())),
-            Step::RestoreUser { id } => Ok(dir.restore_user(id).await),
-            Step::Adopt { id, mark, previous } => {
-                match dir.update_user(id, &json!({"employeeType": mark})).await {
-                    Ok(()) => {
-                        out.adopted_from = Some(previous.clone());
-                        Ok(Ok(()))
-                    }
-                    Err(e) => Ok(Err(e)),
-                }
-            }
-            Step::CreateUser { body } => {
-                let Some(password) = creds.password().await? else {
-                    // The Secret write is not visible yet: never create a user without it.
-                    out.replicating = Some("waiting for the credentials Secret".into());
-                    break;
-                };
-                let mut body = body.clone();
-                body["passwordProfile"] =
-                    json!({"password": password.expose(), "forceChangePasswordNextSignIn": false});
-                match dir.create_user(&body).await {
-                    Ok(u) => {
-                        out.bound_user = Some((u.id, true));
-                        Ok(Ok(()))
-                    }
-                    Err(e) => Ok(Err(e)),
-                }
-            }
-            Step::UpdateUser { id, patch, .. } => Ok(dir.update_user(id, patch).await),
-            Step::AddToGroup { group_id, user_id } => Ok(dir.add_member(group_id, user_id).await),
-            Step::RemoveFromGroup { group_id, user_id } => Ok(dir.remove_member(group_id, user_id).await),
-            Step::AssignLicenses { user_id, add, remove } => {
-                match dir.assign_user_licenses(user_id, add, remove).await {
-                    Err(e) if e.message_contains("does not have any available licenses") => {
-                        dir.forget_skus().await;
-                        out.no_seats = Some(seat_message(ctx, &e).await);
-                        continue;
-                    }
-                    other => Ok(other),
-                }
-            }
-            Step::RotatePassword { user_id, token, .. } => {
-                out.password_set = true;
-                let password = creds.begin_rotation(ral, &d.upn).await?;
-                let patch = json!({"passwordProfile": {"password": password.expose(), "forceChangePasswordNextSignIn": false}});
-                match dir.update_user(user_id, &patch).await {
-                    Ok(()) => creds
-                        .finish_rotation(&password, token.as_deref())
-                        .await
-                        .map(|_| Ok(())),
-                    Err(e) => Ok(Err(e)),
-                }
-            }
-            Step::Enable { user_id } => Ok(dir.update_user(user_id, &json!({"accountEnabled": true})).await),
-            Step::Disable { user_id } => {
-                Ok(dir.update_user(user_id, &json!({"accountEnabled": false})).await)
-            }
+        let result = match run_step(ctx, ral, d, &creds, action, &mut out).await? {
+            Ran::Done => Ok(()),
+            Ran::Failed(e) => Err(e),
+            Ran::Skipped => continue,
+            Ran::Stopped => break,
         };
-        match result? {
+        match result {
             Ok(()) => {
                 out.joined_segment |= match action {
                     Step::CreateUser { .. }
@@ -139,6 +85,95 @@ pub async fn act(
 }
 
 /// A seat error in words, with the SKU's part number when the tenant can tell it.
+/// How one step ended.
+enum Ran {
+    Done,
+    /// Graph refused it: replication lag, or an error for the error policy.
+    Failed(GraphError),
+    /// Not done, for a reason recorded in the outcome; the next steps still run.
+    Skipped,
+    /// Not done, and nothing after it may run yet.
+    Stopped,
+}
+
+fn ran(result: Result<(), GraphError>) -> Ran {
+    match result {
+        Ok(()) => Ran::Done,
+        Err(e) => Ran::Failed(e),
+    }
+}
+
+/// Runs one step; errors other than Graph's (the Secret, Kubernetes) end the reconcile.
+async fn run_step(
+    ctx: &Context,
+    ral: &RemoteAssistLicense,
+    d: &Desired,
+    creds: &Credentials,
+    action: &Step,
+    out: &mut Outcome,
+) -> Result<Ran, Error> {
+    let dir = &ctx.directory;
+Ok(match action {
+        Step::WriteCredentials => creds.create(ral, &d.upn).await.map(|_| Ran::Done)?,
+        Step::RestoreUser { id } => ran(dir.restore_user(id).await),
+        Step::Adopt { id, mark, previous } => {
+            match dir.update_user(id, &json!({"employeeType": mark})).await {
+                Ok(()) => {
+                    out.adopted_from = Some(previous.clone());
+                    Ran::Done
+                }
+                Err(e) => Ran::Failed(e),
+            }
+        }
+        Step::CreateUser { body } => {
+            let Some(password) = creds.password().await? else {
+                // The Secret write is not visible yet: never create a user without it.
+                out.replicating = Some("waiting for the credentials Secret".into());
+                return Ok(Ran::Stopped);
+            };
+            let mut body = body.clone();
+            body["passwordProfile"] =
+                json!({"password": password.expose(), "forceChangePasswordNextSignIn": false});
+            match dir.create_user(&body).await {
+                Ok(u) => {
+                    out.bound_user = Some((u.id, true));
+                    Ran::Done
+                }
+                Err(e) => Ran::Failed(e),
+            }
+        }
+        Step::UpdateUser { id, patch, .. } => ran(dir.update_user(id, patch).await),
+        Step::AddToGroup { group_id, user_id } => ran(dir.add_member(group_id, user_id).await),
+        Step::RemoveFromGroup { group_id, user_id } => ran(dir.remove_member(group_id, user_id).await),
+        Step::AssignLicenses { user_id, add, remove } => {
+            match dir.assign_user_licenses(user_id, add, remove).await {
+                Err(e) if e.message_contains("does not have any available licenses") => {
+                    dir.forget_skus().await;
+                    out.no_seats = Some(seat_message(ctx, &e).await);
+                    Ran::Skipped
+                }
+                other => ran(other),
+            }
+        }
+        Step::RotatePassword { user_id, token, .. } => {
+            out.password_set = true;
+            let password = creds.begin_rotation(ral, &d.upn).await?;
+            let patch = json!({"passwordProfile": {"password": password.expose(), "forceChangePasswordNextSignIn": false}});
+            match dir.update_user(user_id, &patch).await {
+                Ok(()) => creds
+                    .finish_rotation(&password, token.as_deref())
+                    .await
+                    .map(|_| Ran::Done)?,
+                Err(e) => Ran::Failed(e),
+            }
+        }
+        Step::Enable { user_id } => ran(dir.update_user(user_id, &json!({"accountEnabled": true})).await),
+        Step::Disable { user_id } => {
+            ran(dir.update_user(user_id, &json!({"accountEnabled": false})).await)
+        }
+    })
+}
+
 async fn seat_message(ctx: &Context, e: &GraphError) -> String {
     let skus = ctx.directory.skus(true).await.unwrap_or_default();
     let exhausted: Vec<String> = skus

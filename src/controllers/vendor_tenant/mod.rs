@@ -2,6 +2,7 @@
 //! `Group` mode, a seat pre-flight per SKU, and the roll-up of the vendor's accounts.
 
 pub mod act;
+pub mod cleanup;
 pub mod generated_segments;
 pub mod groups;
 pub mod holders;
@@ -12,7 +13,6 @@ pub mod status;
 
 use crate::context::Context;
 use crate::controllers::reconcile::{error_policy, now, write_status};
-use crate::crd::conditions::{ConditionUpdate, Status, set_condition, types};
 use crate::crd::{RemoteAssistLicense, VendorTenant};
 use crate::error::Error;
 use crate::watch;
@@ -69,7 +69,7 @@ pub async fn reconcile(vt: Arc<VendorTenant>, ctx: Arc<Context>) -> Result<Actio
         &api,
         vt,
         async |v| apply(&v, &ctx, &api).await,
-        async |v| cleanup(&v, &ctx, &api).await,
+        async |v| cleanup::cleanup(&v, &ctx, &api).await,
     )
     .await
 }
@@ -112,95 +112,4 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
     } else {
         Duration::from_secs(1)
     }))
-}
-
-/// Deletion: waits until no RemoteAssistLicense refers to the vendor (their users are handled by
-/// their own deletion policies), then deletes the groups the operator created. Groups it
-/// adopted stay.
-async fn cleanup(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Result<Action, Error> {
-    let name = vt.name_any();
-    let remaining = accounts(ctx, &name).await?.len();
-    if remaining > 0 {
-        let mut status = vt.status.clone().unwrap_or_default();
-        let message =
-            format!("waiting for {remaining} RemoteAssistLicense(s) of this vendor to be deleted first");
-        let update = ConditionUpdate::new(types::READY, Status::False, "Terminating", message.clone());
-        set_condition(&mut status.conditions, update, vt.metadata.generation, &now());
-        if write_status(api, vt, vt.status.as_ref(), &status).await? {
-            ctx.event(vt, EventType::Normal, "Terminating", "Cleanup", message)
-                .await;
-        }
-        return Err(Error::Waiting(
-            message_for_wait(remaining),
-            Duration::from_secs(3),
-        ));
-    }
-    // Orphaned accounts stay behind a barrier: nothing of the vendor's goes while one is enabled.
-    let holders = holders::enabled_holders(ctx, vt).await?;
-    if !holders.is_empty() {
-        let message = holders::holding_message(&holders);
-        let mut status = vt.status.clone().unwrap_or_default();
-        let update = ConditionUpdate::new(
-            types::READY,
-            Status::False,
-            "AccountsHoldSegments",
-            message.clone(),
-        );
-        set_condition(&mut status.conditions, update, vt.metadata.generation, &now());
-        status.message = Some(message.clone());
-        if write_status(api, vt, vt.status.as_ref(), &status).await? {
-            ctx.event(
-                vt,
-                EventType::Warning,
-                "AccountsHoldSegments",
-                "Cleanup",
-                message.clone(),
-            )
-            .await;
-        }
-        return Err(Error::Waiting(
-            message,
-            Duration::from_secs(30).min(ctx.config.resync),
-        ));
-    }
-    if !generated_segments::delete_generated(ctx, vt).await? {
-        return Err(Error::Waiting(
-            "the generated BarrierSegments are being removed".into(),
-            Duration::from_secs(2),
-        ));
-    }
-    let uid = vt.uid().unwrap_or_default();
-    let status = vt.status.clone().unwrap_or_default();
-    for id in [status.accounts_group_id, status.engineers_group_id]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(g) = ctx.directory.group(&id).await? {
-            if g.managed_by() == Some(uid.as_str()) {
-                ctx.directory.delete_group(&id).await?;
-                ctx.event(
-                    vt,
-                    EventType::Normal,
-                    "GroupDeleted",
-                    "Cleanup",
-                    format!("deleted group {}", g.display_name),
-                )
-                .await;
-            } else {
-                ctx.event(
-                    vt,
-                    EventType::Normal,
-                    "GroupKept",
-                    "Cleanup",
-                    format!("group {} was adopted, so it is kept", g.display_name),
-                )
-                .await;
-            }
-        }
-    }
-    Ok(Action::await_change())
-}
-
-fn message_for_wait(remaining: usize) -> String {
-    format!("{remaining} RemoteAssistLicense(s) of this vendor still exist")
 }
