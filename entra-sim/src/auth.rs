@@ -2,6 +2,7 @@
 //! client assertion, or a federated token) and the bearer check every Graph call goes through.
 
 use crate::seed::{Seed, SeedApp};
+use crate::state::Sim;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,8 +14,6 @@ use sha1::Digest as _;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use crate::server::Sim;
 
 pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 pub const COMPLIANCE_RESOURCE: &str = "https://ps.compliance.protection.outlook.com";

@@ -51,7 +51,8 @@ pub mod state;
 
 use crate::auth::{self, COMPLIANCE_RESOURCE};
 use crate::journal;
-use crate::server::{Sim, base_url};
+use crate::request::base_url;
+use crate::state::Sim;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
