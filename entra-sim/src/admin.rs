@@ -5,7 +5,7 @@
 //! `/barriers/timeline`).
 
 use crate::misbehave::Settings;
-use crate::server::Sim;
+use crate::state::Sim;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -2,6 +2,7 @@
 //! client assertion, or a federated token) and the bearer check every Graph call goes through.
 
 use crate::seed::{Seed, SeedApp};
+use crate::state::Sim;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,8 +14,6 @@ use sha1::Digest as _;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use crate::server::Sim;
 
 pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 pub const COMPLIANCE_RESOURCE: &str = "https://ps.compliance.protection.outlook.com";
@@ -142,6 +141,20 @@ fn issue(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<Value, TokenError> {
+    check_tenant(sim, tenant)?;
+    let resource = requested_resource(tenant, form)?;
+    let app = client_app(sim, tenant, form)?;
+    check_credential(app, tenant, headers, form)?;
+    Ok(mint(sim, app, resource))
+}
+
+/// A form field, empty when absent.
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
+    form.get(name).map(String::as_str).unwrap_or_default()
+}
+
+/// The tenant in the path must be this tenant's id or one of its domains.
+fn check_tenant(sim: &Sim, tenant: &str) -> Result<(), TokenError> {
     let known_tenant = {
         let t = sim.tenant.lock().unwrap();
         tenant.eq_ignore_ascii_case(&t.tenant_id) || t.domains.iter().any(|d| d.eq_ignore_ascii_case(tenant))
@@ -156,8 +169,12 @@ fn issue(
             ),
         ));
     }
-    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-    if get("grant_type") != "client_credentials" {
+    Ok(())
+}
+
+/// The grant type, then the resource named by a `<resource>/.default` scope.
+fn requested_resource<'a>(tenant: &str, form: &'a HashMap<String, String>) -> Result<&'a str, TokenError> {
+    if field(form, "grant_type") != "client_credentials" {
         return Err(token_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -165,7 +182,7 @@ fn issue(
             "The app requested an unsupported grant type.",
         ));
     }
-    let scope = get("scope");
+    let scope = field(form, "scope");
     let Some(resource) = scope.strip_suffix("/.default") else {
         return Err(token_error(
             StatusCode::BAD_REQUEST,
@@ -185,6 +202,11 @@ fn issue(
             format!("The resource principal named {resource} was not found in the tenant named {tenant}."),
         ));
     }
+    Ok(resource)
+}
+
+/// The app registration the request is for.
+fn client_app<'a>(sim: &'a Sim, tenant: &str, form: &HashMap<String, String>) -> Result<&'a App, TokenError> {
     let assertion = form.get("client_assertion");
     // The client id may be omitted with an assertion; it is then the assertion's subject.
     let client_id = match (form.get("client_id"), assertion) {
@@ -194,19 +216,29 @@ fn issue(
             .unwrap_or_default(),
         (None, None) => String::new(),
     };
-    let Some(app) = sim
-        .apps
+    sim.apps
         .iter()
         .find(|a| a.seed.client_id.eq_ignore_ascii_case(&client_id))
-    else {
-        return Err(token_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
-        ));
-    };
-    match (form.get("client_secret"), assertion) {
+        .ok_or_else(|| {
+            token_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                700016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+                ),
+            )
+        })
+}
+
+/// Exactly one credential: a client secret or a client assertion.
+fn check_credential(
+    app: &App,
+    tenant: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(), TokenError> {
+    match (form.get("client_secret"), form.get("client_assertion")) {
         (Some(secret), None) => {
             if !app
                 .seed
@@ -224,9 +256,10 @@ fn issue(
                     ),
                 ));
             }
+            Ok(())
         }
         (None, Some(jwt)) => {
-            if get("client_assertion_type") != ASSERTION_TYPE {
+            if field(form, "client_assertion_type") != ASSERTION_TYPE {
                 return Err(token_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
@@ -234,25 +267,25 @@ fn issue(
                     "client_assertion_type is missing or invalid.",
                 ));
             }
-            verify_assertion(app, tenant, headers, jwt)?;
+            verify_assertion(app, tenant, headers, jwt)
         }
-        (Some(_), Some(_)) => {
-            return Err(token_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                90015,
-                "Requested query string is too long or has both a client secret and a client assertion.",
-            ));
-        }
-        (None, None) => {
-            return Err(token_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            ));
-        }
+        (Some(_), Some(_)) => Err(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90015,
+            "Requested query string is too long or has both a client secret and a client assertion.",
+        )),
+        (None, None) => Err(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )),
     }
+}
+
+/// Issues an access token for `resource` holding the app's roles for that resource.
+fn mint(sim: &Sim, app: &App, resource: &str) -> Value {
     let roles: BTreeSet<String> = app
         .seed
         .permissions
@@ -277,9 +310,7 @@ fn issue(
             expires: Instant::now() + Duration::from_secs(lifetime),
         },
     );
-    Ok(
-        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}),
-    )
+    json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token})
 }
 
 fn unverified_claims(jwt: &str) -> Option<Value> {
@@ -298,6 +329,29 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// subject are the client id, audience is this token endpoint) or a federated token from a
 /// registered issuer (issuer, subject and audience must match a federated credential).
 fn verify_assertion(app: &App, tenant: &str, headers: &HeaderMap, jwt: &str) -> Result<(), TokenError> {
+    let assertion = read_assertion(jwt)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    if assertion.iss.eq_ignore_ascii_case(&app.seed.client_id) {
+        verify_certificate_assertion(app, tenant, headers, jwt, &assertion, &validation)
+    } else {
+        verify_federated_assertion(app, jwt, &assertion, &validation)
+    }
+}
+
+/// What a client assertion says, read before its signature is checked.
+struct Assertion {
+    header: jsonwebtoken::Header,
+    iss: String,
+    sub: String,
+    auds: Vec<String>,
+    /// Not expired and already valid, with five minutes of clock skew either way.
+    in_time: bool,
+}
+
+fn read_assertion(jwt: &str) -> Result<Assertion, TokenError> {
     let malformed = || {
         token_error(
             StatusCode::BAD_REQUEST,
@@ -318,89 +372,108 @@ fn verify_assertion(app: &App, tenant: &str, headers: &HeaderMap, jwt: &str) -> 
     let now = jiff::Timestamp::now().as_second();
     let in_time = claims["exp"].as_i64().is_some_and(|e| e > now - 300)
         && claims["nbf"].as_i64().is_none_or(|n| n <= now + 300);
-    let not_in_time = || {
-        token_error(
-            StatusCode::BAD_REQUEST,
+    Ok(Assertion {
+        header,
+        iss,
+        sub,
+        auds,
+        in_time,
+    })
+}
+
+fn not_in_time() -> TokenError {
+    token_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_client",
+        700024,
+        "Client assertion is not within its valid time range.",
+    )
+}
+
+/// Certificate credential.
+fn verify_certificate_assertion(
+    app: &App,
+    tenant: &str,
+    headers: &HeaderMap,
+    jwt: &str,
+    assertion: &Assertion,
+    validation: &Validation,
+) -> Result<(), TokenError> {
+    if !assertion.sub.eq_ignore_ascii_case(&app.seed.client_id) {
+        return Err(token_error(
+            StatusCode::UNAUTHORIZED,
             "invalid_client",
-            700024,
-            "Client assertion is not within its valid time range.",
-        )
-    };
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.validate_aud = false;
-    validation.validate_exp = false;
-    validation.required_spec_claims.clear();
-
-    if iss.eq_ignore_ascii_case(&app.seed.client_id) {
-        // Certificate credential.
-        if !sub.eq_ignore_ascii_case(&app.seed.client_id) {
-            return Err(token_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                700021,
-                "Client assertion application identifier doesn't match 'client_id' parameter.",
-            ));
-        }
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default();
-        let suffix = format!("/{tenant}/oauth2/v2.0/token");
-        if !auds.iter().any(|a| {
-            a.ends_with(&suffix) && (a.contains(host) || a.starts_with("https://login.microsoftonline.com"))
-        }) {
-            return Err(token_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                700027,
-                "Client assertion contains an invalid audience: it must be this token endpoint's URL.",
-            ));
-        }
-        let thumb = |name: &str| header_thumbprint(jwt, name);
-        let candidates: Vec<&DecodingKey> = app
-            .certificates
-            .iter()
-            .filter(|(s1, s256, _)| match (thumb("x5t"), thumb("x5t#S256")) {
-                (Some(t), _) => &t == s1,
-                (None, Some(t)) => &t == s256,
-                (None, None) => true,
-            })
-            .map(|(_, _, k)| k)
-            .collect();
-        if candidates.is_empty() {
-            return Err(token_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                700027,
-                format!(
-                    "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}']",
-                    header.x5t.clone().unwrap_or_default()
-                ),
-            ));
-        }
-        if !candidates
-            .iter()
-            .any(|k| jsonwebtoken::decode::<Value>(jwt, k, &validation).is_ok())
-        {
-            return Err(token_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation.",
-            ));
-        }
-        if !in_time {
-            return Err(not_in_time());
-        }
-        return Ok(());
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.",
+        ));
     }
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let suffix = format!("/{tenant}/oauth2/v2.0/token");
+    if !assertion.auds.iter().any(|a| {
+        a.ends_with(&suffix) && (a.contains(host) || a.starts_with("https://login.microsoftonline.com"))
+    }) {
+        return Err(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            "Client assertion contains an invalid audience: it must be this token endpoint's URL.",
+        ));
+    }
+    let thumb = |name: &str| header_thumbprint(jwt, name);
+    let candidates: Vec<&DecodingKey> = app
+        .certificates
+        .iter()
+        .filter(|(s1, s256, _)| match (thumb("x5t"), thumb("x5t#S256")) {
+            (Some(t), _) => &t == s1,
+            (None, Some(t)) => &t == s256,
+            (None, None) => true,
+        })
+        .map(|(_, _, k)| k)
+        .collect();
+    if candidates.is_empty() {
+        return Err(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}']",
+                assertion.header.x5t.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    if !candidates
+        .iter()
+        .any(|k| jsonwebtoken::decode::<Value>(jwt, k, validation).is_ok())
+    {
+        return Err(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation.",
+        ));
+    }
+    if !assertion.in_time {
+        return Err(not_in_time());
+    }
+    Ok(())
+}
 
-    // Federated credential (workload identity).
+/// Federated credential (workload identity).
+fn verify_federated_assertion(
+    app: &App,
+    jwt: &str,
+    assertion: &Assertion,
+    validation: &Validation,
+) -> Result<(), TokenError> {
+    let Assertion { iss, sub, auds, .. } = assertion;
     let aud_text = auds.join(",");
     let Some((cred, keys)) = app
         .federated
         .iter()
-        .find(|(f, _)| f.issuer == iss && f.subject == sub)
+        .find(|(f, _)| f.issuer == *iss && f.subject == *sub)
     else {
         return Err(token_error(
             StatusCode::BAD_REQUEST,
@@ -423,7 +496,7 @@ fn verify_assertion(app: &App, tenant: &str, headers: &HeaderMap, jwt: &str) -> 
     }
     if !keys
         .iter()
-        .any(|k| jsonwebtoken::decode::<Value>(jwt, k, &validation).is_ok())
+        .any(|k| jsonwebtoken::decode::<Value>(jwt, k, validation).is_ok())
     {
         return Err(token_error(
             StatusCode::BAD_REQUEST,
@@ -432,7 +505,7 @@ fn verify_assertion(app: &App, tenant: &str, headers: &HeaderMap, jwt: &str) -> 
             "Client assertion failed signature validation.",
         ));
     }
-    if !in_time {
+    if !assertion.in_time {
         return Err(not_in_time());
     }
     Ok(())

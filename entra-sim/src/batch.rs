@@ -3,7 +3,8 @@
 //! failed dependency, responses in no particular order.
 
 use crate::odata::GraphError;
-use crate::server::{BatchItem, Sim, dispatch, json_body};
+use crate::request::{BatchItem, json_body};
+use crate::state::{Sim, dispatch};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, StatusCode};

@@ -4,7 +4,8 @@
 use crate::auth::{Principal, require};
 use crate::model::{Group, new_id, now_string};
 use crate::odata::{GraphError, Query, page, project};
-use crate::server::{Sim, base_url, json_body};
+use crate::request::{base_url, json_body};
+use crate::state::Sim;
 use crate::users::{check_filterable, visible_user_id};
 use axum::Extension;
 use axum::body::Bytes;

@@ -1,6 +1,6 @@
 //! The journal: an ordered record of every write the tenant answered, Graph and compliance
 //! alike, for tests that check the order of changes (e.g. that a policy was removed before
-//! the segment it was assigned to). It lives inside [`crate::server::Counters`] and is written
+//! the segment it was assigned to). It lives inside [`crate::state::Counters`] and is written
 //! at the very point where the `writes` counter and `byRoute` are, under the same lock, so the
 //! two cannot disagree. Served by `GET /_sim/journal` (see [`crate::admin`]).
 

@@ -16,9 +16,13 @@ pub mod licensing;
 pub mod misbehave;
 pub mod model;
 pub mod odata;
+mod pipeline;
+pub mod request;
 pub mod seed;
 pub mod server;
+pub mod state;
 pub mod users;
 
 pub use seed::Seed;
-pub use server::{RunningSim, Sim, start};
+pub use server::{RunningSim, start};
+pub use state::Sim;

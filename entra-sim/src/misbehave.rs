@@ -212,52 +212,27 @@ impl Misbehaviour {
             });
         }
         let now = Instant::now();
-        let ru = if t.resource_units_per_10s > 0 {
-            t.resource_units_per_10s
-        } else if users < 50 {
-            3500
-        } else if users <= 500 {
-            5000
-        } else {
-            8000
-        } as f64;
-        let check = |key: (String, &'static str), capacity: f64, secs: u64, information, scope| Check {
-            key,
-            capacity,
-            window: Duration::from_secs(secs),
-            information,
-            scope,
-        };
-        let mut checks = vec![check(
-            (app.to_owned(), "ru"),
-            ru,
-            10,
-            "ResourceUnitLimitExceeded",
-            format!("Tenant_Application/ReadWrite/{app}/{tenant}"),
-        )];
-        if write {
-            checks.push(check(
-                (app.to_owned(), "write"),
-                t.writes_per_150s as f64,
-                150,
-                "WriteLimitExceeded",
-                format!("Tenant_Application/Write/{app}/{tenant}"),
-            ));
-            checks.push(check(
-                (String::new(), "tenant-write"),
-                t.tenant_writes_per_300s as f64,
-                300,
-                "WriteLimitExceeded",
-                format!("Tenant/Write/{app}/{tenant}"),
-            ));
+        let checks = budgets(&t, app, tenant, write, users);
+        let (refusal, usage) = self.draw(checks, cost, now);
+        if let Some(refusal) = refusal {
+            return Err(self.too_many_requests(&t, refusal));
         }
-        let mut worst: Option<(f64, &'static str, String)> = None;
+        Ok(Charge {
+            resource_units: cost,
+            limit_percentage: (usage >= 0.8).then_some((usage * 10.0).round() / 10.0),
+        })
+    }
+
+    /// Takes the request's share from every budget; gives the budget that refuses it for
+    /// longest, if any, and the highest usage afterwards.
+    fn draw(&mut self, checks: Vec<Check>, cost: u64, now: Instant) -> (Option<Refusal>, f64) {
+        let mut worst: Option<Refusal> = None;
         let mut usage: f64 = 0.0;
         for Check {
             key,
             capacity,
             window,
-            information: info,
+            information,
             scope,
         } in checks
         {
@@ -269,33 +244,81 @@ impl Misbehaviour {
             bucket.refill(now);
             if bucket.level < amount {
                 let wait = bucket.wait_for(amount);
-                if worst.as_ref().is_none_or(|(w, _, _)| wait > *w) {
-                    worst = Some((wait, info, scope));
+                if worst.as_ref().is_none_or(|w| wait > w.wait) {
+                    worst = Some(Refusal {
+                        wait,
+                        information,
+                        scope,
+                    });
                 }
             }
             // Usage accrues even when the request is refused.
             bucket.level = (bucket.level - amount).max(-bucket.capacity);
             usage = usage.max(bucket.usage());
         }
-        if let Some((wait, info, scope)) = worst {
-            let mut e = GraphError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Please retry again later.",
-            );
-            if !self.rng.random_bool(t.omit_retry_after_rate.clamp(0.0, 1.0)) {
-                e.retry_after = Some(wait.ceil().max(1.0) as u64);
-            }
-            e.extra_headers.push(("x-ms-throttle-scope", scope));
-            e.extra_headers
-                .push(("x-ms-throttle-information", info.to_owned()));
-            return Err(e);
-        }
-        Ok(Charge {
-            resource_units: cost,
-            limit_percentage: (usage >= 0.8).then_some((usage * 10.0).round() / 10.0),
-        })
+        (worst, usage)
     }
+
+    /// Graph's 429, `Retry-After` left out at the configured rate.
+    fn too_many_requests(&mut self, t: &Throttling, refusal: Refusal) -> GraphError {
+        let mut e = GraphError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Please retry again later.",
+        );
+        if !self.rng.random_bool(t.omit_retry_after_rate.clamp(0.0, 1.0)) {
+            e.retry_after = Some(refusal.wait.ceil().max(1.0) as u64);
+        }
+        e.extra_headers.push(("x-ms-throttle-scope", refusal.scope));
+        e.extra_headers
+            .push(("x-ms-throttle-information", refusal.information.to_owned()));
+        e
+    }
+}
+
+/// The budgets a request is checked against: resource units per app and tenant (by tenant
+/// size unless configured), and for a write the app's and the tenant's write budgets.
+fn budgets(t: &Throttling, app: &str, tenant: &str, write: bool, users: usize) -> Vec<Check> {
+    let ru = if t.resource_units_per_10s > 0 {
+        t.resource_units_per_10s
+    } else if users < 50 {
+        3500
+    } else if users <= 500 {
+        5000
+    } else {
+        8000
+    } as f64;
+    let check = |key: (String, &'static str), capacity: f64, secs: u64, information, scope| Check {
+        key,
+        capacity,
+        window: Duration::from_secs(secs),
+        information,
+        scope,
+    };
+    let mut checks = vec![check(
+        (app.to_owned(), "ru"),
+        ru,
+        10,
+        "ResourceUnitLimitExceeded",
+        format!("Tenant_Application/ReadWrite/{app}/{tenant}"),
+    )];
+    if write {
+        checks.push(check(
+            (app.to_owned(), "write"),
+            t.writes_per_150s as f64,
+            150,
+            "WriteLimitExceeded",
+            format!("Tenant_Application/Write/{app}/{tenant}"),
+        ));
+        checks.push(check(
+            (String::new(), "tenant-write"),
+            t.tenant_writes_per_300s as f64,
+            300,
+            "WriteLimitExceeded",
+            format!("Tenant/Write/{app}/{tenant}"),
+        ));
+    }
+    checks
 }
 
 impl Misbehaviour {
@@ -310,6 +333,13 @@ struct Check {
     key: (String, &'static str),
     capacity: f64,
     window: Duration,
+    information: &'static str,
+    scope: String,
+}
+
+/// A budget that refuses a request: seconds until it fits, and the throttle headers.
+struct Refusal {
+    wait: f64,
     information: &'static str,
     scope: String,
 }

@@ -1,7 +1,7 @@
 //! The tenant's directory state: users, groups, subscribed SKUs, deleted items, and the seat
 //! accounting that keeps `consumedUnits` exact.
 
-use crate::seed::Seed;
+use crate::seed::{Seed, SeedGroup, SeedSku, SeedUser};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -97,6 +97,85 @@ pub struct Tenant {
     pub barriers: crate::compliance::state::Barriers,
 }
 
+impl Sku {
+    fn from_seed(s: &SeedSku) -> Sku {
+        Sku {
+            sku_id: s.sku_id.clone(),
+            part_number: s.sku_part_number.clone(),
+            prepaid: s.prepaid_units,
+            plans: s
+                .service_plans
+                .iter()
+                .map(|p| (p.service_plan_id.clone(), p.service_plan_name.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl User {
+    /// A seeded user, visible from `now`; the nickname defaults to the UPN's local part.
+    fn from_seed(u: &SeedUser, now: Instant) -> User {
+        let id = u.id.clone().unwrap_or_else(new_id);
+        let nickname = u.mail_nickname.clone().unwrap_or_else(|| {
+            u.user_principal_name
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        });
+        User {
+            id,
+            upn: u.user_principal_name.clone(),
+            display_name: u.display_name.clone(),
+            mail_nickname: nickname,
+            account_enabled: u.account_enabled,
+            enabled_at: u.account_enabled.then(jiff::Timestamp::now),
+            enabled_uncovered: 0,
+            usage_location: u.usage_location.clone(),
+            pending_usage_location: None,
+            department: u.department.clone(),
+            company_name: None,
+            employee_type: None,
+            extension_attributes: BTreeMap::new(),
+            password: u.password.clone(),
+            directory_roles: u.directory_roles.clone(),
+            direct: Vec::new(),
+            states: Vec::new(),
+            created: now_string(),
+            deleted: None,
+            visible_at: now,
+        }
+    }
+}
+
+impl Group {
+    /// A seeded security group, visible from `now`; members not in `upn_index` are left out.
+    fn from_seed(g: &SeedGroup, upn_index: &HashMap<String, String>, now: Instant) -> Group {
+        let id = g.id.clone().unwrap_or_else(new_id);
+        let members = g
+            .members
+            .iter()
+            .filter_map(|upn| upn_index.get(&upn.to_lowercase()).cloned())
+            .collect();
+        Group {
+            id,
+            display_name: g.display_name.clone(),
+            mail_nickname: g
+                .mail_nickname
+                .clone()
+                .unwrap_or_else(|| g.display_name.replace(' ', "")),
+            description: None,
+            mail_enabled: false,
+            security_enabled: true,
+            group_types: Vec::new(),
+            members,
+            licenses: Vec::new(),
+            created: now_string(),
+            visible_at: now,
+        }
+    }
+}
+
 pub fn now_string() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -118,82 +197,18 @@ impl Tenant {
             upn_index: HashMap::new(),
             deleted_users: BTreeMap::new(),
             groups: BTreeMap::new(),
-            skus: seed
-                .skus
-                .iter()
-                .map(|s| Sku {
-                    sku_id: s.sku_id.clone(),
-                    part_number: s.sku_part_number.clone(),
-                    prepaid: s.prepaid_units,
-                    plans: s
-                        .service_plans
-                        .iter()
-                        .map(|p| (p.service_plan_id.clone(), p.service_plan_name.clone()))
-                        .collect(),
-                })
-                .collect(),
+            skus: seed.skus.iter().map(Sku::from_seed).collect(),
             consumed: HashMap::new(),
             pending_locations: BTreeSet::new(),
             barriers: Default::default(),
         };
         for u in &seed.users {
-            let id = u.id.clone().unwrap_or_else(new_id);
-            let nickname = u.mail_nickname.clone().unwrap_or_else(|| {
-                u.user_principal_name
-                    .split('@')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            });
-            t.insert_user(User {
-                id,
-                upn: u.user_principal_name.clone(),
-                display_name: u.display_name.clone(),
-                mail_nickname: nickname,
-                account_enabled: u.account_enabled,
-                enabled_at: u.account_enabled.then(jiff::Timestamp::now),
-                enabled_uncovered: 0,
-                usage_location: u.usage_location.clone(),
-                pending_usage_location: None,
-                department: u.department.clone(),
-                company_name: None,
-                employee_type: None,
-                extension_attributes: BTreeMap::new(),
-                password: u.password.clone(),
-                directory_roles: u.directory_roles.clone(),
-                direct: Vec::new(),
-                states: Vec::new(),
-                created: now_string(),
-                deleted: None,
-                visible_at: now,
-            });
+            t.insert_user(User::from_seed(u, now));
         }
+        // After the users: members are named by UPN.
         for g in &seed.groups {
-            let id = g.id.clone().unwrap_or_else(new_id);
-            let members = g
-                .members
-                .iter()
-                .filter_map(|upn| t.upn_index.get(&upn.to_lowercase()).cloned())
-                .collect();
-            t.groups.insert(
-                id.clone(),
-                Group {
-                    id,
-                    display_name: g.display_name.clone(),
-                    mail_nickname: g
-                        .mail_nickname
-                        .clone()
-                        .unwrap_or_else(|| g.display_name.replace(' ', "")),
-                    description: None,
-                    mail_enabled: false,
-                    security_enabled: true,
-                    group_types: Vec::new(),
-                    members,
-                    licenses: Vec::new(),
-                    created: now_string(),
-                    visible_at: now,
-                },
-            );
+            let group = Group::from_seed(g, &t.upn_index, now);
+            t.groups.insert(group.id.clone(), group);
         }
         t
     }

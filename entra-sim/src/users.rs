@@ -1,19 +1,22 @@
 //! `/users` and `/directory/deletedItems`: create, read, list, update, soft delete, restore,
 //! purge.
 
+mod validate;
+
 use crate::auth::{Principal, require};
-use crate::model::{USER_DEFAULT_PROPERTIES, User, new_id, now_string};
+use crate::model::{Tenant, USER_DEFAULT_PROPERTIES, User, new_id, now_string};
 use crate::odata::{GraphError, Query, page, project};
-use crate::server::{Sim, base_url, json_body};
+use crate::request::{base_url, json_body};
+use crate::state::Sim;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use validate::{NewUser, Patch, employee_type, str_field};
 
 pub const READ: &[&str] = &[
     "User.Read.All",
@@ -115,76 +118,6 @@ pub fn check_filterable(query: &Query, allowed: &[&str], resource: &str) -> Resu
     Ok(())
 }
 
-const UPN_LOCAL: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'.-_!#^~";
-
-fn valid_upn_shape(upn: &str) -> bool {
-    let Some((local, domain)) = upn.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && local.chars().all(|c| UPN_LOCAL.contains(c))
-        && !domain.is_empty()
-        && !domain.contains('@')
-}
-
-fn valid_nickname(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 64
-        && n.chars()
-            .all(|c| c.is_ascii() && !"@()\\[]\";:<>, ".contains(c) && !c.is_control())
-}
-
-/// Entra's default password policy: 8 to 256 characters and three of the four character classes.
-fn complex_enough(password: &str) -> bool {
-    let classes = [
-        password.chars().any(|c| c.is_ascii_lowercase()),
-        password.chars().any(|c| c.is_ascii_uppercase()),
-        password.chars().any(|c| c.is_ascii_digit()),
-        password.chars().any(|c| !c.is_ascii_alphanumeric()),
-    ];
-    (8..=256).contains(&password.chars().count()) && classes.iter().filter(|c| **c).count() >= 3
-}
-
-const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
-
-fn valid_country(c: &str) -> bool {
-    c.len() == 2 && COUNTRIES.split(' ').any(|x| x == c)
-}
-
-/// `employeeType`: free text of at most 64 characters.
-fn employee_type(body: &Value) -> Result<Option<String>> {
-    match str_field(body, "employeeType")? {
-        Some(v) if v.chars().count() > 64 => Err(GraphError::invalid_value("employeeType", "User")),
-        v => Ok(v.map(str::to_owned)),
-    }
-}
-
-fn str_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(GraphError::invalid_value(name, "User")),
-    }
-}
-
-fn check_domain(sim: &Sim, upn: &str) -> Result<()> {
-    let domain = upn.rsplit('@').next().unwrap_or_default();
-    if !sim
-        .tenant()
-        .domains
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case(domain))
-    {
-        return Err(GraphError::bad_request(
-            "The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization.",
-        ));
-    }
-    Ok(())
-}
-
 pub async fn create(
     State(sim): State<Arc<Sim>>,
     Extension(p): Extension<Principal>,
@@ -192,57 +125,35 @@ pub async fn create(
 ) -> Result<Response> {
     require(&p, WRITE)?;
     let body = json_body(&body)?;
-    for required in [
-        "accountEnabled",
-        "displayName",
-        "mailNickname",
-        "userPrincipalName",
-        "passwordProfile",
-    ] {
-        if body.get(required).is_none_or(Value::is_null) {
-            return Err(GraphError::bad_request(format!(
-                "Property '{required}' is required when creating the object."
-            )));
-        }
-    }
-    let account_enabled = body["accountEnabled"]
-        .as_bool()
-        .ok_or_else(|| GraphError::invalid_value("accountEnabled", "User"))?;
-    let display_name = str_field(&body, "displayName")?.unwrap_or_default().to_owned();
-    if display_name.is_empty() || display_name.chars().count() > 256 {
-        return Err(GraphError::invalid_value("displayName", "User"));
-    }
-    let nickname = str_field(&body, "mailNickname")?.unwrap_or_default().to_owned();
-    if !valid_nickname(&nickname) {
-        return Err(GraphError::invalid_value("mailNickname", "User"));
-    }
-    let upn = str_field(&body, "userPrincipalName")?
-        .unwrap_or_default()
-        .to_owned();
-    if !valid_upn_shape(&upn) {
-        return Err(GraphError::invalid_value("userPrincipalName", "User"));
-    }
-    check_domain(&sim, &upn)?;
-    let password = body["passwordProfile"]["password"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    if !complex_enough(&password) {
-        return Err(GraphError::bad_request(
-            "The specified password does not comply with password complexity requirements. Please provide a different password.",
-        ));
-    }
-    let usage_location = str_field(&body, "usageLocation")?.map(str::to_owned);
-    if usage_location.as_deref().is_some_and(|c| !valid_country(c)) {
-        return Err(GraphError::invalid_value("usageLocation", "User"));
-    }
-    let extension_attributes = parse_extension_attributes(&body)?;
+    let new = validate::new_user(&sim, &body)?;
     let delay = sim.replication_delay();
     let mut t = sim.tenant();
-    if t.upn_index.contains_key(&upn.to_lowercase()) {
+    if t.upn_index.contains_key(&new.upn.to_lowercase()) {
         return Err(GraphError::conflict("userPrincipalName"));
     }
-    let user = User {
+    let user = build_user(&body, new, delay)?;
+    let mut out = user.to_json();
+    out.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#users/$entity", base_url())),
+    );
+    t.insert_user(user);
+    Ok((StatusCode::CREATED, axum::Json(Value::Object(out))).into_response())
+}
+
+/// The created user. Department, company name and employee type are read only here, after the
+/// UPN conflict check, so a conflict is reported before a bad value of theirs.
+fn build_user(body: &Value, new: NewUser, delay: Duration) -> Result<User> {
+    let NewUser {
+        account_enabled,
+        display_name,
+        nickname,
+        upn,
+        password,
+        usage_location,
+        extension_attributes,
+    } = new;
+    Ok(User {
         id: new_id(),
         upn,
         display_name,
@@ -252,9 +163,9 @@ pub async fn create(
         enabled_uncovered: u32::from(account_enabled),
         usage_location,
         pending_usage_location: None,
-        department: str_field(&body, "department")?.map(str::to_owned),
-        company_name: str_field(&body, "companyName")?.map(str::to_owned),
-        employee_type: employee_type(&body)?,
+        department: str_field(body, "department")?.map(str::to_owned),
+        company_name: str_field(body, "companyName")?.map(str::to_owned),
+        employee_type: employee_type(body)?,
         extension_attributes: extension_attributes
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -266,37 +177,7 @@ pub async fn create(
         created: now_string(),
         deleted: None,
         visible_at: Instant::now() + delay,
-    };
-    let mut out = user.to_json();
-    out.insert(
-        "@odata.context".into(),
-        json!(format!("{}/v1.0/$metadata#users/$entity", base_url())),
-    );
-    t.insert_user(user);
-    Ok((StatusCode::CREATED, axum::Json(Value::Object(out))).into_response())
-}
-
-fn parse_extension_attributes(body: &Value) -> Result<BTreeMap<u8, Option<String>>> {
-    let mut out = BTreeMap::new();
-    let Some(ext) = body.get("onPremisesExtensionAttributes") else {
-        return Ok(out);
-    };
-    let Some(map) = ext.as_object() else {
-        return Err(GraphError::invalid_value("onPremisesExtensionAttributes", "User"));
-    };
-    for (k, v) in map {
-        let n: u8 = k
-            .strip_prefix("extensionAttribute")
-            .and_then(|n| n.parse().ok())
-            .filter(|n| (1..=15).contains(n))
-            .ok_or_else(|| GraphError::bad_request(format!("Invalid property '{k}'.")))?;
-        match v {
-            Value::Null => out.insert(n, None),
-            Value::String(s) if s.chars().count() <= 1024 => out.insert(n, Some(s.clone())),
-            _ => return Err(GraphError::invalid_value(k, "User")),
-        };
-    }
-    Ok(out)
+    })
 }
 
 const UPDATABLE: &[&str] = &[
@@ -332,35 +213,7 @@ pub async fn update(
         )));
     }
     let id = visible_user_id(&sim, &key)?;
-    if let Some(upn) = str_field(&body, "userPrincipalName")? {
-        if !valid_upn_shape(upn) {
-            return Err(GraphError::invalid_value("userPrincipalName", "User"));
-        }
-        check_domain(&sim, upn)?;
-    }
-    if let Some(pw) = body.get("passwordProfile")
-        && !complex_enough(pw["password"].as_str().unwrap_or_default())
-    {
-        return Err(GraphError::bad_request(
-            "The specified password does not comply with password complexity requirements. Please provide a different password.",
-        ));
-    }
-    if let Some(v) = str_field(&body, "mailNickname")?
-        && !valid_nickname(v)
-    {
-        return Err(GraphError::invalid_value("mailNickname", "User"));
-    }
-    let location = match body.get("usageLocation") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::String(c)) if valid_country(c) => Some(Some(c.clone())),
-        Some(_) => return Err(GraphError::invalid_value("usageLocation", "User")),
-    };
-    if body.get("accountEnabled").is_some_and(|v| !v.is_boolean()) {
-        return Err(GraphError::invalid_value("accountEnabled", "User"));
-    }
-    let ext = parse_extension_attributes(&body)?;
-    let employee = employee_type(&body)?;
+    let patch = validate::patch(&sim, &body)?;
     let delay = sim.replication_delay();
     let mut t = sim.tenant();
     if let Some(upn) = str_field(&body, "userPrincipalName")?
@@ -370,9 +223,18 @@ pub async fn update(
     {
         return Err(GraphError::conflict("userPrincipalName"));
     }
-    let old_upn = t.users[&id].upn.clone();
-    let covered = t.barriers.covered_since.contains_key(&id);
-    let user = t.users.get_mut(&id).unwrap();
+    apply_patch(&mut t, &id, &body, patch, delay)?;
+    t.recompute_licenses(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Writes a checked PATCH to the user, then keeps the UPN index and the users with a pending
+/// usage location in step. A text field of the wrong type (`validate::patch` does not check
+/// displayName, department or companyName) fails here, after the fields before it are written.
+fn apply_patch(t: &mut Tenant, id: &str, body: &Value, patch: Patch, delay: Duration) -> Result<()> {
+    let old_upn = t.users[id].upn.clone();
+    let covered = t.barriers.covered_since.contains_key(id);
+    let user = t.users.get_mut(id).unwrap();
     if let Some(v) = body.get("accountEnabled").and_then(Value::as_bool) {
         if v && !user.account_enabled {
             user.enabled_at = Some(jiff::Timestamp::now());
@@ -384,31 +246,31 @@ pub async fn update(
         }
         user.account_enabled = v;
     }
-    if let Some(v) = str_field(&body, "displayName")? {
+    if let Some(v) = str_field(body, "displayName")? {
         user.display_name = v.to_owned();
     }
-    if let Some(v) = str_field(&body, "mailNickname")? {
+    if let Some(v) = str_field(body, "mailNickname")? {
         user.mail_nickname = v.to_owned();
     }
-    if let Some(v) = str_field(&body, "department")? {
+    if let Some(v) = str_field(body, "department")? {
         user.department = Some(v.to_owned());
     }
-    if let Some(v) = str_field(&body, "companyName")? {
+    if let Some(v) = str_field(body, "companyName")? {
         user.company_name = Some(v.to_owned());
     }
     if body.get("employeeType").is_some() {
-        user.employee_type = employee;
+        user.employee_type = patch.employee_type;
     }
     if let Some(pw) = body.get("passwordProfile").and_then(|p| p["password"].as_str()) {
         user.password = Some(pw.to_owned());
     }
-    for (n, v) in ext {
+    for (n, v) in patch.extension_attributes {
         match v {
             Some(v) => user.extension_attributes.insert(n, v),
             None => user.extension_attributes.remove(&n),
         };
     }
-    if let Some(loc) = location {
+    if let Some(loc) = patch.location {
         // The new usage location reaches licence assignment only after replication.
         if delay.is_zero() {
             user.usage_location = loc;
@@ -417,19 +279,18 @@ pub async fn update(
         }
     }
     let pending = user.pending_usage_location.is_some();
-    let new_upn = str_field(&body, "userPrincipalName")?.map(str::to_owned);
+    let new_upn = str_field(body, "userPrincipalName")?.map(str::to_owned);
     if let Some(upn) = &new_upn {
         user.upn = upn.clone();
     }
     if pending {
-        t.pending_locations.insert(id.clone());
+        t.pending_locations.insert(id.to_owned());
     }
     if let Some(upn) = new_upn {
         t.upn_index.remove(&old_upn.to_lowercase());
-        t.upn_index.insert(upn.to_lowercase(), id.clone());
+        t.upn_index.insert(upn.to_lowercase(), id.to_owned());
     }
-    t.recompute_licenses(&id);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 pub async fn delete(

@@ -2,7 +2,7 @@
 //! reachability of two users under the applied state, and a per-user timeline.
 
 use super::state::{self, Applied};
-use crate::server::Sim;
+use crate::state::Sim;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

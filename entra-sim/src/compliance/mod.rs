@@ -47,11 +47,15 @@ pub mod admin;
 pub mod answers;
 pub mod cmdlets;
 pub mod opath;
+mod params;
 pub mod state;
+
+pub use params::Params;
 
 use crate::auth::{self, COMPLIANCE_RESOURCE};
 use crate::journal;
-use crate::server::{Sim, base_url};
+use crate::request::base_url;
+use crate::state::Sim;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -172,103 +176,6 @@ impl IntoResponse for CmdletError {
             axum::Json(json!({"error": {"code": code, "message": message}})),
         )
             .into_response()
-    }
-}
-
-/// The parameters of one call, looked up without regard to case as PowerShell binds them.
-pub struct Params(Map<String, Value>);
-
-impl Params {
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_null())
-    }
-
-    /// Refuses any parameter not in `allowed` (`Confirm` is accepted everywhere).
-    pub fn only(&self, allowed: &[&str]) -> Result<(), CmdletError> {
-        match self.0.keys().find(|k| {
-            !k.eq_ignore_ascii_case("Confirm") && !allowed.iter().any(|a| a.eq_ignore_ascii_case(k))
-        }) {
-            Some(k) => Err(error(
-                Kind::Parameter,
-                format!("A parameter cannot be found that matches parameter name '{k}'."),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    pub fn string(&self, name: &str) -> Result<Option<String>, CmdletError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(error(
-                Kind::Parameter,
-                format!(
-                    "Cannot bind parameter '{name}'. Cannot convert value \"{other}\" to type \"System.String\"."
-                ),
-            )),
-        }
-    }
-
-    pub fn required(&self, name: &str) -> Result<String, CmdletError> {
-        match self.string(name)? {
-            Some(s) if !s.trim().is_empty() => Ok(s),
-            Some(_) => Err(error(
-                Kind::Parameter,
-                format!("Cannot bind argument to parameter '{name}' because it is an empty string."),
-            )),
-            None => Err(error(
-                Kind::Parameter,
-                format!(
-                    "Cannot process command because of one or more missing mandatory parameters: {name}."
-                ),
-            )),
-        }
-    }
-
-    /// A multi-valued parameter: an array of strings (a lone string counts as one value).
-    pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, CmdletError> {
-        let bad = || {
-            error(
-                Kind::Parameter,
-                format!("Cannot bind parameter '{name}'. Specify an array of strings."),
-            )
-        };
-        let values: Vec<String> = match self.get(name) {
-            None => return Ok(None),
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(bad()),
-        };
-        if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
-            return Err(error(
-                Kind::Parameter,
-                format!(
-                    "Cannot validate argument on parameter '{name}'. The argument is null, empty, or an element of the argument collection contains a null value."
-                ),
-            ));
-        }
-        Ok(Some(values))
-    }
-
-    /// A switch or boolean parameter.
-    pub fn flag(&self, name: &str) -> Result<Option<bool>, CmdletError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(error(
-                Kind::Parameter,
-                format!(
-                    "Cannot convert value \"{other}\" to type \"System.Management.Automation.SwitchParameter\". Boolean parameters accept only Boolean values."
-                ),
-            )),
-        }
     }
 }
 
@@ -477,67 +384,13 @@ async fn invoke(
     headers: &HeaderMap,
     body: &[u8],
 ) -> (Invoked, Response) {
-    let unknown = String::from("?");
-    let tenant_id = match resolve_tenant(sim, tenant) {
+    let tenant_id = match admit(sim, shape, region, tenant, headers).await {
         Ok(id) => id,
-        Err(e) => return (Invoked::named(unknown), e.into_response()),
+        Err(response) => return (Invoked::named(String::from("?")), response),
     };
-    if !region.eq_ignore_ascii_case(sim.seed.region()) {
-        return (Invoked::named(unknown), redirect(sim, tenant, shape));
-    }
-    let delay = sim.misbehaviour.lock().unwrap().latency();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let denied = |why: &str| {
-        CmdletError {
-            status: StatusCode::UNAUTHORIZED,
-            kind: Kind::Unauthorized,
-            text: format!("Access denied. {why}"),
-        }
-        .into_response()
-    };
-    match auth::bearer(sim, headers, COMPLIANCE_RESOURCE) {
-        Err(why) => return (Invoked::named(unknown), denied(why)),
-        Ok(p) if !p.roles.contains("Exchange.ManageAsApp") => {
-            return (
-                Invoked::named(unknown),
-                denied("The application lacks the role Exchange.ManageAsApp."),
-            );
-        }
-        Ok(_) => {}
-    }
-    let failure = sim.misbehaviour.lock().unwrap().random_failure();
-    if let Some(f) = failure {
-        let e = CmdletError {
-            status: f.status,
-            kind: Kind::Transient,
-            text: f.message,
-        };
-        return (Invoked::named(unknown), e.into_response());
-    }
-    let input = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("CmdletInput").cloned());
-    let name = input
-        .as_ref()
-        .and_then(|i| i["CmdletName"].as_str())
-        .map(str::to_owned);
-    let params = input.as_ref().map(|i| &i["Parameters"]);
-    let (Some(name), Some(params)) = (name, params) else {
-        let e = error(
-            Kind::BadRequest,
-            "The request body must be {\"CmdletInput\":{\"CmdletName\":\"<cmdlet>\",\"Parameters\":{...}}}.",
-        );
-        return (Invoked::named(unknown), e.into_response());
-    };
-    let params = match params {
-        Value::Null => Map::new(),
-        Value::Object(m) => m.clone(),
-        _ => {
-            let e = error(Kind::BadRequest, "CmdletInput.Parameters must be an object.");
-            return (Invoked::named(name), e.into_response());
-        }
+    let (name, params) = match read_input(body) {
+        Ok(input) => input,
+        Err((name, e)) => return (Invoked::named(name), e.into_response()),
     };
     let (scale, answers) = {
         let m = sim.misbehaviour.lock().unwrap();
@@ -554,21 +407,7 @@ async fn invoke(
         (result, params.0, target)
     };
     let response = match result {
-        Ok(mut value) => {
-            if !answers.is_default() && answers::answers_applications(&name) {
-                value.iter_mut().for_each(|a| answers::reshape(a, &answers));
-            }
-            let context = match shape {
-                Shape::Regional(_) => format!(
-                    "https://{region}.{MICROSOFT_GLOBAL}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)"
-                ),
-                _ => format!(
-                    "{}/{region}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)",
-                    base_url()
-                ),
-            };
-            axum::Json(json!({"@odata.context": context, "value": value})).into_response()
-        }
+        Ok(value) => answer(shape, region, &tenant_id, &name, value, &answers),
         Err(e) => e.into_response(),
     };
     let invoked = Invoked {
@@ -577,4 +416,101 @@ async fn invoke(
         target,
     };
     (invoked, response)
+}
+
+/// Everything before the body is read, in order: the tenant, the region (else a redirect),
+/// latency, the bearer token and its role, a random failure. Gives the tenant id.
+async fn admit(
+    sim: &Sim,
+    shape: &Shape,
+    region: &str,
+    tenant: &str,
+    headers: &HeaderMap,
+) -> Result<String, Response> {
+    let tenant_id = resolve_tenant(sim, tenant).map_err(IntoResponse::into_response)?;
+    if !region.eq_ignore_ascii_case(sim.seed.region()) {
+        return Err(redirect(sim, tenant, shape));
+    }
+    let delay = sim.misbehaviour.lock().unwrap().latency();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let denied = |why: &str| {
+        CmdletError {
+            status: StatusCode::UNAUTHORIZED,
+            kind: Kind::Unauthorized,
+            text: format!("Access denied. {why}"),
+        }
+        .into_response()
+    };
+    match auth::bearer(sim, headers, COMPLIANCE_RESOURCE) {
+        Err(why) => return Err(denied(why)),
+        Ok(p) if !p.roles.contains("Exchange.ManageAsApp") => {
+            return Err(denied("The application lacks the role Exchange.ManageAsApp."));
+        }
+        Ok(_) => {}
+    }
+    let failure = sim.misbehaviour.lock().unwrap().random_failure();
+    if let Some(f) = failure {
+        let e = CmdletError {
+            status: f.status,
+            kind: Kind::Transient,
+            text: f.message,
+        };
+        return Err(e.into_response());
+    }
+    Ok(tenant_id)
+}
+
+/// The cmdlet name and parameters of `{"CmdletInput":{"CmdletName":...,"Parameters":{...}}}`;
+/// a failure comes with the name as far as it was read (`?` if not).
+fn read_input(body: &[u8]) -> Result<(String, Map<String, Value>), (String, CmdletError)> {
+    let input = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("CmdletInput").cloned());
+    let name = input
+        .as_ref()
+        .and_then(|i| i["CmdletName"].as_str())
+        .map(str::to_owned);
+    let params = input.as_ref().map(|i| &i["Parameters"]);
+    let (Some(name), Some(params)) = (name, params) else {
+        let e = error(
+            Kind::BadRequest,
+            "The request body must be {\"CmdletInput\":{\"CmdletName\":\"<cmdlet>\",\"Parameters\":{...}}}.",
+        );
+        return Err((String::from("?"), e));
+    };
+    match params {
+        Value::Null => Ok((name, Map::new())),
+        Value::Object(m) => Ok((name, m.clone())),
+        _ => Err((
+            name,
+            error(Kind::BadRequest, "CmdletInput.Parameters must be an object."),
+        )),
+    }
+}
+
+/// A cmdlet's 200: its objects in the endpoint's envelope, applications written as the
+/// misbehaviour settings say.
+fn answer(
+    shape: &Shape,
+    region: &str,
+    tenant_id: &str,
+    name: &str,
+    mut value: Vec<Value>,
+    answers: &answers::ApplicationAnswers,
+) -> Response {
+    if !answers.is_default() && answers::answers_applications(name) {
+        value.iter_mut().for_each(|a| answers::reshape(a, answers));
+    }
+    let context = match shape {
+        Shape::Regional(_) => format!(
+            "https://{region}.{MICROSOFT_GLOBAL}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)"
+        ),
+        _ => format!(
+            "{}/{region}/adminapi/beta/{tenant_id}/$metadata#Collection(Exchange.GenericHashTable)",
+            base_url()
+        ),
+    };
+    axum::Json(json!({"@odata.context": context, "value": value})).into_response()
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod compliance;
+pub mod users;
 
 use entra_sim::{RunningSim, Seed};
 use reqwest::{Method, StatusCode, header::HeaderMap};
