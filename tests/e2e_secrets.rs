@@ -116,14 +116,11 @@ async fn no_password_token_or_client_secret_appears_outside_its_secret() {
     kubectl_ok(&["delete", RAL, "-n", &ns, &names[1], "--timeout=60s"], None);
     let events = kubectl_ok(&["get", "events", "-A", "-o", "yaml"], None);
     // Each step of the lifecycle told in an Event (`reason: note` prefixes; a requested
-    // rotation on a Ready account is reported as DriftCorrected with this note).
+    // rotation is a person's request, never reported as drift, even on a Ready account).
     let expected = [
         (&names[0], "UserCreated: create user"),
         (&names[1], "UserCreated: create user"),
-        (
-            &names[0],
-            "DriftCorrected: set a new password (rotation requested)",
-        ),
+        (&names[0], "PasswordSet: set a new password (rotation requested)"),
         (&names[1], "Disabled: disable sign-in"),
         (&names[1], "LicensesChanged: assign 0 licence(s), remove 3"),
         (&names[1], "CleanedUp: "),

@@ -13,7 +13,7 @@ use futures::Stream;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 /// How far the endpoint's clock may run ahead of ours before a time counts as from the future.
 pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_secs(300);
@@ -78,7 +78,13 @@ pub struct State {
     pub untrusted: u32,
     /// No application starts before this instant.
     pub backoff_until: Option<Instant>,
+    /// The tenant's application history has been read since start-up. Until then nothing may
+    /// ask for an application: not knowing the last one is not a reason for a new one.
+    pub recovered: bool,
 }
+
+/// How long a reconcile after start-up waits for the application history before judging.
+pub const HISTORY_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Coordinator {
     compliance: Arc<ComplianceClient>,
@@ -87,6 +93,8 @@ pub struct Coordinator {
     state: Mutex<State>,
     wake: Notify,
     changed: broadcast::Sender<()>,
+    /// Becomes true once the history is read (see [`State::recovered`]).
+    history: watch::Sender<bool>,
     debounce: Duration,
     poll: Duration,
 }
@@ -193,15 +201,27 @@ impl Coordinator {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             changed: broadcast::channel(16).0,
+            history: watch::Sender::new(false),
             debounce,
             poll,
         }
     }
 
-    /// Asks for an application; bursts of asks within the debounce become one.
-    pub fn request(&self) {
+    /// Asks for an application, saying why; bursts of asks within the debounce become one.
+    pub fn request(&self, why: &str) {
+        tracing::debug!(why, "policy application requested");
         self.state.lock().expect("lock").requested = Some(Instant::now());
         self.wake.notify_one();
+    }
+
+    /// Waits at most `within` for the tenant's application history to be read after start-up;
+    /// whether it was. Judging a barrier before then would count nothing as applied.
+    pub async fn history_read(&self, within: Duration) -> bool {
+        let mut rx = self.history.subscribe();
+        matches!(
+            tokio::time::timeout(within, rx.wait_for(|read| *read)).await,
+            Ok(Ok(_))
+        )
     }
 
     pub fn snapshot(&self) -> State {
@@ -239,7 +259,9 @@ impl Coordinator {
                     self.update(|s| {
                         s.running = running;
                         s.applied = applied;
+                        s.recovered = true;
                     });
+                    self.history.send_replace(true);
                     return;
                 }
                 Err(e) => {

@@ -159,8 +159,21 @@ fn state_with(applied: Option<Run>, failed: Option<Run>) -> State {
     State {
         applied,
         failed,
+        recovered: true,
         ..State::default()
     }
+}
+
+#[test]
+fn nothing_is_asked_for_before_the_history_is_read() {
+    let v = policy_applied(PolicyType::Allow, "s", None, &State::default());
+    assert_eq!(
+        (v.reason, v.request),
+        ("Pending", false),
+        "a restart is no reason to apply"
+    );
+    let v = policy_applied(PolicyType::Allow, "s", None, &state_with(None, None));
+    assert!(v.request);
 }
 
 #[test]

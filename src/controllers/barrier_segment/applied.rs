@@ -34,7 +34,8 @@ fn verdict(status: Status, reason: &'static str, message: String) -> Verdict {
 /// `changed` (never, if `None`).
 pub fn policy_applied(policy: PolicyType, name: &str, changed: Option<Timestamp>, state: &State) -> Verdict {
     let after = |run: &Run| run.start_known() && changed.is_none_or(|c| run.started_at > c);
-    let idle = state.requested.is_none() && state.running.is_none();
+    // Asked for only once the history is read, and when nothing is asked for or running.
+    let idle = state.recovered && state.requested.is_none() && state.running.is_none();
     if policy == PolicyType::None {
         return verdict(
             Status::True,

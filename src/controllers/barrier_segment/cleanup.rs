@@ -87,7 +87,7 @@ pub async fn cleanup(bs: &BarrierSegment, ctx: &Context) -> Result<Action, Error
     match result {
         Ok((removed, left)) => {
             if !removed.is_empty() {
-                ctx.coordinator().request();
+                ctx.coordinator().request("a segment or policy was removed");
                 let note = format!("removed {}", removed.join(" and "));
                 ctx.event(bs, EventType::Normal, "SegmentRemoved", "Cleanup", note)
                     .await;

@@ -2,6 +2,7 @@
 //! `PolicyApplied` from the application coordinator, the `Ready` roll-up, and the Events.
 
 use super::act::Halt;
+use super::application::HISTORY_WAIT;
 use super::applied;
 use super::ownership::Bound;
 use crate::context::Context;
@@ -93,7 +94,8 @@ pub async fn conclude(
     let t = now();
     if !done.is_empty() {
         status.last_changed = Some(now());
-        ctx.coordinator().request();
+        ctx.coordinator()
+            .request("a segment or policy definition changed");
         for note in &done {
             ctx.event(
                 bs,
@@ -133,6 +135,9 @@ pub async fn conclude(
             set(&mut status, bs, &t, ready, Status::True, "Defined", defined);
         }
     }
+    // After a restart, judged only once the history is read (bounded), so a policy applied
+    // before the restart does not flip to not applied and take its accounts' sign-in with it.
+    ctx.coordinator().history_read(HISTORY_WAIT).await;
     policy_applied(bs, ctx, &mut status, &t);
     let action = finish(bs, ctx, api, status, None).await?;
     Ok(if halt.is_some() {
@@ -185,7 +190,8 @@ fn policy_applied(bs: &BarrierSegment, ctx: &Context, status: &mut BarrierSegmen
     let name = bs.metadata.name.clone().unwrap_or_default();
     let v = applied::policy_applied(bs.policy_type(), &name, changed, &state);
     if v.request {
-        ctx.coordinator().request();
+        ctx.coordinator()
+            .request("a policy is not applied since its last change");
     }
     if let Some(id) = v.applied_by {
         status.applied_by = Some(id);

@@ -113,7 +113,7 @@ async fn run_step(
     out: &mut Outcome,
 ) -> Result<Ran, Error> {
     let dir = &ctx.directory;
-Ok(match action {
+    Ok(match action {
         Step::WriteCredentials => creds.create(ral, &d.upn).await.map(|_| Ran::Done)?,
         Step::RestoreUser { id } => ran(dir.restore_user(id).await),
         Step::Adopt { id, mark, previous } => {
@@ -168,9 +168,7 @@ Ok(match action {
             }
         }
         Step::Enable { user_id } => ran(dir.update_user(user_id, &json!({"accountEnabled": true})).await),
-        Step::Disable { user_id } => {
-            ran(dir.update_user(user_id, &json!({"accountEnabled": false})).await)
-        }
+        Step::Disable { user_id } => ran(dir.update_user(user_id, &json!({"accountEnabled": false})).await),
     })
 }
 

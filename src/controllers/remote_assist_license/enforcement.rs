@@ -5,6 +5,7 @@
 //! every other case it stays disabled, and an enabled one is disabled at once.
 
 use crate::context::Context;
+use crate::controllers::barrier_segment::application::HISTORY_WAIT;
 use crate::crd::barrier_segment::{PolicyState, PolicyType};
 use crate::crd::conditions::{self, types};
 use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
@@ -115,6 +116,8 @@ pub async fn enforcement(
         return Ok(Enforcement::NotRequired);
     }
     let segments = ctx.segments().await?.state();
+    // After a restart, the history is read first (bounded: past it, judged as not applied).
+    ctx.coordinator().history_read(HISTORY_WAIT).await;
     Ok(judged(ctx, ral, vendor, &segments))
 }
 
@@ -160,8 +163,9 @@ fn judged(
             ),
         );
     }
-    if state.requested.is_none() && state.running.is_none() {
-        ctx.coordinator().request();
+    if state.recovered && state.requested.is_none() && state.running.is_none() {
+        ctx.coordinator()
+            .request("an account awaits an application that covers it");
     }
     pending(
         "AwaitingApplication",

@@ -314,7 +314,7 @@ fn segment_seen(
     {
         builder.status.barrier_attribute_set_at = Some(crate::controllers::reconcile::now());
         if desired.barrier_required {
-            ctx.coordinator().request();
+            ctx.coordinator().request("an account was seen in its segment");
         }
     }
 }

@@ -43,7 +43,11 @@ async fn waiting(
         status.message = Some(message.to_owned());
     }
     if write_status(api, vt, vt.status.as_ref(), &status).await? {
-        let kind = if warn { EventType::Warning } else { EventType::Normal };
+        let kind = if warn {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
         ctx.event(vt, kind, reason, "Cleanup", message.to_owned()).await;
     }
     Ok(())
@@ -55,7 +59,8 @@ async fn wait_for_accounts(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTen
     if remaining == 0 {
         return Ok(());
     }
-    let message = format!("waiting for {remaining} RemoteAssistLicense(s) of this vendor to be deleted first");
+    let message =
+        format!("waiting for {remaining} RemoteAssistLicense(s) of this vendor to be deleted first");
     waiting(vt, ctx, api, "Terminating", &message, false).await?;
     Err(Error::Waiting(
         format!("{remaining} RemoteAssistLicense(s) of this vendor still exist"),
@@ -91,10 +96,12 @@ async fn delete_groups(vt: &VendorTenant, ctx: &Context) -> Result<(), Error> {
         if g.managed_by() == Some(uid.as_str()) {
             ctx.directory.delete_group(&id).await?;
             let note = format!("deleted group {}", g.display_name);
-            ctx.event(vt, EventType::Normal, "GroupDeleted", "Cleanup", note).await;
+            ctx.event(vt, EventType::Normal, "GroupDeleted", "Cleanup", note)
+                .await;
         } else {
             let note = format!("group {} was adopted, so it is kept", g.display_name);
-            ctx.event(vt, EventType::Normal, "GroupKept", "Cleanup", note).await;
+            ctx.event(vt, EventType::Normal, "GroupKept", "Cleanup", note)
+                .await;
         }
     }
     Ok(())
