@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::e2e::{Env, current, license, terminate_within, vendor};
+use common::env::{Env, current, license, terminate_within, upn, vendor};
 use serde_json::json;
 use std::panic::AssertUnwindSafe;
 use std::process::Command;
@@ -73,9 +73,9 @@ async fn get_tells_not_found_from_an_error() {
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 fn the_rbac_probe_tells_no_from_an_error() {
     let kubeconfig = std::env::var("KUBECONFIG").expect("scripts/test.sh sets KUBECONFIG");
-    assert!(common::can_i(&kubeconfig, &["get", "namespaces"]));
+    assert!(common::can_i::can_i(&kubeconfig, &["get", "namespaces"]));
     let sa = "--as=system:serviceaccount:default:nobody";
-    assert!(!common::can_i(&kubeconfig, &["get", "secrets", sa]));
+    assert!(!common::can_i::can_i(&kubeconfig, &["get", "secrets", sa]));
     // A server that is not there, and a resource that does not exist, are not a "no".
     let dir = common::repo_root().join("target/e2e");
     std::fs::create_dir_all(&dir).unwrap();
@@ -85,10 +85,11 @@ fn the_rbac_probe_tells_no_from_an_error() {
         "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
     )
     .unwrap();
-    let down =
-        std::panic::catch_unwind(|| common::can_i(unreachable.to_str().unwrap(), &["get", "secrets", sa]));
+    let down = std::panic::catch_unwind(|| {
+        common::can_i::can_i(unreachable.to_str().unwrap(), &["get", "secrets", sa])
+    });
     assert!(down.is_err(), "an unreachable server is not a no");
-    let unknown = std::panic::catch_unwind(|| common::can_i(&kubeconfig, &["get", "nosuchkinds", sa]));
+    let unknown = std::panic::catch_unwind(|| common::can_i::can_i(&kubeconfig, &["get", "nosuchkinds", sa]));
     assert!(unknown.is_err(), "an unknown resource is not a no");
 }
 
@@ -116,7 +117,7 @@ async fn a_ready_status_of_the_previous_spec_does_not_satisfy_a_wait() {
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
-    let user = env.user(&common::e2e::upn(&name)).await.unwrap();
+    let user = env.user(&upn(&name)).await.unwrap();
     assert_eq!(user["displayName"], format!("Renamed technician {name}"));
 
     // The quiet-rounds helper counts writes made inside its rounds: a hand-made change (and

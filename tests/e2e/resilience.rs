@@ -1,9 +1,7 @@
 //! End to end: drift made in the tenant behind the operator's back, the operator killed in the
 //! middle of convergence, and a slow, throttling, lagging, flaky tenant.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::env::{Env, license, upn, vendor};
 use serde_json::json;
 use std::time::Duration;
 

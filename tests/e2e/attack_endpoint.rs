@@ -4,9 +4,7 @@
 //! recovers the history from the endpoint. The .NET `/Date(ms)/` form is a real form, read
 //! correctly, also in recovery.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::env::{Env, license, upn, vendor};
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -2,10 +2,8 @@
 //! burst of changes, barrier-first activation, reachability from the applied state, the
 //! symmetry check, and removal in the safe order.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::kubectl_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, license, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 

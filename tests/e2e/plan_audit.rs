@@ -2,10 +2,9 @@
 //! tenant's write counters prove it); in-cluster plan mode holds a licence's changes until the
 //! annotation goes; `audit` finds a tenant broken behind the operator's back.
 
-mod common;
-
-use common::e2e::{DOMAIN, Env, OPERATOR_APP, TENANT, license, upn, vendor};
-use common::{kubectl_ok, repo_root};
+use crate::cluster::kubectl_ok;
+use crate::env::{DOMAIN, Env, OPERATOR_APP, TENANT, license, upn, vendor};
+use crate::repo::repo_root;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;

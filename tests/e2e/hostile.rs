@@ -3,10 +3,9 @@
 //! nothing is created or changed in the tenant (the simulated tenant's write counters prove
 //! it). Values that reach an OData path or filter are escaped, never interpreted.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::{kubectl, kubectl_ok};
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, license, upn, vendor};
+use crate::kubectl::kubectl;
 
 const RAL: &str = "remoteassistlicense";
 

@@ -1,8 +1,10 @@
-//! End-to-end harness: a simulated tenant of its own per test, the operator binary watching only
+//! The end-to-end harness: a simulated tenant of its own per test, the operator binary watching only
 //! this test's objects (`--watch-selector e2e=<id>`), manifests applied with kubectl against the
 //! local API server, and waits on observable conditions (never fixed sleeps).
 
-use super::{install_crds, kubectl, kubectl_ok, repo_root};
+use super::cluster::{install_crds, kubectl_ok};
+use super::kubectl::kubectl;
+use super::repo::repo_root;
 use entra_sim::seed::{DEFAULT_SEED, Seed};
 use entra_sim::server::RunningSim;
 use remote_assist_operator::directory::Directory;
@@ -14,18 +16,34 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
 pub const OPERATOR_APP: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
 pub const OPERATOR_SECRET: &str = "sim-operator-secret-change-me";
 pub const DOMAIN: &str = "vendors.abc.example";
 
+/// The tests of the suite share one local API server; a test that restarts it has it alone
+/// (tokio's lock is fair: once such a test waits, the tests that start after it wait too).
+static CLUSTER: RwLock<()> = RwLock::const_new(());
+
+/// A test's turn on the shared API server, held as long as its [`Env`].
+enum Turn {
+    /// With the other tests.
+    Shared { _guard: RwLockReadGuard<'static, ()> },
+    /// Alone: no other test runs meanwhile.
+    Alone { _guard: RwLockWriteGuard<'static, ()> },
+    /// No API server used.
+    NoCluster,
+}
+
 pub struct Env {
     /// Unique per test run; labels every object as `e2e=<id>`.
     pub id: String,
     pub sim: RunningSim,
     pub http: reqwest::Client,
-    operators: Vec<Option<Child>>,
+    /// `pub(super)`: benches/scale.rs reads the operators' process ids (`tests/common/mod.rs`).
+    pub(super) operators: Vec<Option<Child>>,
     /// The metrics port of the operator started last.
     pub metrics_port: Option<u16>,
     /// The kubeconfig the operators use: the operator's own ServiceAccount under the chart's
@@ -40,16 +58,35 @@ pub struct Env {
     pub concurrency: u16,
     /// `--barrier-debounce` and `--barrier-poll-interval` for the operators.
     pub barrier_timing: (&'static str, &'static str),
+    /// Released after the operators are killed (fields drop after [`Env::drop`]).
+    _turn: Turn,
 }
 
 impl Env {
     pub async fn start(name: &str) -> Env {
+        let turn = Turn::Shared {
+            _guard: CLUSTER.read().await,
+        };
         install_crds();
-        Self::start_without_cluster(name).await
+        Self::new(name, turn).await
+    }
+
+    /// As [`Env::start`], for a test that restarts the API server: no other test runs until its
+    /// `Env` is dropped.
+    pub async fn start_alone(name: &str) -> Env {
+        let turn = Turn::Alone {
+            _guard: CLUSTER.write().await,
+        };
+        install_crds();
+        Self::new(name, turn).await
     }
 
     /// A simulated tenant only, for commands that need no cluster.
     pub async fn start_without_cluster(name: &str) -> Env {
+        Self::new(name, Turn::NoCluster).await
+    }
+
+    async fn new(name: &str, turn: Turn) -> Env {
         let seed = Seed::parse(DEFAULT_SEED).expect("default seed");
         let sim = entra_sim::server::start(seed, "127.0.0.1:0".parse().unwrap())
             .await
@@ -75,6 +112,7 @@ impl Env {
             log_filter: "info,remote_assist_operator=debug",
             concurrency: 4,
             barrier_timing: ("300ms", "200ms"),
+            _turn: turn,
         };
         env.settings(json!({})).await;
         env
@@ -133,11 +171,6 @@ impl Env {
         self.operators.push(Some(child));
         self.metrics_port = Some(port);
         (self.operators.len() - 1, port)
-    }
-
-    /// The process id of a running operator (by the index `spawn_operator` returned).
-    pub fn operator_pid(&self, index: usize) -> Option<u32> {
-        self.operators.get(index)?.as_ref().map(Child::id)
     }
 
     /// SIGKILL every operator: no chance to finish anything.

@@ -3,10 +3,8 @@
 //! row: the refusal or pending reason, the account never enabled (the simulated tenant's
 //! timeline), or disabled at once and kept (never deleted).
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::kubectl_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, license, upn, vendor};
 use serde_json::{Value, json};
 use std::time::Duration;
 

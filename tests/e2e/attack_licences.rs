@@ -4,10 +4,8 @@
 //! unchanged (write counters and a diff of the victim), the victim's password still the same,
 //! and no account enabled that should not be.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::kubectl_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, license, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 

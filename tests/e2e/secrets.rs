@@ -4,11 +4,9 @@
 //! the operator's logs, in Events of any namespace, in any status, or in the metrics: not raw,
 //! not base64, not URL-encoded.
 
-mod common;
-
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, OPERATOR_SECRET, license, vendor};
 use base64::Engine;
-use common::e2e::{Env, OPERATOR_SECRET, license, vendor};
-use common::kubectl_ok;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -66,7 +64,7 @@ async fn no_password_token_or_client_secret_appears_outside_its_secret() {
     let mut env = Env::start("secret").await;
     env.log_filter = "trace";
     let ns = env.namespace("a");
-    let watch_file = common::repo_root().join(format!("target/e2e/{}.secrets.json", env.id));
+    let watch_file = crate::repo::repo_root().join(format!("target/e2e/{}.secrets.json", env.id));
     let mut watch = watch_secrets(&ns, &watch_file);
     let v = format!("{}-v", env.id);
     env.apply(&vendor(&v, &[&ns], ""));

@@ -2,9 +2,7 @@
 //! running binary, graceful shutdown on SIGTERM, and leader election: a standby replica takes
 //! over when the leader stops.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::env::{Env, license, upn, vendor};
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
@@ -62,7 +60,7 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
 }
 
 fn lease_holder(name: &str) -> Option<String> {
-    let run = common::kubectl(
+    let run = crate::kubectl::kubectl(
         &[
             "get",
             "lease",
@@ -81,7 +79,7 @@ fn lease_holder(name: &str) -> Option<String> {
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 async fn a_standby_replica_takes_over_when_the_leader_stops() {
     let mut env = Env::start("ha").await;
-    common::ensure_namespace(LEASE_NAMESPACE);
+    crate::namespace::ensure_namespace(LEASE_NAMESPACE);
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
     env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
@@ -146,9 +144,9 @@ fn limited_kubeconfig(env: &Env, ns: &str, rules: &str) -> std::path::PathBuf {
         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n  namespace: {ns}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules:\n{rules}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {name}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {name}}}\nsubjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]\n"
     );
     env.apply(&manifest);
-    let token = common::kubectl_ok(&["create", "token", &name, "-n", ns], None);
+    let token = crate::cluster::kubectl_ok(&["create", "token", &name, "-n", ns], None);
     let view = |path: &str| {
-        common::kubectl_ok(
+        crate::cluster::kubectl_ok(
             &[
                 "config",
                 "view",
@@ -166,7 +164,7 @@ fn limited_kubeconfig(env: &Env, ns: &str, rules: &str) -> std::path::PathBuf {
         view("{.clusters[0].cluster.certificate-authority-data}"),
         token.trim()
     );
-    let path = common::repo_root().join(format!("target/e2e/{name}.kubeconfig"));
+    let path = crate::repo::repo_root().join(format!("target/e2e/{name}.kubeconfig"));
     std::fs::write(&path, kubeconfig).unwrap();
     path
 }
@@ -227,7 +225,7 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_a
         &ns,
         "- apiGroups: [remoteassist.dev]\n  resources: [vendortenants, vendortenants/status, vendortenants/finalizers, barriersegments, barriersegments/status]\n  verbs: [get, list, watch, patch, update, create, delete]\n- apiGroups: ['']\n  resources: [namespaces]\n  verbs: [get]\n- apiGroups: [events.k8s.io]\n  resources: [events]\n  verbs: [create, patch]\n",
     );
-    common::kubectl_ok(&["delete", "vendortenant", &v, "--wait=false"], None);
+    crate::cluster::kubectl_ok(&["delete", "vendortenant", &v, "--wait=false"], None);
     env.start_operator();
     let forbidden = "remoteassist_watch_errors_total{kind=\"RemoteAssistLicense\",watch=\"controller\",error=\"InitialListFailed\"}";
     let waiting = "remoteassist_reconciles_total{kind=\"VendorTenant\",result=\"waiting\"}";
@@ -260,7 +258,7 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_a
     env.kill_operator();
     env.kubeconfig = full;
     env.start_operator();
-    common::kubectl_ok(&["delete", RAL, "-n", &ns, &name, "--timeout=60s"], None);
+    crate::cluster::kubectl_ok(&["delete", RAL, "-n", &ns, &name, "--timeout=60s"], None);
     env.wait_for("the vendor gone", Duration::from_secs(60), async || {
         env.get("vendortenant", None, &v).is_none()
     })

@@ -5,10 +5,8 @@
 //! they are, and deleting it removes nothing; with `adoptExisting` it binds, and deleting it
 //! still removes nothing.
 
-mod common;
-
-use common::e2e::Env;
-use common::kubectl_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::Env;
 use serde_json::Value;
 use std::time::Duration;
 

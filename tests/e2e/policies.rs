@@ -1,10 +1,8 @@
 //! End to end: deletion policies, adoption of a pre-existing user, suspension, credential
 //! rotation, and seat exhaustion with recovery.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::kubectl_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, license, upn, vendor};
 use serde_json::json;
 use std::time::Duration;
 

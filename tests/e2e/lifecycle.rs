@@ -1,9 +1,7 @@
 //! End to end: the operator binary against the local API server and a simulated tenant.
 //! Two vendors through the whole lifecycle, a refused namespace, adoption, deletion policies.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::env::{Env, license, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -151,7 +149,7 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
 
     // Deletion (policy Delete): users go to deleted items, then the vendors' groups go.
     for (ns, name, _) in &names {
-        common::kubectl_ok(&["delete", RAL, "-n", ns, name, "--wait=false"], None);
+        crate::cluster::kubectl_ok(&["delete", RAL, "-n", ns, name, "--wait=false"], None);
     }
     for (ns, name, _) in &names {
         env.wait_for("licence deleted", Duration::from_secs(60), async || {
@@ -168,7 +166,7 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
     let deleted = env.state().await["deletedUsers"].as_array().unwrap().len();
     assert_eq!(deleted, 6, "restorable in deleted items");
     for v in [&va, &vb] {
-        common::kubectl_ok(&["delete", VT, v, "--wait=false"], None);
+        crate::cluster::kubectl_ok(&["delete", VT, v, "--wait=false"], None);
         env.wait_for("vendor deleted", Duration::from_secs(60), async || {
             env.get(VT, None, v).is_none()
         })
@@ -225,5 +223,5 @@ async fn a_namespace_the_vendor_does_not_allow_is_refused_and_nothing_is_created
     )
     .await;
     // Deleting it needs nothing from the tenant.
-    common::kubectl_ok(&["delete", RAL, "-n", &other, &name, "--timeout=60s"], None);
+    crate::cluster::kubectl_ok(&["delete", RAL, "-n", &other, &name, "--timeout=60s"], None);
 }

@@ -6,18 +6,13 @@
 //! command runs short seeded versions; `scripts/campaigns.sh` runs the full ones (200 accounts,
 //! 20 kills, a one-minute outage).
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::env::{Env, license, upn, vendor};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
-
-/// The campaigns run one at a time: the fault campaign restarts the shared API server.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -77,7 +72,6 @@ async fn crash_campaign_loses_nothing() {
         knob("CAMPAIGN_SEED", 1),
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let _serial = ONE_AT_A_TIME.lock().await;
     let mut env = Env::start("crash").await;
     env.settings(json!({"latencyMs": 10})).await;
     let ns = env.namespace("a");
@@ -126,8 +120,8 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     );
     let lag = knob("CAMPAIGN_REPLICATION_MS", 3000);
     let storm_secs = knob("CAMPAIGN_STORM_SECS", 10);
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let mut env = Env::start("fault").await;
+    // The fault campaign restarts the shared API server: no other test runs meanwhile.
+    let mut env = Env::start_alone("fault").await;
     env.resync = "5s";
     let ns = env.namespace("a");
     let vendors = [format!("{}-v1", env.id), format!("{}-v2", env.id)];
@@ -163,7 +157,7 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     env.settings(faults(false)).await;
     env.outage(Duration::from_secs(outage)).await;
     // The local API server restarts (same etcd): watches and writes must pick up again.
-    let restarted = std::process::Command::new(common::repo_root().join("scripts/testenv.sh"))
+    let restarted = std::process::Command::new(crate::repo::repo_root().join("scripts/testenv.sh"))
         .arg("restart-apiserver")
         .status()
         .expect("testenv.sh runs");
@@ -193,7 +187,7 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     );
     // The Events tell what happened: the outage under its own reason. (The storm is absorbed
     // by the client's waits, proven by the metrics above, so it need not fail a reconcile.)
-    let events = common::kubectl_ok(
+    let events = crate::cluster::kubectl_ok(
         &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
         None,
     );
