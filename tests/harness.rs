@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::env::{Env, current, license, terminate_within, upn, vendor};
+use common::env::{Env, current, terminate_within};
+use common::fixtures::{license, upn, vendor};
 use serde_json::json;
 use std::panic::AssertUnwindSafe;
 use std::process::Command;
@@ -100,14 +101,18 @@ async fn a_ready_status_of_the_previous_spec_does_not_satisfy_a_wait() {
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
     let name = format!("{}-t", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
     env.kill_operator();
     // A new spec while nobody reconciles: the old Ready=True is still in status.
-    env.apply(&license(&ns, &name, &v, "").replace("Technician", "Renamed technician"));
+    env.apply(
+        license(&ns, &name)
+            .vendor(&v)
+            .display_name(&format!("Renamed technician {name}")),
+    );
     assert_eq!(
         env.condition(RAL, Some(&ns), &name, "Ready"),
         Some(("True".into(), "Converged".into())),

@@ -13,6 +13,8 @@ pub mod can_i;
 pub mod cluster;
 #[path = "../e2e/env.rs"]
 pub mod env;
+#[path = "../e2e/fixtures.rs"]
+pub mod fixtures;
 pub mod kubectl;
 pub mod repo;
 
@@ -22,9 +24,16 @@ pub use repo::repo_root;
 pub mod e2e {
     pub type Env = super::env::Env;
 
-    /// A VendorTenant manifest. `extra` is appended to `spec` (indented by the caller).
-    pub fn vendor(name: &str, namespaces: &[&str], extra: &str) -> String {
-        super::env::vendor(name, namespaces, extra)
+    /// The e2e fixture's VendorTenant in `namespaces`, with `extra` (spec fields as YAML lines
+    /// indented by two, e.g. `  licenseMode: Group\n`) added to its spec.
+    pub fn vendor(name: &str, namespaces: &[&str], extra: &str) -> serde_json::Value {
+        let mut manifest = super::fixtures::vendor(name).namespaces(namespaces).build();
+        let extra: serde_json::Value =
+            serde_saphyr::from_str(&format!("spec:\n{extra}")).expect("extra spec fields");
+        for (key, value) in extra["spec"].as_object().into_iter().flatten() {
+            manifest["spec"][key] = value.clone();
+        }
+        manifest
     }
 }
 

@@ -4,17 +4,15 @@
 //! timeline), or disabled at once and kept (never deleted).
 
 use crate::cluster::kubectl_ok;
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{Segment, license, segment, upn, vendor};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
 
-fn segment(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n{spec}"
-    )
-}
+/// A segment's policy in a row: what it adds to the segment, given the other vendor's segment.
+type Policy = fn(Segment, &str) -> Segment;
 
 async fn timeline(env: &Env, account: &str) -> Value {
     env.admin(reqwest::Method::GET, "/barriers/timeline", None).await[upn(account).as_str()].clone()
@@ -32,51 +30,46 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
     let mut env = Env::start("atk-bs").await;
     let ns = env.namespace("a");
     let id = env.id.clone();
-    // (row, the vendor's segments' specs after `members: {vendorAccounts: <vendor>}`, reason)
-    let rows: [(&str, Vec<&str>, &str); 5] = [
-        ("a segment with no policy", vec![""], "NotIsolating"),
+    // (row, the policies of the vendor's segments, reason)
+    let rows: [(&str, &[Policy], &str); 5] = [
+        ("a segment with no policy", &[|s, _| s], "NotIsolating"),
         (
             "an Inactive allow policy",
-            vec!["  allowedSegments: []\n  policyState: Inactive\n"],
+            &[|s, _| s.allows(&[]).policy_state("Inactive")],
             "NotIsolating",
         ),
-        (
-            "an empty block list",
-            vec!["  blockedSegments: []\n"],
-            "NotIsolating",
-        ),
+        ("an empty block list", &[|s, _| s.blocks(&[])], "NotIsolating"),
         (
             "a block-only policy",
-            vec!["  blockedSegments: [SEG-other]\n"],
+            &[|s, other| s.blocks(&[other])],
             "NotIsolating",
         ),
         (
             "two segments selecting one vendor's accounts",
-            vec!["  allowedSegments: []\n", "  allowedSegments: []\n"],
+            &[|s, _| s.allows(&[]), |s, _| s.allows(&[])],
             "SegmentConflict",
         ),
     ];
     let other = format!("{id}-other");
-    env.apply(&segment(
-        &other,
-        "  members:\n    groupId: 11111111-1111-1111-1111-111111111111\n  allowedSegments: []\n",
-    ));
-    for (i, (_, specs, _)) in rows.iter().enumerate() {
+    env.apply(
+        segment(&other)
+            .members_of_group("11111111-1111-1111-1111-111111111111")
+            .allows(&[]),
+    );
+    for (i, (_, policies, _)) in rows.iter().enumerate() {
         let v = format!("{id}-p{i}");
-        env.apply(&vendor(&v, &[&ns], "  barriers: {generateSegments: false}\n"));
-        for (j, spec) in specs.iter().enumerate() {
-            let members = if j == 0 {
-                format!("  members:\n    vendorAccounts: {v}\n")
+        env.apply(vendor(&v).namespaces(&[&ns]).no_generated_segments());
+        for (j, policy) in policies.iter().enumerate() {
+            let s = segment(&format!("{v}-s{j}"));
+            let s = if j == 0 {
+                s.vendor_accounts(&v)
             } else {
                 // The second selects the same accounts by the attribute they carry.
-                format!(
-                    "  members:\n    userAttribute: {{attribute: ExtensionAttribute15, value: {v}-accounts}}\n"
-                )
+                s.members_with("ExtensionAttribute15", &format!("{v}-accounts"))
             };
-            let spec = spec.replace("SEG-other", &other);
-            env.apply(&segment(&format!("{v}-s{j}"), &format!("{members}{spec}")));
+            env.apply(policy(s, &other));
         }
-        env.apply(&license(&ns, &format!("{v}-acct"), &v, ""));
+        env.apply(license(&ns, &format!("{v}-acct")).vendor(&v));
     }
     env.start_operator();
     for (i, (what, _, reason)) in rows.iter().enumerate() {
@@ -133,18 +126,16 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     let (ns, ns2) = (env.namespace("a"), env.namespace("b"));
     let id = env.id.clone();
     let v = format!("{id}-v");
-    let vendor_yaml = |namespaces: &[&str]| {
-        vendor(
-            &v,
-            namespaces,
-            "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-        )
+    let vendor_in = |namespaces: &[&str]| {
+        vendor(&v)
+            .namespaces(namespaces)
+            .engineers(&["alice.engineer@abc.example"])
     };
-    env.apply(&vendor_yaml(&[&ns, &ns2]));
+    env.apply(vendor_in(&[&ns, &ns2]));
     let (observed, planned, moved) = (format!("{id}-obs"), format!("{id}-plan"), format!("{id}-moved"));
-    env.apply(&license(&ns, &observed, &v, ""));
-    env.apply(&license(&ns, &planned, &v, ""));
-    env.apply(&license(&ns2, &moved, &v, ""));
+    env.apply(license(&ns, &observed).vendor(&v));
+    env.apply(license(&ns, &planned).vendor(&v));
+    env.apply(license(&ns2, &moved).vendor(&v));
     env.start_operator();
     for (n, namespace) in [(&observed, &ns), (&planned, &ns), (&moved, &ns2)] {
         env.wait_condition(RAL, Some(namespace), n, "Ready", "True", None)
@@ -211,7 +202,7 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     println!("row: Plan mode, then suspended: disabled at once");
 
     // The platform team removes the namespace from allowedNamespaces.
-    env.apply(&vendor_yaml(&[&ns]));
+    env.apply(vendor_in(&[&ns]));
     env.wait_condition(
         RAL,
         Some(&ns2),
@@ -239,13 +230,13 @@ async fn an_orphaned_account_keeps_its_vendors_barrier_until_it_is_disabled() {
     let ns = env.namespace("a");
     let id = env.id.clone();
     let v = format!("{id}-v");
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
-    ));
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .engineers(&["bob.engineer@abc.example"]),
+    );
     let orphan = format!("{id}-orphan");
-    env.apply(&license(&ns, &orphan, &v, "  deletionPolicy: Orphan\n"));
+    env.apply(license(&ns, &orphan).vendor(&v).deletion_policy("Orphan"));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &orphan, "Ready", "True", None)
         .await;
@@ -299,30 +290,28 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     let ns = env.namespace("a");
     let id = env.id.clone();
     let (v1, v2) = (format!("{id}-v1"), format!("{id}-v2"));
-    let segments = |extra1: &str, extra2: &str| {
+    // Each vendor's accounts allow its engineers (and, mirrored, the other vendor's accounts).
+    let segments = |mirrored: bool| {
         let mut out = Vec::new();
-        for (v, extra) in [(&v1, extra1), (&v2, extra2)] {
-            out.push(segment(
-                &format!("{v}-acc"),
-                &format!("  members:\n    vendorAccounts: {v}\n  allowedSegments: [{v}-eng{extra}]\n"),
-            ));
-            out.push(segment(
-                &format!("{v}-eng"),
-                &format!("  members:\n    vendorEngineers: {v}\n  allowedSegments: [{v}-acc]\n"),
-            ));
+        for (v, w) in [(&v1, &v2), (&v2, &v1)] {
+            let (acc, eng, other) = (format!("{v}-acc"), format!("{v}-eng"), format!("{w}-acc"));
+            let allowed: &[&str] = if mirrored { &[&eng, &other] } else { &[&eng] };
+            out.push(segment(&acc).vendor_accounts(v).allows(allowed));
+            out.push(segment(&eng).vendor_engineers(v).allows(&[&acc]));
         }
         out
     };
     for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
-        env.apply(&vendor(
-            v,
-            &[&ns],
-            &format!("  barriers: {{generateSegments: false}}\n  supportEngineers:\n    members: [{engineer}.engineer@abc.example]\n"),
-        ));
-        env.apply(&license(&ns, &format!("{v}-acct"), v, ""));
+        env.apply(
+            vendor(v)
+                .namespaces(&[&ns])
+                .no_generated_segments()
+                .engineers(&[&format!("{engineer}.engineer@abc.example")]),
+        );
+        env.apply(license(&ns, &format!("{v}-acct")).vendor(v));
     }
-    for s in segments("", "") {
-        env.apply(&s);
+    for s in segments(false) {
+        env.apply(s);
     }
     env.start_operator();
     for v in [&v1, &v2] {
@@ -336,8 +325,8 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     };
     let before = starts().await;
     // The edit: each vendor's accounts allow the other's, mirrored so symmetry holds.
-    for s in segments(&format!(", {v2}-acc"), &format!(", {v1}-acc")) {
-        env.apply(&s);
+    for s in segments(true) {
+        env.apply(s);
     }
     for v in [&v1, &v2] {
         env.wait_condition(

@@ -4,7 +4,8 @@
 //! recovers the history from the endpoint. The .NET `/Date(ms)/` form is a real form, read
 //! correctly, also in recovery.
 
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -82,13 +83,13 @@ fn barrier_enforced(env: &Env, ns: &str, account: &str) -> Value {
 async fn scenario(env: &mut Env) -> (String, String, String) {
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-    ));
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .engineers(&["alice.engineer@abc.example"]),
+    );
     let account = format!("{}-acct", env.id);
-    env.apply(&license(&ns, &account, &v, ""));
+    env.apply(license(&ns, &account).vendor(&v));
     (ns, v, account)
 }
 

@@ -5,7 +5,8 @@
 //! and no account enabled that should not be.
 
 use crate::cluster::kubectl_ok;
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -40,11 +41,14 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     let v = format!("{id}-v");
     // Adoption allowed (so the adoption rules are what refuses), passwords of adopted users
     // not managed, at most 4 accounts.
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        "  barriers: {required: false, generateSegments: false}\n  maxAccounts: 4\n  adoption: {policy: Allowed}\n",
-    ));
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .barriers_not_required()
+            .no_generated_segments()
+            .max_accounts(4)
+            .adoption_allowed(),
+    );
     let carol = "carol.engineer@abc.example";
     env.set_password(carol, "Carol-Own-Passw0rd!").await;
     let legacy = format!("{id}-legacy@vendors.abc.example");
@@ -53,7 +57,7 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     env.seed_user(&admin, "Admin-Own-Passw0rd!", &["User Administrator"])
         .await;
     let owned = format!("{id}-owned");
-    env.apply(&license(&ns, &owned, &v, ""));
+    env.apply(license(&ns, &owned).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &owned, "Ready", "True", None)
         .await;
@@ -70,63 +74,39 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     let before = settled(&env).await;
 
     // Rows that must cause no tenant write at all.
-    let rotate = "  annotations: {remoteassist.dev/rotate-credentials: now}\n";
-    let rows: Vec<(&str, String, &str)> = vec![
+    let rotate = ("remoteassist.dev/rotate-credentials", "now");
+    let licence = |name: &str| license(&ns, &format!("{id}-{name}")).vendor(&v);
+    let rows = [
         (
             "host-employee takeover (host UPN, AdoptOnly, rotation)",
-            license(
-                &ns,
-                &format!("{id}-takeover"),
-                &v,
-                &format!("  userPrincipalName: {carol}\n  adoption: AdoptOnly\n"),
-            )
-            .replace("metadata:\n", &format!("metadata:\n{rotate}")),
+            licence("takeover")
+                .upn(carol)
+                .adoption("AdoptOnly")
+                .annotation(rotate.0, rotate.1),
             "OutsideVendorDomain",
         ),
         (
             "CreateOnly in the host domain",
-            license(
-                &ns,
-                &format!("{id}-helpdesk"),
-                &v,
-                "  userPrincipalName: it-helpdesk@abc.example\n",
-            ),
+            licence("helpdesk").upn("it-helpdesk@abc.example"),
             "OutsideVendorDomain",
         ),
         (
             "adopting a user with a directory role",
-            license(
-                &ns,
-                &format!("{id}-admin"),
-                &v,
-                &format!("  userPrincipalName: {admin}\n  adoption: AdoptOnly\n"),
-            ),
+            licence("admin").upn(&admin).adoption("AdoptOnly"),
             "PrivilegedUser",
         ),
         (
             "an override naming a SKU the vendor does not offer",
-            license(
-                &ns,
-                &format!("{id}-sku"),
-                &v,
-                "  licenses:\n    - skuPartNumber: ENTERPRISEPREMIUM\n",
-            ),
+            licence("sku").licences(&["ENTERPRISEPREMIUM"]),
             "LicenseNotOffered",
         ),
     ];
     for (_, manifest, _) in &rows {
-        env.apply(manifest);
+        env.apply(manifest.clone());
     }
     for (what, manifest, reason) in &rows {
-        let name = manifest
-            .split("name: ")
-            .nth(1)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_owned();
-        env.wait_condition(RAL, Some(&ns), &name, "AccountReady", "False", Some(reason))
+        let name = manifest.name();
+        env.wait_condition(RAL, Some(&ns), name, "AccountReady", "False", Some(reason))
             .await;
         println!("row: {what}: refused with {reason}");
     }
@@ -158,13 +138,11 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     // a second licence for the same user is a Conflict and writes nothing.
     let first = format!("{id}-adopt1");
     env.apply(
-        &license(
-            &ns,
-            &first,
-            &v,
-            &format!("  userPrincipalName: {legacy}\n  adoption: AdoptOnly\n"),
-        )
-        .replace("metadata:\n", &format!("metadata:\n{rotate}")),
+        license(&ns, &first)
+            .vendor(&v)
+            .upn(&legacy)
+            .adoption("AdoptOnly")
+            .annotation(rotate.0, rotate.1),
     );
     env.wait_condition(
         RAL,
@@ -188,12 +166,12 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     println!("row: rotation of an adopted user's password: refused with CredentialsNotManaged");
     let before = settled(&env).await;
     let second = format!("{id}-adopt2");
-    env.apply(&license(
-        &ns,
-        &second,
-        &v,
-        &format!("  userPrincipalName: {legacy}\n  adoption: AdoptOnly\n"),
-    ));
+    env.apply(
+        license(&ns, &second)
+            .vendor(&v)
+            .upn(&legacy)
+            .adoption("AdoptOnly"),
+    );
     env.wait_condition(RAL, Some(&ns), &second, "AccountReady", "False", Some("Conflict"))
         .await;
     println!("row: a second adoption of an adopted user: refused with Conflict");
@@ -202,7 +180,7 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     // who their user is, not for what they ask); the three refused for their domain or SKU hold
     // none. So a fifth is over the limit.
     let extra = format!("{id}-extra");
-    env.apply(&license(&ns, &extra, &v, ""));
+    env.apply(license(&ns, &extra).vendor(&v));
     env.wait_condition(
         RAL,
         Some(&ns),

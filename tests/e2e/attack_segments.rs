@@ -7,17 +7,12 @@
 
 use crate::cluster::kubectl_ok;
 use crate::env::Env;
+use crate::fixtures::segment;
 use serde_json::Value;
 use std::time::Duration;
 
 const BS: &str = "barriersegment";
 const LONG: Duration = Duration::from_secs(120);
-
-fn segment(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n{spec}"
-    )
-}
 
 /// The tenant's segments and policies (the truth from the admin API).
 async fn definitions(env: &Env) -> Value {
@@ -61,12 +56,13 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
     let id = env.id.clone();
     let (first, later) = (format!("{id}-a"), format!("{id}-b"));
     let shared = format!("{id}-shared");
-    let spec = |name: &str, value: &str| {
-        format!(
-            "  segmentName: {name}\n  members:\n    userAttribute: {{attribute: Department, value: {value}}}\n  allowedSegments: []\n"
-        )
+    let in_tenant_as = |name: &str, tenant_name: &str, department: &str| {
+        segment(name)
+            .segment_name(tenant_name)
+            .members_with("Department", department)
+            .allows(&[])
     };
-    env.apply(&segment(&first, &spec(&shared, "Support")));
+    env.apply(in_tenant_as(&first, &shared, "Support"));
     env.start_operator();
     env.wait_condition(BS, None, &first, "Ready", "True", None).await;
     settle(&env).await;
@@ -77,7 +73,7 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
     );
 
     // The same name in upper case, created later.
-    env.apply(&segment(&later, &spec(&shared.to_uppercase(), "Finance")));
+    env.apply(in_tenant_as(&later, &shared.to_uppercase(), "Finance"));
     env.wait_condition(
         BS,
         None,
@@ -140,10 +136,7 @@ async fn a_host_segment_of_the_same_name_is_a_conflict_left_alone_and_never_remo
     let (writes, before) = (env.tenant_writes().await, definitions(&env).await);
     assert_eq!(named(&before, "segments", &name).len(), 1);
 
-    env.apply(&segment(
-        &name,
-        "  members:\n    userAttribute: {attribute: Department, value: Finance}\n  allowedSegments: []\n",
-    ));
+    env.apply(segment(&name).members_with("Department", "Finance").allows(&[]));
     env.start_operator();
     env.wait_condition(BS, None, &name, "SegmentReady", "False", Some("Conflict"))
         .await;
@@ -191,10 +184,12 @@ async fn an_adopted_host_segment_is_managed_but_never_removed() {
     let mut env = Env::start("atk-segadopt").await;
     let name = format!("{}-adopt", env.id);
     let (segment_id, policy_id) = host_segment(&env, &name, "Inactive").await;
-    env.apply(&segment(
-        &name,
-        "  adoptExisting: true\n  members:\n    userAttribute: {attribute: Department, value: Finance}\n  allowedSegments: []\n",
-    ));
+    env.apply(
+        segment(&name)
+            .adopt_existing()
+            .members_with("Department", "Finance")
+            .allows(&[]),
+    );
     env.start_operator();
     env.wait_condition(BS, None, &name, "Ready", "True", None).await;
     let obj = env.get(BS, None, &name).unwrap();

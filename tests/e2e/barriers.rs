@@ -3,7 +3,8 @@
 //! symmetry check, and removal in the safe order.
 
 use crate::cluster::kubectl_ok;
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, segment, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -25,16 +26,12 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
     let mut env = Env::start("ib").await;
     let ns = env.namespace("a");
     let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
-    env.apply(&vendor(
-        &v1,
-        &[&ns],
-        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-    ));
-    env.apply(&vendor(
-        &v2,
-        &[&ns],
-        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
-    ));
+    for (v, engineer) in [
+        (&v1, "alice.engineer@abc.example"),
+        (&v2, "bob.engineer@abc.example"),
+    ] {
+        env.apply(vendor(v).namespaces(&[&ns]).engineers(&[engineer]));
+    }
     let names: Vec<(String, &String)> = (1..=2)
         .flat_map(|i| {
             [
@@ -44,7 +41,7 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
         })
         .collect();
     for (n, v) in &names {
-        env.apply(&license(&ns, n, v, ""));
+        env.apply(license(&ns, n).vendor(v));
     }
     env.start_operator();
     for (n, _) in &names {
@@ -121,13 +118,11 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
 async fn an_asymmetric_allow_list_is_held_back_naming_the_missing_direction() {
     let mut env = Env::start("asym").await;
     let (a, b) = (format!("{}-sa", env.id), format!("{}-sb", env.id));
-    let segment = |name: &str, value: &str, allowed: &str| {
-        format!(
-            "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n  members:\n    userAttribute: {{attribute: Department, value: {value}}}\n  allowedSegments: [{allowed}]\n"
-        )
+    let department = |name: &str, value: &str, allowed: &str| {
+        segment(name).members_with("Department", value).allows(&[allowed])
     };
-    env.apply(&segment(&a, "Support", &b));
-    env.apply(&segment(&b, "Finance", &b));
+    env.apply(department(&a, "Support", &b));
+    env.apply(department(&b, "Finance", &b));
     env.start_operator();
     env.wait_condition(BS, None, &a, "PolicyApplied", "False", Some("Asymmetric"))
         .await;
@@ -142,7 +137,7 @@ async fn an_asymmetric_allow_list_is_held_back_naming_the_missing_direction() {
         "nothing was applied"
     );
     // Fixing the other direction lets the application run.
-    env.apply(&segment(&b, "Finance", &a));
+    env.apply(department(&b, "Finance", &a));
     env.wait_condition(BS, None, &a, "PolicyApplied", "True", None)
         .await;
     env.wait_condition(BS, None, &b, "PolicyApplied", "True", None)
@@ -239,7 +234,7 @@ async fn deleting_a_vendor_removes_its_generated_barriers_from_the_tenant() {
     let mut env = Env::start("ibdel").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], ""));
+    env.apply(vendor(&v).namespaces(&[&ns]));
     env.start_operator();
     env.wait_condition(BS, None, &format!("{v}-accounts"), "Ready", "True", None)
         .await;
@@ -278,9 +273,11 @@ async fn a_failed_application_is_surfaced_on_the_segments_it_affected() {
     // mode refuses when the policies are applied.
     let (x, y) = (format!("{}-x", env.id), format!("{}-y", env.id));
     for name in [&x, &y] {
-        env.apply(&format!(
-            "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n  members:\n    userAttribute: {{attribute: Department, value: Support}}\n  allowedSegments: [{name}]\n"
-        ));
+        env.apply(
+            segment(name)
+                .members_with("Department", "Support")
+                .allows(&[name]),
+        );
     }
     env.start_operator();
     for name in [&x, &y] {
@@ -306,9 +303,9 @@ async fn a_restored_account_is_enabled_again_only_behind_a_new_application() {
     let mut env = Env::start("ibrestore").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], ""));
+    env.apply(vendor(&v).namespaces(&[&ns]));
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;

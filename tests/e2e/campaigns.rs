@@ -6,7 +6,8 @@
 //! command runs short seeded versions; `scripts/campaigns.sh` runs the full ones (200 accounts,
 //! 20 kills, a one-minute outage).
 
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -77,15 +78,15 @@ async fn crash_campaign_loses_nothing() {
     let ns = env.namespace("a");
     let vendors: Vec<String> = (1..=4).map(|i| format!("{}-v{i}", env.id)).collect();
     for v in &vendors {
-        env.apply(&vendor(v, &[&ns], ""));
+        env.apply(vendor(v).namespaces(&[&ns]));
     }
     let names: Vec<String> = (0..accounts).map(|i| format!("{}-t{i:03}", env.id)).collect();
-    let all: String = names
+    let all: Vec<_> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| format!("{}---\n", license(&ns, n, &vendors[i % 4], "")))
+        .map(|(i, n)| license(&ns, n).vendor(&vendors[i % 4]).build())
         .collect();
-    env.apply(&all);
+    env.apply(all);
     // Kill points: seeded, spread over the writes a full convergence makes (about 4 per account).
     let mut points: Vec<u64> = (0..kills).map(|_| rng.random_range(1..accounts * 3)).collect();
     points.sort();
@@ -125,8 +126,8 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     env.resync = "5s";
     let ns = env.namespace("a");
     let vendors = [format!("{}-v1", env.id), format!("{}-v2", env.id)];
-    env.apply(&vendor(&vendors[0], &[&ns], ""));
-    env.apply(&vendor(&vendors[1], &[&ns], "  licenseMode: Group\n"));
+    env.apply(vendor(&vendors[0]).namespaces(&[&ns]));
+    env.apply(vendor(&vendors[1]).namespaces(&[&ns]).license_mode("Group"));
     // 10 % random 5xx and replication delay all along; a throttling storm (half the 429s without
     // Retry-After) and then an outage while work is under way.
     let faults = |storm: bool| {
@@ -137,12 +138,12 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     };
     env.settings(faults(false)).await;
     let names: Vec<String> = (0..accounts).map(|i| format!("{}-t{i:03}", env.id)).collect();
-    let all: String = names
+    let all: Vec<_> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| format!("{}---\n", license(&ns, n, &vendors[i % 2], "")))
+        .map(|(i, n)| license(&ns, n).vendor(&vendors[i % 2]).build())
         .collect();
-    env.apply(&all);
+    env.apply(all);
     env.start_operator();
     env.wait_for("work under way", Duration::from_secs(120), async || {
         env.counters().await["writes"].as_u64().unwrap() >= accounts
@@ -165,8 +166,12 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     // After the restart: a new licence, and a new spec for an old one. Their statuses from
     // before the restart must not satisfy the waits (wait_condition checks observedGeneration).
     let late = format!("{}-late", env.id);
-    env.apply(&license(&ns, &late, &vendors[0], ""));
-    env.apply(&license(&ns, &names[0], &vendors[0], "").replace("Technician", "Renamed"));
+    env.apply(license(&ns, &late).vendor(&vendors[0]));
+    env.apply(
+        license(&ns, &names[0])
+            .vendor(&vendors[0])
+            .display_name(&format!("Renamed {}", names[0])),
+    );
     let mut names = names;
     names.push(late);
     for n in &names {

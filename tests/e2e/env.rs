@@ -3,7 +3,8 @@
 //! local API server, and waits on observable conditions (never fixed sleeps).
 
 use super::cluster::{install_crds, kubectl_ok};
-use super::kubectl::kubectl;
+use super::fixtures::Manifests;
+use super::kubectl::{Run, kubectl};
 use super::repo::repo_root;
 use entra_sim::seed::{DEFAULT_SEED, Seed};
 use entra_sim::server::RunningSim;
@@ -21,7 +22,6 @@ use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
 pub const OPERATOR_APP: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
 pub const OPERATOR_SECRET: &str = "sim-operator-secret-change-me";
-pub const DOMAIN: &str = "vendors.abc.example";
 
 /// The tests of the suite share one local API server; a test that restarts it has it alone
 /// (tokio's lock is fair: once such a test waits, the tests that start after it wait too).
@@ -218,13 +218,17 @@ impl Env {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Applies YAML documents, adding the `e2e=<id>` label to each.
-    pub fn apply(&self, yaml: &str) {
-        let labelled = yaml.replace(
-            "metadata:\n",
-            &format!("metadata:\n  labels: {{e2e: {}}}\n", self.id),
-        );
+    /// Applies manifests (YAML text, or the fixture builders' values), labelling each
+    /// `e2e=<id>`.
+    pub fn apply(&self, manifests: impl Manifests) {
+        let labelled = manifests.labelled(&self.id);
         kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&labelled));
+    }
+
+    /// As [`Env::apply`], for manifests the API server may refuse: kubectl's outcome.
+    pub fn try_apply(&self, manifests: impl Manifests) -> Run {
+        let labelled = manifests.labelled(&self.id);
+        kubectl(&["apply", "--server-side", "-f", "-"], Some(&labelled))
     }
 
     pub fn namespace(&self, suffix: &str) -> String {
@@ -651,23 +655,4 @@ impl Drop for Env {
     fn drop(&mut self) {
         self.kill_operator();
     }
-}
-
-/// A VendorTenant manifest. `extra` is appended to `spec` (indented by the caller).
-pub fn vendor(name: &str, namespaces: &[&str], extra: &str) -> String {
-    format!(
-        "apiVersion: remoteassist.dev/v1alpha1\nkind: VendorTenant\nmetadata:\n  name: {name}\nspec:\n  displayName: Vendor {name}\n  domain: {DOMAIN}\n  allowedNamespaces:\n    names: [{}]\n  licenses:\n    - skuPartNumber: MICROSOFT_REMOTE_ASSIST\n    - skuPartNumber: Microsoft_Teams_Enterprise_New\n    - skuPartNumber: SPE_E5\n{extra}",
-        namespaces.join(", ")
-    )
-}
-
-/// A RemoteAssistLicense manifest. `extra` is appended to `spec`.
-pub fn license(ns: &str, name: &str, vendor: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: remoteassist.dev/v1alpha1\nkind: RemoteAssistLicense\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  vendorRef: {{name: {vendor}}}\n  displayName: Technician {name}\n  mailNickname: {name}\n  usageLocation: US\n{extra}"
-    )
-}
-
-pub fn upn(name: &str) -> String {
-    format!("{name}@{DOMAIN}")
 }

@@ -1,7 +1,8 @@
 //! End to end: the operator binary against the local API server and a simulated tenant.
 //! Two vendors through the whole lifecycle, a refused namespace, adoption, deletion policies.
 
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -23,13 +24,19 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
     let (na, nb) = (env.namespace("a"), env.namespace("b"));
     let (va, vb) = (format!("{}-va", env.id), format!("{}-vb", env.id));
     // A: direct licences, no barrier requirement. B: group licensing.
-    let no_barriers = "  barriers: {required: false}\n";
-    env.apply(&vendor(
-        &va,
-        &[&na],
-        &format!("{no_barriers}  supportEngineers:\n    members: [alice.engineer@abc.example]\n"),
-    ));
-    env.apply(&vendor(&vb, &[&nb], &format!("{no_barriers}  licenseMode: Group\n  supportEngineers:\n    members: [bob.engineer@abc.example]\n")));
+    env.apply(
+        vendor(&va)
+            .namespaces(&[&na])
+            .barriers_not_required()
+            .engineers(&["alice.engineer@abc.example"]),
+    );
+    env.apply(
+        vendor(&vb)
+            .namespaces(&[&nb])
+            .barriers_not_required()
+            .license_mode("Group")
+            .engineers(&["bob.engineer@abc.example"]),
+    );
     let names: Vec<(String, String, String)> = (1..=3)
         .flat_map(|i| {
             [
@@ -39,7 +46,7 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
         })
         .collect();
     for (ns, name, v) in &names {
-        env.apply(&license(ns, name, v, ""));
+        env.apply(license(ns, name).vendor(v));
     }
     env.start_operator();
     for (ns, name, _) in &names {
@@ -189,9 +196,9 @@ async fn a_namespace_the_vendor_does_not_allow_is_refused_and_nothing_is_created
     let mut env = Env::start("nsref").await;
     let (allowed, other) = (env.namespace("ok"), env.namespace("no"));
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&allowed], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&allowed]).barriers_not_required());
     let name = format!("{}-intruder", env.id);
-    env.apply(&license(&other, &name, &v, ""));
+    env.apply(license(&other, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(
         RAL,

@@ -5,6 +5,7 @@
 #[path = "../common/cluster.rs"]
 mod cluster;
 mod env;
+mod fixtures;
 #[path = "../common/kubectl.rs"]
 mod kubectl;
 #[path = "../common/namespace.rs"]

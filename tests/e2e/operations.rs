@@ -2,7 +2,8 @@
 //! running binary, graceful shutdown on SIGTERM, and leader election: a standby replica takes
 //! over when the leader stops.
 
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
@@ -15,9 +16,9 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
     let mut env = Env::start("ops").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_for("/healthz", Duration::from_secs(30), async || {
         env.operator_http("/healthz").await.0 == 200
@@ -82,7 +83,7 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
     crate::namespace::ensure_namespace(LEASE_NAMESPACE);
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let lease = format!("{}-lease", env.id);
     let replica = |id: &'static str| {
         vec![
@@ -105,7 +106,7 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
     let b = replica("replica-b");
     let (_, standby_port) = env.spawn_operator(&b.iter().map(String::as_str).collect::<Vec<_>>());
     let one = format!("{}-one", env.id);
-    env.apply(&license(&ns, &one, &v, ""));
+    env.apply(license(&ns, &one).vendor(&v));
     env.wait_condition(RAL, Some(&ns), &one, "Ready", "True", None)
         .await;
     // The standby is ready (it could take over) while it does not lead.
@@ -128,7 +129,7 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
     })
     .await;
     let two = format!("{}-two", env.id);
-    env.apply(&license(&ns, &two, &v, ""));
+    env.apply(license(&ns, &two).vendor(&v));
     env.wait_condition(RAL, Some(&ns), &two, "Ready", "True", None)
         .await;
     assert!(
@@ -187,9 +188,9 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_a
     let mut env = Env::start("restart").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
@@ -213,7 +214,7 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_a
     };
 
     // Suspended, so no enabled account holds the vendor's groups: only the licence itself does.
-    env.apply(&license(&ns, &name, &v, "  suspended: true\n"));
+    env.apply(license(&ns, &name).vendor(&v).suspended(true));
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "False", Some("Suspended"))
         .await;
 

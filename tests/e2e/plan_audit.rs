@@ -3,7 +3,8 @@
 //! annotation goes; `audit` finds a tenant broken behind the operator's back.
 
 use crate::cluster::kubectl_ok;
-use crate::env::{DOMAIN, Env, OPERATOR_APP, TENANT, license, upn, vendor};
+use crate::env::{Env, OPERATOR_APP, TENANT};
+use crate::fixtures::{DOMAIN, license, upn, vendor, yaml};
 use crate::repo::repo_root;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -96,14 +97,11 @@ async fn plan_mode_holds_changes_until_the_annotation_goes_and_plan_agrees_after
     let mut env = Env::start("pmode").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    let vendor_yaml = vendor(&v, &[&ns], "  barriers: {required: false}\n");
-    env.apply(&vendor_yaml);
+    let vendor_manifest = vendor(&v).namespaces(&[&ns]).barriers_not_required().build();
+    env.apply(&vendor_manifest);
     let name = format!("{}-t", env.id);
-    let planned = license(&ns, &name, &v, "").replace(
-        "metadata:\n",
-        "metadata:\n  annotations: {remoteassist.dev/mode: Plan}\n",
-    );
-    env.apply(&planned);
+    let licence = license(&ns, &name).vendor(&v);
+    env.apply(licence.clone().annotation("remoteassist.dev/mode", "Plan"));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Planned", "True", Some("Planned"))
         .await;
@@ -149,11 +147,7 @@ async fn plan_mode_holds_changes_until_the_annotation_goes_and_plan_agrees_after
 
     // The `plan` command agrees: nothing left to do for these manifests.
     let file = repo_root().join(format!("target/e2e/{}-manifests.yaml", env.id));
-    std::fs::write(
-        &file,
-        format!("{vendor_yaml}---\n{}", license(&ns, &name, &v, "")),
-    )
-    .unwrap();
+    std::fs::write(&file, yaml(&[vendor_manifest, licence.build()])).unwrap();
     let (code, text) = command(
         &env,
         &["plan", "-f", file.to_str().unwrap()],
@@ -170,19 +164,13 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
     let mut env = Env::start("audit").await;
     let ns = env.namespace("a");
     let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
-    env.apply(&vendor(
-        &v1,
-        &[&ns],
-        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-    ));
-    env.apply(&vendor(
-        &v2,
-        &[&ns],
-        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
-    ));
+    for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
+        let engineer = format!("{engineer}.engineer@abc.example");
+        env.apply(vendor(v).namespaces(&[&ns]).engineers(&[&engineer]));
+    }
     let (a, b) = (format!("{}-a", env.id), format!("{}-b", env.id));
-    env.apply(&license(&ns, &a, &v1, ""));
-    env.apply(&license(&ns, &b, &v2, ""));
+    env.apply(license(&ns, &a).vendor(&v1));
+    env.apply(license(&ns, &b).vendor(&v2));
     env.start_operator();
     for n in [&a, &b] {
         env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
@@ -331,17 +319,17 @@ async fn audit_finds_a_member_of_path_between_two_vendors() {
     let ns = env.namespace("a");
     let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
     for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
-        env.apply(&vendor(
-            v,
-            &[&ns],
-            &format!(
-                "  barriers: {{membershipAttribute: MemberOf}}\n  supportEngineers:\n    members: [{engineer}.engineer@abc.example]\n"
-            ),
-        ));
+        let engineer = format!("{engineer}.engineer@abc.example");
+        env.apply(
+            vendor(v)
+                .namespaces(&[&ns])
+                .membership_attribute("MemberOf")
+                .engineers(&[&engineer]),
+        );
     }
     let (a, b) = (format!("{}-a", env.id), format!("{}-b", env.id));
-    env.apply(&license(&ns, &a, &v1, ""));
-    env.apply(&license(&ns, &b, &v2, ""));
+    env.apply(license(&ns, &a).vendor(&v1));
+    env.apply(license(&ns, &b).vendor(&v2));
     env.start_operator();
     for n in [&a, &b] {
         env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;

@@ -2,15 +2,12 @@
 //! rotation, and seat exhaustion with recovery.
 
 use crate::cluster::kubectl_ok;
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use serde_json::json;
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
-
-fn no_barriers() -> &'static str {
-    "  barriers: {required: false}\n"
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
@@ -18,11 +15,11 @@ async fn each_deletion_policy_does_what_it_says() {
     let mut env = Env::start("del").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let [del, dis, orph] =
         ["Delete", "Disable", "Orphan"].map(|p| format!("{}-{}", env.id, p.to_lowercase()));
     for (name, policy) in [(&del, "Delete"), (&dis, "Disable"), (&orph, "Orphan")] {
-        env.apply(&license(&ns, name, &v, &format!("  deletionPolicy: {policy}\n")));
+        env.apply(license(&ns, name).vendor(&v).deletion_policy(policy));
     }
     env.start_operator();
     for name in [&del, &dis, &orph] {
@@ -71,7 +68,7 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
     let mut env = Env::start("adopt").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let existing = format!("{}-existing", env.id);
     let portal = env.portal();
     let made = portal
@@ -83,12 +80,7 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
         .unwrap();
     // CreateOnly (the default): a Conflict, and the user is not touched.
     let strict = format!("{}-strict", env.id);
-    env.apply(&license(
-        &ns,
-        &strict,
-        &v,
-        &format!("  userPrincipalName: {}\n", upn(&existing)),
-    ));
+    env.apply(license(&ns, &strict).vendor(&v).upn(&upn(&existing)));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &strict, "AccountReady", "False", Some("Conflict"))
         .await;
@@ -110,21 +102,19 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
 
     // AdoptOrCreate: adopted once the platform team allows it on the vendor, managed (group,
     // licences, the operator's mark), its password left alone.
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        &format!("{}  adoption: {{policy: Allowed}}\n", no_barriers()),
-    ));
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .barriers_not_required()
+            .adoption_allowed(),
+    );
     let adopt = format!("{}-adopt", env.id);
-    env.apply(&license(
-        &ns,
-        &adopt,
-        &v,
-        &format!(
-            "  userPrincipalName: {}\n  adoption: AdoptOrCreate\n",
-            upn(&existing)
-        ),
-    ));
+    env.apply(
+        license(&ns, &adopt)
+            .vendor(&v)
+            .upn(&upn(&existing))
+            .adoption("AdoptOrCreate"),
+    );
     env.wait_condition(RAL, Some(&ns), &adopt, "Ready", "True", None)
         .await;
     let status = env.get(RAL, Some(&ns), &adopt).unwrap()["status"].clone();
@@ -186,16 +176,16 @@ async fn suspension_releases_licences_and_rotation_changes_the_password() {
     let mut env = Env::start("susp").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
     let secret = format!("{name}-credentials");
     let first = env.secret_password(&ns, &secret).unwrap();
 
-    env.apply(&license(&ns, &name, &v, "  suspended: true\n"));
+    env.apply(license(&ns, &name).vendor(&v).suspended(true));
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "False", Some("Suspended"))
         .await;
     env.wait_for("licences released", Duration::from_secs(30), async || {
@@ -204,7 +194,7 @@ async fn suspension_releases_licences_and_rotation_changes_the_password() {
         })
     })
     .await;
-    env.apply(&license(&ns, &name, &v, "  suspended: false\n"));
+    env.apply(license(&ns, &name).vendor(&v).suspended(false));
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
     let u = env.user(&upn(&name)).await.unwrap();
@@ -242,7 +232,7 @@ async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
     let mut env = Env::start("seats").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     // Two Remote Assist seats left in the whole tenant; three accounts want one each.
     env.admin(
         reqwest::Method::PUT,
@@ -252,7 +242,7 @@ async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
     .await;
     let names: Vec<String> = (1..=3).map(|i| format!("{}-t{i}", env.id)).collect();
     for n in &names {
-        env.apply(&license(&ns, n, &v, ""));
+        env.apply(license(&ns, n).vendor(&v));
     }
     env.start_operator();
     env.wait_for(

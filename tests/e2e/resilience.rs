@@ -1,7 +1,8 @@
 //! End to end: drift made in the tenant behind the operator's back, the operator killed in the
 //! middle of convergence, and a slow, throttling, lagging, flaky tenant.
 
-use crate::env::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use serde_json::json;
 use std::time::Duration;
 
@@ -26,16 +27,12 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
     let mut env = Env::start("drift").await;
     let ns = env.namespace("a");
     let (open, barred) = (format!("{}-open", env.id), format!("{}-barred", env.id));
-    env.apply(&vendor(&open, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&open).namespaces(&[&ns]).barriers_not_required());
     // No BarrierSegment will ever hold this vendor's accounts, so its barrier is never enforced.
-    env.apply(&vendor(
-        &barred,
-        &[&ns],
-        "  barriers: {generateSegments: false}\n",
-    ));
+    env.apply(vendor(&barred).namespaces(&[&ns]).no_generated_segments());
     let (t, b) = (format!("{}-t", env.id), format!("{}-b", env.id));
-    env.apply(&license(&ns, &t, &open, ""));
-    env.apply(&license(&ns, &b, &barred, ""));
+    env.apply(license(&ns, &t).vendor(&open));
+    env.apply(license(&ns, &b).vendor(&barred));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &t, "Ready", "True", None)
         .await;
@@ -145,14 +142,14 @@ async fn killed_mid_convergence_it_restarts_without_duplicates_or_lost_passwords
     let ns = env.namespace("a");
     let vendors = [format!("{}-v1", env.id), format!("{}-v2", env.id)];
     for v in &vendors {
-        env.apply(&vendor(v, &[&ns], "  barriers: {required: false}\n"));
+        env.apply(vendor(v).namespaces(&[&ns]).barriers_not_required());
     }
     // Each Graph request takes 30 ms, so the kills land in the middle of the work.
     let settings = json!({"latencyMs": 30});
     env.settings(settings).await;
     let names: Vec<String> = (1..=12).map(|i| format!("{}-t{i:02}", env.id)).collect();
     for (i, n) in names.iter().enumerate() {
-        env.apply(&license(&ns, n, &vendors[i % 2], ""));
+        env.apply(license(&ns, n).vendor(&vendors[i % 2]));
     }
     let mut kills = 0;
     for threshold in [4, 12, 24] {
@@ -196,13 +193,14 @@ async fn a_slow_throttling_lagging_flaky_tenant_still_converges() {
     env.resync = "20s";
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        "  barriers: {required: false}\n  licenseMode: Group\n",
-    ));
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .barriers_not_required()
+            .license_mode("Group"),
+    );
     let v2 = format!("{}-w", env.id);
-    env.apply(&vendor(&v2, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v2).namespaces(&[&ns]).barriers_not_required());
     let settings = json!({
         "latencyMs": 20, "jitterMs": 20, "errorRate": 0.05, "replicationDelayMs": 1500,
         "throttling": {"enabled": true, "resourceUnitsPer10s": 40, "omitRetryAfterRate": 0.3},
@@ -218,7 +216,7 @@ async fn a_slow_throttling_lagging_flaky_tenant_still_converges() {
         .map(|i| (format!("{}-t{i}", env.id), if i % 2 == 0 { &v } else { &v2 }))
         .collect();
     for (n, vendor) in &names {
-        env.apply(&license(&ns, n, vendor, ""));
+        env.apply(license(&ns, n).vendor(vendor));
     }
     env.start_operator();
     for (n, _) in &names {

@@ -5,7 +5,8 @@
 //! not base64, not URL-encoded.
 
 use crate::cluster::kubectl_ok;
-use crate::env::{Env, OPERATOR_SECRET, license, vendor};
+use crate::env::{Env, OPERATOR_SECRET};
+use crate::fixtures::{license, vendor};
 use base64::Engine;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -67,10 +68,10 @@ async fn no_password_token_or_client_secret_appears_outside_its_secret() {
     let watch_file = crate::repo::repo_root().join(format!("target/e2e/{}.secrets.json", env.id));
     let mut watch = watch_secrets(&ns, &watch_file);
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], ""));
+    env.apply(vendor(&v).namespaces(&[&ns]));
     let names: Vec<String> = (1..=2).map(|i| format!("{}-t{i}", env.id)).collect();
     for n in &names {
-        env.apply(&license(&ns, n, &v, ""));
+        env.apply(license(&ns, n).vendor(&v));
     }
     env.start_operator();
     for n in &names {
@@ -100,7 +101,7 @@ async fn no_password_token_or_client_secret_appears_outside_its_secret() {
         .await;
 
     // Suspend the other: sign-in blocked, licences released, the Secret kept.
-    env.apply(&license(&ns, &names[1], &v, "  suspended: true\n"));
+    env.apply(license(&ns, &names[1]).vendor(&v).suspended(true));
     env.wait_condition(RAL, Some(&ns), &names[1], "Ready", "False", Some("Suspended"))
         .await;
 
