@@ -17,6 +17,8 @@ pub mod env;
 pub mod fixtures;
 pub mod kubectl;
 pub mod repo;
+#[path = "../e2e/tenant.rs"]
+mod tenant;
 
 pub use repo::repo_root;
 

@@ -12,6 +12,7 @@ mod kubectl;
 mod namespace;
 #[path = "../common/repo.rs"]
 mod repo;
+mod tenant;
 
 mod attack_barriers;
 mod attack_endpoint;
