@@ -6,8 +6,9 @@ mod common;
 use common::env::{Env, current, terminate_within};
 use common::fixtures::{license, upn, vendor};
 use serde_json::json;
+use std::io::{BufRead, BufReader};
 use std::panic::AssertUnwindSafe;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RAL: &str = "remoteassistlicense";
@@ -34,14 +35,25 @@ fn a_condition_of_an_older_generation_is_not_current() {
     assert_eq!(current(&unstamped, "Ready"), None, "no observedGeneration");
 }
 
-#[test]
-fn a_process_that_ignores_sigterm_fails_within_the_bound() {
-    let stubborn = Command::new("sh")
-        .args(["-c", "trap '' TERM; sleep 60"])
+/// Starts `sh -c <script>`; the script says `trapped` once its trap is set, and this returns
+/// then (a TERM before the trap would end the shell at once).
+fn shell_with_trap(script: &str) -> Child {
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Give the shell time to install its trap: a TERM before it would end it at once.
-    std::thread::sleep(Duration::from_millis(300));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "trapped\n", "the shell set its trap");
+    child
+}
+
+#[test]
+fn a_process_that_ignores_sigterm_fails_within_the_bound() {
+    let stubborn = shell_with_trap("trap '' TERM; echo trapped; sleep 60");
     let start = Instant::now();
     let outcome = terminate_within(stubborn, Duration::from_secs(1));
     assert!(
@@ -50,11 +62,7 @@ fn a_process_that_ignores_sigterm_fails_within_the_bound() {
     );
     assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
 
-    let polite = Command::new("sh")
-        .args(["-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let polite = shell_with_trap("trap 'exit 0' TERM; echo trapped; while :; do sleep 0.05; done");
     assert_eq!(terminate_within(polite, Duration::from_secs(5)), Ok(true));
 }
 

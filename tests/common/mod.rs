@@ -10,6 +10,8 @@
 #![allow(dead_code)]
 
 pub mod can_i;
+#[path = "../e2e/clock.rs"]
+mod clock;
 pub mod cluster;
 #[path = "../e2e/env.rs"]
 pub mod env;

@@ -3,6 +3,7 @@
 //! row: the refusal or pending reason, the account never enabled (the simulated tenant's
 //! timeline), or disabled at once and kept (never deleted).
 
+use crate::clock::always_for;
 use crate::cluster::kubectl_ok;
 use crate::env::Env;
 use crate::fixtures::{Segment, license, segment, upn, vendor};
@@ -93,14 +94,19 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
         },
     )
     .await;
-    let until = std::time::Instant::now() + Duration::from_secs(6);
-    while std::time::Instant::now() < until {
-        for (i, (what, ..)) in rows.iter().enumerate() {
-            let account = format!("{id}-p{i}-acct");
-            assert_eq!(enabled(&env, &account).await, Some(false), "{what}: enabled");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let why = "no account may be enabled at any time over a few resyncs";
+    always_for(
+        Duration::from_secs(6),
+        Duration::from_millis(500),
+        why,
+        async || {
+            for (i, (what, ..)) in rows.iter().enumerate() {
+                let account = format!("{id}-p{i}-acct");
+                assert_eq!(enabled(&env, &account).await, Some(false), "{what}: enabled");
+            }
+        },
+    )
+    .await;
     for (i, (what, _, reason)) in rows.iter().enumerate() {
         let account = format!("{id}-p{i}-acct");
         assert_eq!(

@@ -57,15 +57,9 @@ async fn stays_closed(env: &Env, ns: &str, account: &str, vendor: &str, when: &s
     println!("{when}: BarrierEnforced={enforced:?} PolicyApplied={applied:?}");
 }
 
-/// Waits until five seconds pass without a write to the tenant.
-async fn settle(env: &Env) {
-    env.wait_for("the tenant to settle", LONG, async || {
-        let writes = env.tenant_writes().await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        env.tenant_writes().await == writes
-    })
-    .await;
-}
+/// The operator has settled when the tenant sees no write for this long ([`Env::quiet_for`]:
+/// a time, not resync rounds, so a pending policy application is seen too).
+const QUIET: Duration = Duration::from_secs(5);
 
 /// The account's BarrierEnforced condition: status, reason and transition time.
 fn barrier_enforced(env: &Env, ns: &str, account: &str) -> Value {
@@ -159,7 +153,7 @@ async fn dotnet_times_are_a_real_form_read_also_in_recovery() {
     .await;
     env.wait_condition(RAL, Some(&ns), &account, "Ready", "True", None)
         .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let before = barrier_enforced(&env, &ns, &account);
     let apps = applications(&env).await;
 
@@ -171,7 +165,7 @@ async fn dotnet_times_are_a_real_form_read_also_in_recovery() {
         env.operator_http("/readyz").await.0 == 200
     })
     .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(
         applications(&env).await,
         apps,

@@ -21,16 +21,11 @@ fn fingerprint(u: &Value) -> Value {
     })
 }
 
-/// Waits until the tenant sees no more writes for a few seconds (the operator has settled).
-async fn settled(env: &Env) -> u64 {
-    env.wait_for("the tenant to settle", Duration::from_secs(60), async || {
-        let before = env.tenant_writes().await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        env.tenant_writes().await == before
-    })
-    .await;
-    env.tenant_writes().await
-}
+/// The operator has settled when the tenant sees no write for this long ([`Env::quiet_for`]:
+/// a time, not resync rounds, so a pending policy application is seen too).
+const QUIET: Duration = Duration::from_secs(3);
+/// How long the tenant may take to settle.
+const SETTLE_WITHIN: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
@@ -71,7 +66,7 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     for v in &victims {
         before_users.push(env.user(v).await.map(|u| fingerprint(&u)));
     }
-    let before = settled(&env).await;
+    let before = env.quiet_for(QUIET, SETTLE_WITHIN).await;
 
     // Rows that must cause no tenant write at all.
     let rotate = ("remoteassist.dev/rotate-credentials", "now");
@@ -111,7 +106,7 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
         println!("row: {what}: refused with {reason}");
     }
     assert_eq!(
-        settled(&env).await,
+        env.quiet_for(QUIET, SETTLE_WITHIN).await,
         before,
         "a refused licence wrote to the tenant: {}",
         env.counters().await
@@ -164,7 +159,7 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
         "an adopted user's password is never set"
     );
     println!("row: rotation of an adopted user's password: refused with CredentialsNotManaged");
-    let before = settled(&env).await;
+    let before = env.quiet_for(QUIET, SETTLE_WITHIN).await;
     let second = format!("{id}-adopt2");
     env.apply(
         license(&ns, &second)
@@ -192,7 +187,12 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     .await;
     assert!(env.user(&upn(&extra)).await.is_none());
     println!("row: a licence beyond maxAccounts: refused with AccountLimitReached");
-    assert_eq!(settled(&env).await, before, "{}", env.counters().await);
+    assert_eq!(
+        env.quiet_for(QUIET, SETTLE_WITHIN).await,
+        before,
+        "{}",
+        env.counters().await
+    );
 
     // A rotation storm: one new password, then every further request waits.
     let secret = format!("{owned}-credentials");
@@ -209,7 +209,7 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     })
     .await;
     let new = env.secret_password(&ns, &secret).unwrap();
-    let before = settled(&env).await;
+    let before = env.quiet_for(QUIET, SETTLE_WITHIN).await;
     storm(5, 10);
     env.wait_condition(
         RAL,
@@ -221,7 +221,7 @@ async fn a_licence_never_reaches_beyond_its_vendor() {
     )
     .await;
     assert_eq!(
-        settled(&env).await,
+        env.quiet_for(QUIET, SETTLE_WITHIN).await,
         before,
         "a rate-limited rotation wrote to the tenant"
     );

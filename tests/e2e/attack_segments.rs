@@ -25,15 +25,9 @@ async fn applications(env: &Env) -> usize {
     b["applications"].as_array().unwrap().len()
 }
 
-/// Waits until five seconds pass without a write to the tenant.
-async fn settle(env: &Env) {
-    env.wait_for("the tenant to settle", LONG, async || {
-        let writes = env.tenant_writes().await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        env.tenant_writes().await == writes
-    })
-    .await;
-}
+/// The operator has settled when the tenant sees no write for this long ([`Env::quiet_for`]:
+/// a time, not resync rounds, so a pending policy application is seen too).
+const QUIET: Duration = Duration::from_secs(5);
 
 /// Events of a cluster-scoped object (recorded in `default`).
 fn events(env: &Env, name: &str) -> Vec<String> {
@@ -65,7 +59,7 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
     env.apply(in_tenant_as(&first, &shared, "Support"));
     env.start_operator();
     env.wait_condition(BS, None, &first, "Ready", "True", None).await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let (writes, before, apps) = (
         env.tenant_writes().await,
         definitions(&env).await,
@@ -98,7 +92,7 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
             .any(|e| e.starts_with("SegmentNameTaken:"))
     })
     .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(env.tenant_writes().await, writes, "no tenant write for it");
     assert_eq!(definitions(&env).await, before, "the tenant is unchanged");
     assert_eq!(applications(&env).await, apps);
@@ -107,7 +101,7 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
 
     // Deleting the refused one removes nothing (the holder's segment stays).
     kubectl_ok(&["delete", BS, &later, "--timeout=60s"], None);
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(env.tenant_writes().await, writes);
     assert_eq!(definitions(&env).await, before);
     println!("name taken: refused with SegmentNameTaken, {writes} tenant writes before and after");
@@ -152,7 +146,7 @@ async fn a_host_segment_of_the_same_name_is_a_conflict_left_alone_and_never_remo
         events(&env, &name).iter().any(|e| e.starts_with("Conflict:"))
     })
     .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(env.tenant_writes().await, writes, "no tenant write");
     assert_eq!(
         definitions(&env).await,
@@ -163,7 +157,7 @@ async fn a_host_segment_of_the_same_name_is_a_conflict_left_alone_and_never_remo
 
     // Deleting the BarrierSegment removes neither.
     kubectl_ok(&["delete", BS, &name, "--timeout=60s"], None);
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let after = definitions(&env).await;
     assert_eq!(after, before, "still there, unchanged");
     assert_eq!(
@@ -210,7 +204,7 @@ async fn an_adopted_host_segment_is_managed_but_never_removed() {
     assert_eq!(p["State"], "Active");
 
     kubectl_ok(&["delete", BS, &name, "--timeout=60s"], None);
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let after = definitions(&env).await;
     assert_eq!(
         named(&after, "segments", &name)[0]["Identity"],

@@ -6,6 +6,7 @@
 //! command runs short seeded versions; `scripts/campaigns.sh` runs the full ones (200 accounts,
 //! 20 kills, a one-minute outage).
 
+use crate::clock::hold_for;
 use crate::env::Env;
 use crate::fixtures::{license, upn, vendor};
 use rand::{Rng, SeedableRng};
@@ -154,7 +155,8 @@ async fn fault_campaign_converges_and_tells_what_happened() {
         env.counters().await["throttled"].as_u64().unwrap() >= 10
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(storm_secs)).await;
+    let why = "the storm lasts a set time, which the operator has to ride out";
+    hold_for(Duration::from_secs(storm_secs), why).await;
     env.settings(faults(false)).await;
     env.outage(Duration::from_secs(outage)).await;
     // The local API server restarts (same etcd): watches and writes must pick up again.

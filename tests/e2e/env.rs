@@ -3,6 +3,7 @@
 //! the local API server, and waits on observable conditions (never fixed sleeps). This file is
 //! the cluster's and the operators' side; `tenant.rs` is the simulated tenant's.
 
+use super::clock::{poll_interval, poll_interval_blocking};
 use super::cluster::{install_crds, kubectl_ok};
 use super::fixtures::Manifests;
 use super::kubectl::{Run, kubectl};
@@ -276,14 +277,15 @@ impl Env {
         current(&self.get(kind, namespace, name)?, type_)
     }
 
-    /// Polls `check` every 100 ms until it holds; on timeout, fails with the operator's log.
+    /// Polls `check` every poll interval until it holds; on timeout, fails with the operator's
+    /// log.
     pub async fn wait_for(&self, what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if check().await {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            poll_interval().await;
         }
         let log = self.operator_log();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
@@ -374,7 +376,7 @@ pub fn terminate_within(mut child: Child, bound: Duration) -> Result<bool, Strin
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return Ok(status.success());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        poll_interval_blocking();
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -2,6 +2,7 @@
 //! module per area. The harness (`env`, with the shared helpers of `tests/common`) is part of
 //! this binary, so every helper it has is one some test here uses.
 
+mod clock;
 #[path = "../common/cluster.rs"]
 mod cluster;
 mod env;

@@ -2,6 +2,7 @@
 //! running binary, graceful shutdown on SIGTERM, and leader election: a standby replica takes
 //! over when the leader stops.
 
+use crate::clock::until_ok;
 use crate::env::Env;
 use crate::fixtures::{license, upn, vendor};
 use std::time::Duration;
@@ -42,19 +43,15 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
         "remoteassist_leader 1",
     ];
     // Seats are read by the vendor's next reconcile after the account is licensed: wait for it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let text = loop {
+    let text = until_ok(Duration::from_secs(30), async || {
         let (status, text) = env.operator_http("/metrics").await;
         let missing: Vec<&&str> = needles.iter().filter(|n| !text.contains(**n)).collect();
         if status == 200 && missing.is_empty() {
-            break text;
+            return Ok(text);
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "missing {missing:?} in\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        Err(format!("missing {missing:?} in\n{text}"))
+    })
+    .await;
     assert!(!text.contains(&upn(&name)), "no account names in metrics");
     assert!(env.terminate(0), "SIGTERM ends the operator with exit status 0");
     assert!(env.operator_log().contains("controllers stopped"));

@@ -2,6 +2,7 @@
 //! tenant's write counters prove it); in-cluster plan mode holds a licence's changes until the
 //! annotation goes; `audit` finds a tenant broken behind the operator's back.
 
+use crate::clock::until_ok;
 use crate::cluster::kubectl_ok;
 use crate::env::{Env, OPERATOR_APP, TENANT};
 use crate::fixtures::{DOMAIN, license, upn, vendor, yaml};
@@ -288,20 +289,16 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
         format!("can reach bob.engineer@abc.example (an engineer of {v2}, in "),
     ];
     // The tenant settles (replication, the application's end) before every finding shows.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let (code, text) = until_ok(Duration::from_secs(20), async || {
         let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
         let missing: Vec<&String> = needles.iter().filter(|n| !text.contains(n.as_str())).collect();
         if missing.is_empty() {
-            assert_eq!(code, 1, "findings give a non-zero exit:\n{text}");
-            break;
+            return Ok((code, text));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "missing {missing:?} in\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(format!("missing {missing:?} in\n{text}"))
+    })
+    .await;
+    assert_eq!(code, 1, "findings give a non-zero exit:\n{text}");
     let (_, json_text) = command(
         &env,
         &["audit", "-o", "json"],

@@ -2,6 +2,7 @@
 //! settings), writes counted over resync rounds, and changes made behind the operator's back
 //! as an administrator would make them.
 
+use super::clock::hold_for;
 use super::cluster::kubectl_ok;
 use super::env::{Env, OPERATOR_APP, OPERATOR_SECRET, TENANT};
 use remote_assist_operator::directory::Directory;
@@ -68,6 +69,25 @@ impl Env {
             }
         }
         panic!("the tenant is still being written after ten resync rounds");
+    }
+
+    /// Waits (at most `within`) until a whole `window` passes without a write to the tenant;
+    /// returns the writes so far. The window is a time on purpose, not a number of resync
+    /// rounds ([`Env::settle`]): a barrier policy application starts after a debounce and runs
+    /// on its own clock, so a round of reconciles can end while one is still pending, and a
+    /// test that compares the tenant before and after would miss it (counted in rounds, CI saw
+    /// a third application start after the window in
+    /// `attack_endpoint::dotnet_times_are_a_real_form_read_also_in_recovery`).
+    pub async fn quiet_for(&self, window: Duration, within: Duration) -> u64 {
+        let what = format!("{window:?} without a tenant write");
+        self.wait_for(&what, within, async || {
+            let before = self.tenant_writes().await;
+            let why = "a window with no tenant write, which only time can show";
+            hold_for(window, why).await;
+            self.tenant_writes().await == before
+        })
+        .await;
+        self.tenant_writes().await
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -141,7 +161,7 @@ impl Env {
             .await
             .unwrap();
         std::mem::replace(&mut self.sim, stand_in).stop().await;
-        tokio::time::sleep(outage).await;
+        hold_for(outage, "the tenant is away for the outage's length").await;
         let back = entra_sim::server::serve(tenant, addr)
             .await
             .expect("the same port is free again");
