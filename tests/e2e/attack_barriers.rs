@@ -31,8 +31,26 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
     let mut env = Env::start("atk-bs").await;
     let ns = env.namespace("a");
     let id = env.id.clone();
-    // (row, the policies of the vendor's segments, reason)
-    let rows: [(&str, &[Policy], &str); 5] = [
+    let rows = isolation_rows();
+    vendors_of_the_rows(&env, &ns, &rows);
+    env.start_operator();
+    for (i, (what, _, reason)) in rows.iter().enumerate() {
+        let account = format!("{id}-p{i}-acct");
+        env.wait_condition(RAL, Some(&ns), &account, "BarrierEnforced", "False", Some(reason))
+            .await;
+        env.wait_condition(RAL, Some(&ns), &account, "AccountReady", "True", None)
+            .await;
+        println!("row: {what}: BarrierEnforced=False ({reason})");
+    }
+    hold_disabled(&env, &ns, &rows).await;
+}
+
+/// A row: what it is, the policies of the vendor's segments, and the reason the account's
+/// barrier does not count as enforced.
+type Row = (&'static str, &'static [Policy], &'static str);
+
+fn isolation_rows() -> [Row; 5] {
+    [
         ("a segment with no policy", &[|s, _| s], "NotIsolating"),
         (
             "an Inactive allow policy",
@@ -50,7 +68,13 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
             &[|s, _| s.allows(&[]), |s, _| s.allows(&[])],
             "SegmentConflict",
         ),
-    ];
+    ]
+}
+
+/// Row i: vendor `<id>-p<i>`, its segments with the row's policies, and one licence
+/// `<id>-p<i>-acct`; and a segment of others (a group) for the block-only row.
+fn vendors_of_the_rows(env: &Env, ns: &str, rows: &[Row]) {
+    let id = &env.id;
     let other = format!("{id}-other");
     env.apply(
         segment(&other)
@@ -59,7 +83,7 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
     );
     for (i, (_, policies, _)) in rows.iter().enumerate() {
         let v = format!("{id}-p{i}");
-        env.apply(vendor(&v).namespaces(&[&ns]).no_generated_segments());
+        env.apply(vendor(&v).namespaces(&[ns]).no_generated_segments());
         for (j, policy) in policies.iter().enumerate() {
             let s = segment(&format!("{v}-s{j}"));
             let s = if j == 0 {
@@ -70,19 +94,15 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
             };
             env.apply(policy(s, &other));
         }
-        env.apply(license(&ns, &format!("{v}-acct")).vendor(&v));
+        env.apply(license(ns, &format!("{v}-acct")).vendor(&v));
     }
-    env.start_operator();
-    for (i, (what, _, reason)) in rows.iter().enumerate() {
-        let account = format!("{id}-p{i}-acct");
-        env.wait_condition(RAL, Some(&ns), &account, "BarrierEnforced", "False", Some(reason))
-            .await;
-        env.wait_condition(RAL, Some(&ns), &account, "AccountReady", "True", None)
-            .await;
-        println!("row: {what}: BarrierEnforced=False ({reason})");
-    }
-    // Let a policy application end after the accounts exist (the segments that do have
-    // an Active policy are applied), then hold the invariant over a few resyncs.
+}
+
+/// Lets a policy application end after the accounts exist (the segments that do have an Active
+/// policy are applied), then holds the invariant over a few resyncs: every row's account
+/// exists, disabled, was never enabled, and keeps its reason.
+async fn hold_disabled(env: &Env, ns: &str, rows: &[Row]) {
+    let id = &env.id;
     env.wait_for(
         "a policy application to end",
         Duration::from_secs(90),
@@ -102,7 +122,7 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
         async || {
             for (i, (what, ..)) in rows.iter().enumerate() {
                 let account = format!("{id}-p{i}-acct");
-                assert_eq!(enabled(&env, &account).await, Some(false), "{what}: enabled");
+                assert_eq!(enabled(env, &account).await, Some(false), "{what}: enabled");
             }
         },
     )
@@ -110,17 +130,17 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
     for (i, (what, _, reason)) in rows.iter().enumerate() {
         let account = format!("{id}-p{i}-acct");
         assert_eq!(
-            env.condition(RAL, Some(&ns), &account, "BarrierEnforced")
+            env.condition(RAL, Some(ns), &account, "BarrierEnforced")
                 .unwrap()
                 .1,
             *reason
         );
         assert_eq!(
-            enabled(&env, &account).await,
+            enabled(env, &account).await,
             Some(false),
             "{what}: the account exists, disabled"
         );
-        let t = timeline(&env, &account).await;
+        let t = timeline(env, &account).await;
         assert!(t["enabledAt"].is_null(), "{what}: never enabled: {t}");
     }
 }
@@ -149,21 +169,29 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
         assert_eq!(enabled(&env, n).await, Some(true));
     }
 
-    // Observe mode, then the barrier is lost (the attribute changed by hand).
+    observe_mode_then_the_barrier_is_lost(&env, &ns, &observed).await;
+    plan_mode_then_suspended(&env, &ns, &planned).await;
+    // The platform team removes the namespace from allowedNamespaces.
+    env.apply(vendor_in(&[&ns]));
+    namespace_no_longer_allowed(&env, &ns2, &moved).await;
+}
+
+/// Observe mode, then the barrier is lost (the attribute changed by hand).
+async fn observe_mode_then_the_barrier_is_lost(env: &Env, ns: &str, observed: &str) {
     kubectl_ok(
         &[
             "annotate",
             RAL,
-            &observed,
+            observed,
             "-n",
-            &ns,
+            ns,
             "remoteassist.dev/mode=Observe",
         ],
         None,
     );
-    env.wait_condition(RAL, Some(&ns), &observed, "Planned", "True", None)
+    env.wait_condition(RAL, Some(ns), observed, "Planned", "True", None)
         .await;
-    let user = env.user(&upn(&observed)).await.unwrap();
+    let user = env.user(&upn(observed)).await.unwrap();
     let patch = json!({"onPremisesExtensionAttributes": {"extensionAttribute15": "somewhere-else"}});
     env.portal()
         .update_user(user["id"].as_str().unwrap(), &patch)
@@ -172,27 +200,29 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     env.wait_for(
         "the observed account to be disabled",
         Duration::from_secs(60),
-        async || enabled(&env, &observed).await == Some(false),
+        async || enabled(env, observed).await == Some(false),
     )
     .await;
     let attribute =
-        env.user(&upn(&observed)).await.unwrap()["onPremisesExtensionAttributes"]["extensionAttribute15"]
+        env.user(&upn(observed)).await.unwrap()["onPremisesExtensionAttributes"]["extensionAttribute15"]
             .clone();
     assert_eq!(attribute, "somewhere-else", "Observe mode corrects nothing else");
     println!("row: Observe mode, then the barrier is lost: disabled at once, nothing else corrected");
+}
 
-    // Plan mode, then suspended.
+/// Plan mode, then suspended.
+async fn plan_mode_then_suspended(env: &Env, ns: &str, planned: &str) {
     kubectl_ok(
-        &["annotate", RAL, &planned, "-n", &ns, "remoteassist.dev/mode=Plan"],
+        &["annotate", RAL, planned, "-n", ns, "remoteassist.dev/mode=Plan"],
         None,
     );
     kubectl_ok(
         &[
             "patch",
             RAL,
-            &planned,
+            planned,
             "-n",
-            &ns,
+            ns,
             "--type=merge",
             "-p",
             r#"{"spec":{"suspended":true}}"#,
@@ -202,17 +232,19 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     env.wait_for(
         "the planned account to be disabled",
         Duration::from_secs(60),
-        async || enabled(&env, &planned).await == Some(false),
+        async || enabled(env, planned).await == Some(false),
     )
     .await;
     println!("row: Plan mode, then suspended: disabled at once");
+}
 
-    // The platform team removes the namespace from allowedNamespaces.
-    env.apply(vendor_in(&[&ns]));
+/// Once `ns2` is no longer among the vendor's allowedNamespaces: the licence there is refused,
+/// its account disabled at once and kept.
+async fn namespace_no_longer_allowed(env: &Env, ns2: &str, moved: &str) {
     env.wait_condition(
         RAL,
-        Some(&ns2),
-        &moved,
+        Some(ns2),
+        moved,
         "AccountReady",
         "False",
         Some("NamespaceNotAllowed"),
@@ -221,11 +253,11 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     env.wait_for(
         "the refused licence's account to be disabled",
         Duration::from_secs(60),
-        async || enabled(&env, &moved).await == Some(false),
+        async || enabled(env, moved).await == Some(false),
     )
     .await;
-    assert!(env.user(&upn(&moved)).await.is_some(), "disabled, never deleted");
-    assert!(env.events(&ns2, &moved).iter().any(|e| e.starts_with("Disabled")));
+    assert!(env.user(&upn(moved)).await.is_some(), "disabled, never deleted");
+    assert!(env.events(ns2, moved).iter().any(|e| e.starts_with("Disabled")));
     println!("row: the namespace removed from allowedNamespaces: NamespaceNotAllowed, disabled, kept");
 }
 
@@ -296,17 +328,6 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     let ns = env.namespace("a");
     let id = env.id.clone();
     let (v1, v2) = (format!("{id}-v1"), format!("{id}-v2"));
-    // Each vendor's accounts allow its engineers (and, mirrored, the other vendor's accounts).
-    let segments = |mirrored: bool| {
-        let mut out = Vec::new();
-        for (v, w) in [(&v1, &v2), (&v2, &v1)] {
-            let (acc, eng, other) = (format!("{v}-acc"), format!("{v}-eng"), format!("{w}-acc"));
-            let allowed: &[&str] = if mirrored { &[&eng, &other] } else { &[&eng] };
-            out.push(segment(&acc).vendor_accounts(v).allows(allowed));
-            out.push(segment(&eng).vendor_engineers(v).allows(&[&acc]));
-        }
-        out
-    };
     for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
         env.apply(
             vendor(v)
@@ -316,7 +337,7 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
         );
         env.apply(license(&ns, &format!("{v}-acct")).vendor(v));
     }
-    for s in segments(false) {
+    for s in segments(&v1, &v2, false) {
         env.apply(s);
     }
     env.start_operator();
@@ -331,34 +352,10 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     };
     let before = starts().await;
     // The edit: each vendor's accounts allow the other's, mirrored so symmetry holds.
-    for s in segments(true) {
+    for s in segments(&v1, &v2, true) {
         env.apply(s);
     }
-    for v in [&v1, &v2] {
-        env.wait_condition(
-            "barriersegment",
-            None,
-            &format!("{v}-acc"),
-            "PolicyApplied",
-            "False",
-            Some("CrossVendorPath"),
-        )
-        .await;
-    }
-    let message = env.get("barriersegment", None, &format!("{v1}-acc")).unwrap()["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "PolicyApplied")
-        .unwrap()["message"]
-        .clone();
-    assert!(
-        message
-            .as_str()
-            .unwrap()
-            .contains(&format!("{v1}-acc (a vendor's accounts) would reach {v2}-acc")),
-        "{message}"
-    );
+    held_back_as_a_cross_vendor_path(&env, &v1, &v2).await;
     for v in [&v1, &v2] {
         let account = format!("{v}-acct");
         env.wait_for(
@@ -384,5 +381,46 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     );
     println!(
         "row: a mirrored allow edit between two vendors: held back (CrossVendorPath), accounts disabled"
+    );
+}
+
+/// Each vendor's accounts allow its engineers (and, `mirrored`, the other vendor's accounts).
+fn segments(v1: &str, v2: &str, mirrored: bool) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for (v, w) in [(v1, v2), (v2, v1)] {
+        let (acc, eng, other) = (format!("{v}-acc"), format!("{v}-eng"), format!("{w}-acc"));
+        let allowed: &[&str] = if mirrored { &[&eng, &other] } else { &[&eng] };
+        out.push(segment(&acc).vendor_accounts(v).allows(allowed));
+        out.push(segment(&eng).vendor_engineers(v).allows(&[&acc]));
+    }
+    out
+}
+
+/// Both accounts segments hold their policy back, naming the path.
+async fn held_back_as_a_cross_vendor_path(env: &Env, v1: &str, v2: &str) {
+    for v in [v1, v2] {
+        env.wait_condition(
+            "barriersegment",
+            None,
+            &format!("{v}-acc"),
+            "PolicyApplied",
+            "False",
+            Some("CrossVendorPath"),
+        )
+        .await;
+    }
+    let message = env.get("barriersegment", None, &format!("{v1}-acc")).unwrap()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "PolicyApplied")
+        .unwrap()["message"]
+        .clone();
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains(&format!("{v1}-acc (a vendor's accounts) would reach {v2}-acc")),
+        "{message}"
     );
 }

@@ -62,9 +62,21 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
             );
         }
     }
-    // Barrier-first: every account was enabled only after the barrier covering it took effect.
+    barrier_first(&env, &names).await;
+    reachable_only_within_the_vendor(&env, &upn(&names[0].0), &upn(&names[1].0)).await;
+    // A burst of changes became few applications, never two at once.
+    let apps = barriers(&env).await["applications"].as_array().unwrap().len();
+    assert!(
+        (1..=4).contains(&apps),
+        "{apps} applications for 4 accounts and 4 segments"
+    );
+    println!("barrier scenario: {apps} policy application(s)");
+}
+
+/// Barrier-first: every account was enabled only after the barrier covering it took effect.
+async fn barrier_first(env: &Env, names: &[(String, &String)]) {
     let timeline = env.admin(reqwest::Method::GET, "/barriers/timeline", None).await;
-    for (n, _) in &names {
+    for (n, _) in names {
         let t = &timeline[upn(n).as_str()];
         let (enabled, since) = (
             t["enabledAt"].as_str().expect("enabled"),
@@ -77,40 +89,32 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
             "{n} enabled at {enabled} before its barrier took effect at {since}"
         );
     }
-    // Reachability from the applied state.
-    let (a1, b1) = (upn(&names[0].0), upn(&names[1].0));
+}
+
+/// Reachability from the applied state: `a1` is an account of V1, `b1` one of V2.
+async fn reachable_only_within_the_vendor(env: &Env, a1: &str, b1: &str) {
     let (alice, bob, dave) = (
         "alice.engineer@abc.example",
         "bob.engineer@abc.example",
         "dave.finance@abc.example",
     );
     assert!(
-        reachable(&env, &a1, alice).await,
+        reachable(env, a1, alice).await,
         "V1's account reaches V1's engineer"
     );
     assert!(
-        reachable(&env, &b1, bob).await,
+        reachable(env, b1, bob).await,
         "V2's account reaches V2's engineer"
     );
     assert!(
-        !reachable(&env, &a1, bob).await,
+        !reachable(env, a1, bob).await,
         "V1's account cannot reach V2's engineer"
     );
+    assert!(!reachable(env, a1, b1).await, "vendors cannot reach each other");
     assert!(
-        !reachable(&env, &a1, &b1).await,
-        "vendors cannot reach each other"
-    );
-    assert!(
-        !reachable(&env, &a1, dave).await,
+        !reachable(env, a1, dave).await,
         "nor anyone outside their segments"
     );
-    // A burst of changes became few applications, never two at once.
-    let apps = barriers(&env).await["applications"].as_array().unwrap().len();
-    assert!(
-        (1..=4).contains(&apps),
-        "{apps} applications for 4 accounts and 4 segments"
-    );
-    println!("barrier scenario: {apps} policy application(s)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,31 +159,54 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     hold_for(Duration::from_secs(storm_secs), why).await;
     env.settings(faults(false)).await;
     env.outage(Duration::from_secs(outage)).await;
-    // The local API server restarts (same etcd): watches and writes must pick up again.
+    restart_the_api_server();
+    let names = converges_after_the_restart(&env, &ns, &vendors, &names).await;
+    nothing_lost(&env, &ns, &names).await;
+    let sent = the_storm_and_the_outage_are_told(&env, &ns).await;
+    println!(
+        "fault campaign: {accounts} accounts, 10% 5xx, {lag} ms replication delay, {} throttled answers, a {outage} s outage, an API server restart: converged",
+        sent
+    );
+}
+
+/// The local API server restarts (same etcd): watches and writes must pick up again.
+fn restart_the_api_server() {
     let restarted = std::process::Command::new(crate::repo::repo_root().join("scripts/testenv.sh"))
         .arg("restart-apiserver")
         .status()
         .expect("testenv.sh runs");
     assert!(restarted.success(), "the API server restarted");
-    // After the restart: a new licence, and a new spec for an old one. Their statuses from
-    // before the restart must not satisfy the waits (wait_condition checks observedGeneration).
+}
+
+/// After the restart: a new licence, and a new spec for an old one. Their statuses from before
+/// the restart must not satisfy the waits (wait_condition checks observedGeneration). Returns
+/// every licence.
+async fn converges_after_the_restart(
+    env: &Env,
+    ns: &str,
+    vendors: &[String],
+    names: &[String],
+) -> Vec<String> {
     let late = format!("{}-late", env.id);
-    env.apply(license(&ns, &late).vendor(&vendors[0]));
+    env.apply(license(ns, &late).vendor(&vendors[0]));
     env.apply(
-        license(&ns, &names[0])
+        license(ns, &names[0])
             .vendor(&vendors[0])
             .display_name(&format!("Renamed {}", names[0])),
     );
-    let mut names = names;
+    let mut names = names.to_vec();
     names.push(late);
     for n in &names {
-        env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
+        env.wait_condition(RAL, Some(ns), n, "Ready", "True", None).await;
     }
     let renamed = env.user(&upn(&names[0])).await.unwrap();
     assert_eq!(renamed["displayName"], format!("Renamed {}", names[0]));
-    nothing_lost(&env, &ns, &names).await;
-    // The operator saw the storm and waited it out (the simulator's own count proves only
-    // that it sent 429s).
+    names
+}
+
+/// The operator saw the storm and waited it out, and the Events tell of the outage. Returns
+/// how many 429s the tenant sent.
+async fn the_storm_and_the_outage_are_told(env: &Env, ns: &str) -> f64 {
     let metrics = env.operator_http("/metrics").await.1;
     let sent = env.counters().await["throttled"].as_f64().unwrap();
     let seen = metric(&metrics, "remoteassist_graph_throttled_total");
@@ -195,7 +218,7 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     // The Events tell what happened: the outage under its own reason. (The storm is absorbed
     // by the client's waits, proven by the metrics above, so it need not fail a reconcile.)
     let events = crate::cluster::kubectl_ok(
-        &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
+        &["get", "events", "-n", ns, "-o", "jsonpath={.items[*].reason}"],
         None,
     );
     for reason in ["UserCreated", "TenantUnreachable"] {
@@ -204,10 +227,7 @@ async fn fault_campaign_converges_and_tells_what_happened() {
             "no {reason} Event in: {events}"
         );
     }
-    println!(
-        "fault campaign: {accounts} accounts, 10% 5xx, {lag} ms replication delay, {} throttled answers, a {outage} s outage, an API server restart: converged",
-        sent
-    );
+    sent
 }
 
 /// The value of an unlabelled metric in a Prometheus text exposition.

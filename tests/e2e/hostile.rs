@@ -12,8 +12,18 @@ const RAL: &str = "remoteassistlicense";
 /// A group id that is well formed.
 const ANY_GROUP: &str = "11111111-1111-1111-1111-111111111111";
 
+/// A manifest the API server must refuse, what it tries, and the message it must give.
+type Case = (&'static str, Value, &'static str);
+
 /// Manifests the API server must refuse, each with the message it must give.
-fn admission_cases(id: &str, ns: &str, other: &str, v: &str) -> Vec<(&'static str, Value, &'static str)> {
+fn admission_cases(id: &str, ns: &str, other: &str, v: &str) -> Vec<Case> {
+    let mut cases = licence_cases(ns, other, v);
+    cases.extend(vendor_cases(id, ns));
+    cases.extend(segment_cases(id));
+    cases
+}
+
+fn licence_cases(ns: &str, other: &str, v: &str) -> Vec<Case> {
     let long = "x".repeat(65);
     let l = |name: &str| license(ns, name).vendor(v);
     vec![
@@ -84,6 +94,11 @@ fn admission_cases(id: &str, ns: &str, other: &str, v: &str) -> Vec<(&'static st
                 .build(),
             r#"spec.userPrincipalName: Too long: may not be more than 113 bytes"#,
         ),
+    ]
+}
+
+fn vendor_cases(id: &str, ns: &str) -> Vec<Case> {
+    vec![
         (
             "non-ASCII domain",
             vendor(&format!("{id}-h14"))
@@ -136,6 +151,11 @@ fn admission_cases(id: &str, ns: &str, other: &str, v: &str) -> Vec<(&'static st
             vendor(&format!("{id}-h20")).build(),
             r#"allowedNamespaces needs at least one name or a selector"#,
         ),
+    ]
+}
+
+fn segment_cases(id: &str) -> Vec<Case> {
+    vec![
         (
             "barrier filter injection in a value",
             segment(&format!("{id}-h21"))
@@ -176,19 +196,21 @@ fn admission_cases(id: &str, ns: &str, other: &str, v: &str) -> Vec<(&'static st
     ]
 }
 
-/// Manifests the operator must refuse: (name, namespace, manifest, the condition's reason).
-fn operator_refusals(
-    id: &str,
-    ns: &str,
-    other: &str,
-    v: &str,
-    g: &str,
-    owned: &str,
-) -> Vec<(String, Option<String>, Value, &'static str)> {
-    let (ns, other) = (ns.to_owned(), other.to_owned());
+/// A manifest the operator must refuse: (name, namespace, manifest, the condition's reason).
+type Refusal = (String, Option<String>, Value, &'static str);
+
+/// Manifests the operator must refuse.
+fn operator_refusals(b: &Baseline) -> Vec<Refusal> {
+    let mut refusals = licence_refusals(b);
+    refusals.extend(segment_and_vendor_refusals(&b.id, &b.ns, &b.v));
+    refusals
+}
+
+fn licence_refusals(b: &Baseline) -> Vec<Refusal> {
+    let Baseline { id, v, g, owned, .. } = b;
+    let (ns, other) = (b.ns.clone(), b.other.clone());
     let l = |name: &str| license(&ns, name).vendor(v);
     vec![
-        // (name, namespace, manifest, expected reason)
         (
             format!("{id}-r1"),
             Some(other.clone()),
@@ -245,6 +267,11 @@ fn operator_refusals(
             l(&format!("{id}-r8")).adoption("AdoptOnly").build(),
             "AdoptionNotAllowed",
         ),
+    ]
+}
+
+fn segment_and_vendor_refusals(id: &str, ns: &str, v: &str) -> Vec<Refusal> {
+    vec![
         (
             format!("{id}-r9"),
             None,
@@ -266,7 +293,7 @@ fn operator_refusals(
             format!("{id}-r11"),
             None,
             vendor(&format!("{id}-r11"))
-                .namespaces(&[&ns])
+                .namespaces(&[ns])
                 .no_generated_segments()
                 .accounts_group(&format!("{v}_RemoteAssistUser"))
                 .engineers_group(&format!("{v}_SupportEngineer"))
@@ -276,13 +303,33 @@ fn operator_refusals(
     ]
 }
 
+/// A settled baseline: a vendor with one Ready account, and a Group-mode vendor; a Secret the
+/// operator does not own.
+struct Baseline {
+    id: String,
+    ns: String,
+    other: String,
+    v: String,
+    g: String,
+    owned: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
     let mut env = Env::start("hostile").await;
+    let b = baseline(&mut env).await;
+    let admission = refused_at_admission(&env, &b);
+    let refused = refused_by_the_operator(&env, &b).await;
+    println!(
+        "hostile inputs: {admission} refused at admission, {refused} refused by the operator, 0 tenant writes"
+    );
+    quotes_are_escaped(&env, &b).await;
+}
+
+async fn baseline(env: &mut Env) -> Baseline {
     let (ns, other) = (env.namespace("a"), env.namespace("b"));
     let id = env.id.clone();
-    // A settled baseline: a vendor with one Ready account, and a Group-mode vendor.
     let v = format!("{id}-v");
     let g = format!("{id}-g");
     env.apply(
@@ -326,9 +373,19 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
         None,
     )
     .await;
+    Baseline {
+        id,
+        ns,
+        other,
+        v,
+        g,
+        owned,
+    }
+}
 
-    // 1. Refused at admission, each with its own message.
-    let admission = admission_cases(&id, &ns, &other, &v);
+/// Part 1: refused at admission, each with its own message. Returns how many.
+fn refused_at_admission(env: &Env, b: &Baseline) -> usize {
+    let admission = admission_cases(&b.id, &b.ns, &b.other, &b.v);
     for (what, manifest, expected) in &admission {
         let run = env.try_apply(manifest);
         assert!(!run.ok, "admission accepted {what}:\n{manifest}");
@@ -338,11 +395,15 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
             run.stderr
         );
     }
+    admission.len()
+}
 
-    // 2. Refused by the operator, with a condition; nothing written to the tenant.
+/// Part 2: refused by the operator, with a condition; nothing written to the tenant. Returns
+/// how many.
+async fn refused_by_the_operator(env: &Env, b: &Baseline) -> usize {
     env.settle().await;
     let before = env.tenant_writes().await;
-    let refused = operator_refusals(&id, &ns, &other, &v, &g, &owned);
+    let refused = operator_refusals(b);
     for (_, _, manifest, _) in &refused {
         env.apply(manifest);
     }
@@ -370,16 +431,15 @@ async fn hostile_manifests_are_refused_and_change_nothing_in_the_tenant() {
         carol["employeeType"].is_null() && carol["assignedLicenses"].as_array().unwrap().is_empty(),
         "the host employee is untouched"
     );
-    println!(
-        "hostile inputs: {} refused at admission, {} refused by the operator, 0 tenant writes",
-        admission.len(),
-        refused.len()
-    );
+    refused.len()
+}
 
-    // 3. Quotes that are allowed are escaped, never interpreted.
+/// Part 3: quotes that are allowed are escaped, never interpreted.
+async fn quotes_are_escaped(env: &Env, b: &Baseline) {
+    let Baseline { id, ns, v, .. } = b;
     let quoted = format!("{id}-quoted");
-    env.apply(license(&ns, &quoted).vendor(&v).mail_nickname("o'brien"));
-    env.wait_condition(RAL, Some(&ns), &quoted, "Ready", "True", None)
+    env.apply(license(ns, &quoted).vendor(v).mail_nickname("o'brien"));
+    env.wait_condition(RAL, Some(ns), &quoted, "Ready", "True", None)
         .await;
     assert!(
         env.user("o'brien@vendors.abc.example").await.is_some(),

@@ -184,16 +184,47 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
     // Broken by hand: an account in the other vendor's group, a policy opened to the other
     // vendor's engineers (both directions) and applied, a licence left on an account whose
     // RemoteAssistLicense is gone.
+    let v2_group = in_the_other_vendors_group(&env, &a, &v2).await;
+    policies_opened_to_the_other_vendor(&env, &v1, &v2).await;
+    let leak = a_licence_left_behind(&env).await;
+    let breaks = Breaks {
+        account: upn(&a),
+        v1,
+        v2,
+        v2_group,
+        leak,
+    };
+    audit_finds_each_break(&env, &breaks).await;
+}
+
+/// What was broken by hand, as the audit must name it.
+struct Breaks {
+    /// v1's account, also in v2's accounts group.
+    account: String,
+    v1: String,
+    v2: String,
+    v2_group: String,
+    /// The account left with a licence.
+    leak: String,
+}
+
+/// v1's account joins v2's accounts group; returns the group's id.
+async fn in_the_other_vendors_group(env: &Env, a: &str, v2: &str) -> String {
     let portal = env.portal();
-    let v2_group = env.get("vendortenant", None, &v2).unwrap()["status"]["accountsGroupId"]
+    let v2_group = env.get("vendortenant", None, v2).unwrap()["status"]["accountsGroupId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let a_id = env.user(&upn(&a)).await.unwrap()["id"]
+    let a_id = env.user(&upn(a)).await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
     portal.add_member(&v2_group, &a_id).await.unwrap();
+    v2_group
+}
+
+/// v1's accounts and v2's engineers allow each other, and that is applied.
+async fn policies_opened_to_the_other_vendor(env: &Env, v1: &str, v2: &str) {
     let compliance = env.compliance();
     // A policy application the operator started just before it stopped refuses edits until
     // it ends.
@@ -249,6 +280,11 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
         },
     )
     .await;
+}
+
+/// A licence left on an account whose RemoteAssistLicense is gone; returns its nickname.
+async fn a_licence_left_behind(env: &Env) -> String {
+    let portal = env.portal();
     let leak = format!("{}-leak", env.id);
     let user = portal
         .create_user(&json!({
@@ -275,22 +311,34 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
     )
     .await;
 
+    leak
+}
+
+async fn audit_finds_each_break(env: &Env, breaks: &Breaks) {
+    let Breaks {
+        account,
+        v1,
+        v2,
+        v2_group,
+        leak,
+    } = breaks;
+    let (v1_accounts, v2_engineers) = (format!("{v1}-accounts"), format!("{v2}-engineers"));
     let needles = [
         format!(
             "[CrossVendorPath] segment {v1_accounts} (vendor {v1}) and segment {v2_engineers} (vendor {v2}) can reach each other"
         ),
         format!(
             "[WrongVendorGroup] {} (vendor {v1}) is a member of vendor {v2}'s group {v2_group}",
-            upn(&a)
+            account
         ),
         format!("[CostLeak] {leak}@{DOMAIN} holds 1 licence(s) (MICROSOFT_REMOTE_ASSIST)"),
         // The same path, person by person: v1's account reaches v2's engineer.
-        format!("[CrossVendorPath] {} (an account of vendor {v1}, in ", upn(&a)),
+        format!("[CrossVendorPath] {} (an account of vendor {v1}, in ", account),
         format!("can reach bob.engineer@abc.example (an engineer of {v2}, in "),
     ];
     // The tenant settles (replication, the application's end) before every finding shows.
     let (code, text) = until_ok(Duration::from_secs(20), async || {
-        let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+        let (code, text) = command(env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
         let missing: Vec<&String> = needles.iter().filter(|n| !text.contains(n.as_str())).collect();
         if missing.is_empty() {
             return Ok((code, text));
@@ -300,7 +348,7 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
     .await;
     assert_eq!(code, 1, "findings give a non-zero exit:\n{text}");
     let (_, json_text) = command(
-        &env,
+        env,
         &["audit", "-o", "json"],
         OPERATOR_APP,
         "sim-operator-secret-change-me",

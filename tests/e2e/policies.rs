@@ -4,7 +4,7 @@
 use crate::cluster::kubectl_ok;
 use crate::env::Env;
 use crate::fixtures::{license, upn, vendor};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
@@ -102,29 +102,52 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
 
     // AdoptOrCreate: adopted once the platform team allows it on the vendor, managed (group,
     // licences, the operator's mark), its password left alone.
+    let adopt = adopted_once_allowed(&env, &ns, &v, &existing, &made.id).await;
+    let adopted = env.user(&upn(&existing)).await.unwrap();
+    assert_eq!(adopted["displayName"], "Made by hand");
+    managed_like_any_account(&env, &v, &adopted).await;
+    let uid = env.get(RAL, Some(&ns), &adopt).unwrap()["metadata"]["uid"].clone();
+    assert_eq!(
+        adopted["employeeType"],
+        format!("remoteassist.dev/adopted:{}", uid.as_str().unwrap())
+    );
+    // Deleting the licence (policy Delete) orphans an adopted user, and takes the mark off.
+    kubectl_ok(&["delete", RAL, "-n", &ns, &adopt, "--timeout=60s"], None);
+    let left = env.user(&upn(&existing)).await;
+    assert!(left.is_some(), "an adopted user is never deleted");
+    assert!(
+        left.unwrap()["employeeType"].is_null(),
+        "its employeeType is put back"
+    );
+}
+
+/// Adopted once the vendor allows it, its password left alone. Returns the adopting licence.
+async fn adopted_once_allowed(env: &Env, ns: &str, v: &str, existing: &str, made: &str) -> String {
     env.apply(
-        vendor(&v)
-            .namespaces(&[&ns])
+        vendor(v)
+            .namespaces(&[ns])
             .barriers_not_required()
             .adoption_allowed(),
     );
     let adopt = format!("{}-adopt", env.id);
     env.apply(
-        license(&ns, &adopt)
-            .vendor(&v)
-            .upn(&upn(&existing))
+        license(ns, &adopt)
+            .vendor(v)
+            .upn(&upn(existing))
             .adoption("AdoptOrCreate"),
     );
-    env.wait_condition(RAL, Some(&ns), &adopt, "Ready", "True", None)
+    env.wait_condition(RAL, Some(ns), &adopt, "Ready", "True", None)
         .await;
-    let status = env.get(RAL, Some(&ns), &adopt).unwrap()["status"].clone();
+    let status = env.get(RAL, Some(ns), &adopt).unwrap()["status"].clone();
     assert_eq!(status["createdByOperator"], false);
-    assert_eq!(status["userId"].as_str().unwrap(), made.id);
-    assert!(env.password_works(&upn(&existing), "Hand-Made-Passw0rd!").await);
-    let adopted = env.user(&upn(&existing)).await.unwrap();
-    assert_eq!(adopted["displayName"], "Made by hand");
-    // Managed like any account: in the vendor's accounts group, with the vendor's licences.
-    let group = env.get("vendortenant", None, &v).unwrap()["status"]["accountsGroupId"].clone();
+    assert_eq!(status["userId"].as_str().unwrap(), made);
+    assert!(env.password_works(&upn(existing), "Hand-Made-Passw0rd!").await);
+    adopt
+}
+
+/// Managed like any account: in the vendor's accounts group, with the vendor's licences.
+async fn managed_like_any_account(env: &Env, v: &str, adopted: &Value) {
+    let group = env.get("vendortenant", None, v).unwrap()["status"]["accountsGroupId"].clone();
     assert!(group.is_string(), "the vendor has its accounts group");
     assert_eq!(
         adopted["groups"],
@@ -155,19 +178,6 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
         .collect();
     offered.sort();
     assert_eq!(skus, offered, "the vendor's three licences");
-    let uid = env.get(RAL, Some(&ns), &adopt).unwrap()["metadata"]["uid"].clone();
-    assert_eq!(
-        adopted["employeeType"],
-        format!("remoteassist.dev/adopted:{}", uid.as_str().unwrap())
-    );
-    // Deleting the licence (policy Delete) orphans an adopted user, and takes the mark off.
-    kubectl_ok(&["delete", RAL, "-n", &ns, &adopt, "--timeout=60s"], None);
-    let left = env.user(&upn(&existing)).await;
-    assert!(left.is_some(), "an adopted user is never deleted");
-    assert!(
-        left.unwrap()["employeeType"].is_null(),
-        "its employeeType is put back"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,10 +38,20 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
         .await;
     env.wait_condition(RAL, Some(&ns), &b, "BarrierEnforced", "False", None)
         .await;
-    let portal = env.portal();
     let user = env.user(&upn(&t)).await.unwrap();
     let id = user["id"].as_str().unwrap().to_owned();
-    let group = env.get("vendortenant", None, &open).unwrap()["status"]["accountsGroupId"]
+    licence_and_group_drift(&env, &ns, &t, &open).await;
+    sign_in_and_attribute_drift(&env, &ns, &t, &open).await;
+    enabled_without_a_barrier(&env, &ns, &b).await;
+    deleted_by_hand(&env, &ns, &t, &id).await;
+}
+
+/// A licence removed, and the account removed from its group.
+async fn licence_and_group_drift(env: &Env, ns: &str, t: &str, open: &str) {
+    let portal = env.portal();
+    let user = env.user(&upn(t)).await.unwrap();
+    let id = user["id"].as_str().unwrap().to_owned();
+    let group = env.get("vendortenant", None, open).unwrap()["status"]["accountsGroupId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -53,36 +63,44 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
         .await
         .unwrap();
     env.wait_for("licence restored", Duration::from_secs(30), async || {
-        env.user(&upn(&t)).await.unwrap()["assignedLicenses"]
+        env.user(&upn(t)).await.unwrap()["assignedLicenses"]
             .as_array()
             .unwrap()
             .len()
             == 3
     })
     .await;
-    drift_event(&env, &ns, &t, "assign 1 licence").await;
+    drift_event(env, ns, t, "assign 1 licence").await;
 
     // Removed from the accounts group.
     portal.remove_member(&group, &id).await.unwrap();
     env.wait_for("back in the group", Duration::from_secs(30), async || {
-        env.user(&upn(&t)).await.unwrap()["groups"]
+        env.user(&upn(t)).await.unwrap()["groups"]
             .as_array()
             .unwrap()
             .contains(&json!(group))
     })
     .await;
-    drift_event(&env, &ns, &t, "add to group").await;
+    drift_event(env, ns, t, "add to group").await;
+}
 
+/// Sign-in disabled, and the barrier attribute cleared.
+async fn sign_in_and_attribute_drift(env: &Env, ns: &str, t: &str, open: &str) {
+    let portal = env.portal();
+    let id = env.user(&upn(t)).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Disabled by hand: enabled again (it is licensed and needs no barrier).
     portal
         .update_user(&id, &json!({"accountEnabled": false}))
         .await
         .unwrap();
     env.wait_for("re-enabled", Duration::from_secs(30), async || {
-        env.user(&upn(&t)).await.unwrap()["accountEnabled"] == true
+        env.user(&upn(t)).await.unwrap()["accountEnabled"] == true
     })
     .await;
-    drift_event(&env, &ns, &t, "enable sign-in").await;
+    drift_event(env, ns, t, "enable sign-in").await;
 
     // Barrier attribute cleared: restored.
     portal
@@ -93,14 +111,17 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
         .await
         .unwrap();
     env.wait_for("attribute restored", Duration::from_secs(30), async || {
-        env.user(&upn(&t)).await.unwrap()["onPremisesExtensionAttributes"]["extensionAttribute15"]
+        env.user(&upn(t)).await.unwrap()["onPremisesExtensionAttributes"]["extensionAttribute15"]
             == format!("{open}-accounts")
     })
     .await;
-    drift_event(&env, &ns, &t, "update user (barrier attribute)").await;
+    drift_event(env, ns, t, "update user (barrier attribute)").await;
+}
 
-    // Enabled by hand while its barrier is not enforced: disabled again.
-    let bid = env.user(&upn(&b)).await.unwrap()["id"]
+/// Enabled by hand while its barrier is not enforced: disabled again.
+async fn enabled_without_a_barrier(env: &Env, ns: &str, b: &str) {
+    let portal = env.portal();
+    let bid = env.user(&upn(b)).await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -109,30 +130,31 @@ async fn drift_of_each_kind_is_corrected_and_reported() {
         .await
         .unwrap();
     env.wait_for("disabled again", Duration::from_secs(30), async || {
-        env.user(&upn(&b)).await.unwrap()["accountEnabled"] == false
+        env.user(&upn(b)).await.unwrap()["accountEnabled"] == false
     })
     .await;
     env.wait_for("a Disabled Event", Duration::from_secs(30), async || {
-        env.events(&ns, &b).iter().any(|e| e.contains("disable sign-in"))
+        env.events(ns, b).iter().any(|e| e.contains("disable sign-in"))
     })
     .await;
+}
 
-    // Deleted: restored from deleted items with the same object id.
-    portal.delete_user(&id).await.unwrap();
+/// Deleted: restored from deleted items with the same object id.
+async fn deleted_by_hand(env: &Env, ns: &str, t: &str, id: &str) {
+    env.portal().delete_user(id).await.unwrap();
     env.wait_for("user restored", Duration::from_secs(30), async || {
-        env.user(&upn(&t))
+        env.user(&upn(t))
             .await
-            .is_some_and(|u| u["id"] == id.as_str() && u["accountEnabled"] == true)
+            .is_some_and(|u| u["id"] == id && u["accountEnabled"] == true)
     })
     .await;
     env.wait_for("a UserRestored Event", Duration::from_secs(30), async || {
-        env.events(&ns, &t)
+        env.events(ns, t)
             .iter()
             .any(|e| e.contains(&format!("restore deleted user {id}")))
     })
     .await;
-    env.wait_condition(RAL, Some(&ns), &t, "Ready", "True", None)
-        .await;
+    env.wait_condition(RAL, Some(ns), t, "Ready", "True", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
