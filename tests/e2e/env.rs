@@ -1,7 +1,8 @@
 //! The end-to-end harness: a simulated tenant of its own per test, the operator binary watching
 //! only this test's objects (`--watch-selector e2e=<id>`), manifests applied with kubectl against
-//! the local API server, and waits on observable conditions (never fixed sleeps). This file is
-//! the cluster's and the operators' side; `tenant.rs` is the simulated tenant's.
+//! the local API server, and waits on observable conditions (a fixed stretch of time only
+//! through `clock.rs`, which says why). This file is the cluster's and the operators' side;
+//! `tenant.rs` is the simulated tenant's.
 
 use super::clock::{poll_interval, poll_interval_blocking};
 use super::cluster::{install_crds, kubectl_ok};
