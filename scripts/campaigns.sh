@@ -14,4 +14,4 @@ OPERATOR_KUBECONFIG="$(scripts/operator-kubeconfig.sh)"
 export OPERATOR_KUBECONFIG
 export CAMPAIGN_SEED="${1:-1}" CAMPAIGN_ACCOUNTS=200 CAMPAIGN_KILLS=20 CAMPAIGN_OUTAGE_SECS=60 \
   CAMPAIGN_REPLICATION_MS=10000 CAMPAIGN_STORM_SECS=30
-cargo test --locked --test e2e_campaigns -- --include-ignored --nocapture --test-threads=1
+cargo test --locked --test e2e -- campaigns:: --include-ignored --nocapture --test-threads=1

@@ -4,9 +4,21 @@
 //!
 //! Needs the local API server: run through `scripts/test.sh`.
 
-mod common;
+mod common {
+    pub mod cluster;
+    pub mod examples;
+    pub mod kubectl;
+    pub mod namespace;
+    pub mod repo;
+    pub mod yaml_files;
+}
 
-use common::{install_crds, kubectl, kubectl_ok};
+use common::cluster::{crd_names, install_crds, kubectl_ok};
+use common::examples::apply_examples;
+use common::kubectl::kubectl;
+use common::namespace::ensure_namespace;
+use common::repo::repo_root;
+use common::yaml_files::yaml_files;
 
 const NS: &str = "admission-tests";
 
@@ -114,7 +126,7 @@ fn stored_spec(kind: &str, name: &str) -> Option<String> {
 #[ignore = "needs the local API server: run scripts/test.sh"]
 fn invalid_manifests_are_rejected_and_nothing_is_lost() {
     install_crds();
-    common::ensure_namespace(NS);
+    ensure_namespace(NS);
     let cases = cases();
     assert!(cases.len() >= 15);
     let mut failures = Vec::new();
@@ -159,7 +171,7 @@ fn invalid_manifests_are_rejected_and_nothing_is_lost() {
 #[ignore = "needs the local API server: run scripts/test.sh"]
 fn crds_are_established() {
     install_crds();
-    for name in common::crd_names() {
+    for name in crd_names() {
         let status = kubectl_ok(
             &[
                 "get",
@@ -177,9 +189,9 @@ fn crds_are_established() {
 #[test]
 #[ignore = "needs the local API server: run scripts/test.sh"]
 fn every_example_is_accepted() {
-    let out = common::apply_examples();
-    let dir = common::repo_root().join("deploy/examples");
-    for file in common::yaml_files(&dir) {
+    let out = apply_examples();
+    let dir = repo_root().join("deploy/examples");
+    for file in yaml_files(&dir) {
         let text = std::fs::read_to_string(&file).unwrap();
         for doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {
             let name = doc["metadata"]["name"].as_str().unwrap();

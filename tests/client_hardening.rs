@@ -16,7 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
+fn tenant() -> &'static str {
+    &entra_sim::seed::default_ids().tenant_id
+}
 const TOKEN_PATH: &str = "/oauth2/v2.0/token";
 /// More connections than any test here makes; the server stops accepting after these.
 const MAX_CONNECTIONS: usize = 32;
@@ -168,8 +170,8 @@ async fn read_request(socket: &mut TcpStream) -> Option<String> {
 fn tokens(authority: &str, timing: TokenTiming) -> Arc<TokenProvider> {
     let identity = AppIdentity {
         authority: authority.to_owned(),
-        tenant_id: TENANT.into(),
-        client_id: "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37".into(),
+        tenant_id: tenant().into(),
+        client_id: entra_sim::seed::default_ids().operator_client_id.as_str().into(),
         credential: Credential::ClientSecret {
             secret: Secret::new("s"),
         },
@@ -208,7 +210,7 @@ fn graph(fake: &Fake) -> GraphClient {
 fn compliance(fake: &Fake) -> ComplianceClient {
     ComplianceClient::new(
         &fake.url,
-        TENANT,
+        tenant(),
         None,
         tokens(&fake.url, TokenTiming::default()),
         policy(),
@@ -297,8 +299,9 @@ async fn a_compliance_redirect_to_another_host_is_refused() {
     // Another host on loopback: `localhost` is not the configured `127.0.0.1`.
     let elsewhere = Fake::start(|_, _| json(200, r#"{"value":[]}"#)).await;
     let to = format!(
-        "http://localhost:{}/eur03b/adminapi/beta/{TENANT}/InvokeCommand",
-        elsewhere.port
+        "http://localhost:{}/eur03b/adminapi/beta/{}/InvokeCommand",
+        elsewhere.port,
+        tenant()
     );
     let location = to.clone();
     let fake = Fake::start(move |path, n| {

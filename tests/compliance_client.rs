@@ -8,7 +8,9 @@ use remote_assist_operator::compliance::{COMPLIANCE_RESOURCE, ComplianceClient, 
 use remote_assist_operator::graph::{AppIdentity, Credential, RetryPolicy, Secret, TokenProvider};
 use std::sync::Arc;
 
-const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
+fn tenant() -> &'static str {
+    &entra_sim::seed::default_ids().tenant_id
+}
 
 async fn sim() -> entra_sim::RunningSim {
     entra_sim::start(Seed::parse(DEFAULT_SEED).unwrap(), "127.0.0.1:0".parse().unwrap())
@@ -19,7 +21,7 @@ async fn sim() -> entra_sim::RunningSim {
 fn client(sim: &entra_sim::RunningSim, client_id: &str, secret: &str, resource: &str) -> ComplianceClient {
     let identity = AppIdentity {
         authority: sim.url(),
-        tenant_id: TENANT.into(),
+        tenant_id: tenant().into(),
         client_id: client_id.into(),
         credential: Credential::ClientSecret {
             secret: Secret::new(secret),
@@ -28,7 +30,7 @@ fn client(sim: &entra_sim::RunningSim, client_id: &str, secret: &str, resource: 
     let tokens = Arc::new(TokenProvider::new(reqwest::Client::new(), identity, resource));
     ComplianceClient::new(
         &sim.url(),
-        TENANT,
+        tenant(),
         Some("abcsim.onmicrosoft.com"),
         tokens,
         RetryPolicy::default(),
@@ -39,8 +41,8 @@ fn client(sim: &entra_sim::RunningSim, client_id: &str, secret: &str, resource: 
 fn operator(sim: &entra_sim::RunningSim) -> ComplianceClient {
     client(
         sim,
-        "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37",
-        "sim-operator-secret-change-me",
+        entra_sim::seed::default_ids().operator_client_id.as_str(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
         COMPLIANCE_RESOURCE,
     )
 }
@@ -124,16 +126,16 @@ async fn a_token_for_the_wrong_audience_or_without_the_role_is_refused() {
     let sim = sim().await;
     let graph_token = client(
         &sim,
-        "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37",
-        "sim-operator-secret-change-me",
+        entra_sim::seed::default_ids().operator_client_id.as_str(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
         "https://graph.microsoft.com",
     );
     let e = graph_token.segments().await.unwrap_err();
     assert!(matches!(e, ComplianceError::Command { status: 401, .. }), "{e:?}");
     let auditor = client(
         &sim,
-        "9c1d4e7a-2b5f-4a8c-b3e6-7f0a1d2c4e58",
-        "sim-auditor-secret-change-me",
+        entra_sim::seed::default_ids().auditor_client_id.as_str(),
+        entra_sim::seed::default_ids().auditor_secret.as_str(),
         COMPLIANCE_RESOURCE,
     );
     let e = auditor.segments().await.unwrap_err();

@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
+fn tenant() -> &'static str {
+    &entra_sim::seed::default_ids().tenant_id
+}
 const GLOBAL: &str = "ps.compliance.protection.outlook.com";
 
 /// A test CA and a leaf it signed for Microsoft's command hosts, as PEM.
@@ -239,10 +241,10 @@ async fn sim() -> RunningSim {
 fn client(sim: &RunningSim, hosts: &[(&str, SocketAddr)]) -> ComplianceClient {
     let identity = AppIdentity {
         authority: sim.url(),
-        tenant_id: TENANT.into(),
-        client_id: "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37".into(),
+        tenant_id: tenant().into(),
+        client_id: entra_sim::seed::default_ids().operator_client_id.as_str().into(),
         credential: Credential::ClientSecret {
-            secret: Secret::new("sim-operator-secret-change-me"),
+            secret: Secret::new(entra_sim::seed::default_ids().operator_secret.as_str()),
         },
     };
     let tokens = Arc::new(TokenProvider::new(
@@ -258,7 +260,7 @@ fn client(sim: &RunningSim, hosts: &[(&str, SocketAddr)]) -> ComplianceClient {
     };
     ComplianceClient::with_http_settings(
         COMPLIANCE_RESOURCE,
-        TENANT,
+        tenant(),
         Some("abcsim.onmicrosoft.com"),
         tokens,
         policy,
@@ -344,9 +346,10 @@ async fn a_location_off_the_command_hosts_is_refused_before_anything_is_sent_the
     let sim = sim().await;
     let (elsewhere, hits) = sink().await;
     for location in [
-        format!("https://evil.example/adminapi/beta/{TENANT}/InvokeCommand"),
+        format!("https://evil.example/adminapi/beta/{}/InvokeCommand", tenant()),
         format!(
-            "https://eur03b.admin.protection.outlook.com.evil.example/adminapi/beta/{TENANT}/InvokeCommand"
+            "https://eur03b.admin.protection.outlook.com.evil.example/adminapi/beta/{}/InvokeCommand",
+            tenant()
         ),
     ] {
         let (global, redirects) = redirector(location.clone()).await;
@@ -411,7 +414,7 @@ async fn the_simulated_endpoint_takes_its_shape_from_the_host_name() {
             (r.status().as_u16(), location)
         }
     };
-    let command = format!("/adminapi/beta/{TENANT}/InvokeCommand");
+    let command = format!("/adminapi/beta/{}/InvokeCommand", tenant());
     let admin_host = Some(format!("https://eur03b.admin.protection.outlook.com{command}"));
     assert_eq!(
         post(format!("https://{GLOBAL}{command}")).await,

@@ -1,14 +1,19 @@
 //! The CRDs committed in `crds/` are exactly what the Rust types generate, and every example
 //! manifest parses as the kind it claims and passes the CEL rules client-side.
 
-mod common;
+mod common {
+    pub mod repo;
+    pub mod yaml_files;
+}
 
+use common::repo::repo_root;
+use common::yaml_files::yaml_files;
 use remote_assist_operator::crd::{self, BarrierSegment, RemoteAssistLicense, VendorTenant};
 use serde::Deserialize;
 
 #[test]
 fn committed_crds_match_the_code() {
-    let dir = common::repo_root().join("crds");
+    let dir = repo_root().join("crds");
     let generated = crd::all_crds();
     for (file, definition) in &generated {
         let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| {
@@ -20,7 +25,7 @@ fn committed_crds_match_the_code() {
             "crds/{file} is stale; run `cargo run -- crdgen --out-dir crds` and commit the result"
         );
     }
-    let on_disk = common::yaml_files(&dir).len();
+    let on_disk = yaml_files(&dir).len();
     assert_eq!(
         on_disk,
         generated.len(),
@@ -48,7 +53,7 @@ fn check_example(doc: &serde_json::Value) -> Result<String, String> {
 #[test]
 fn examples_parse_and_pass_cel_rules() {
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
-    for path in common::yaml_files(&common::repo_root().join("deploy/examples")) {
+    for path in yaml_files(&repo_root().join("deploy/examples")) {
         let text = std::fs::read_to_string(&path).unwrap();
         for doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {
             let where_ = format!("{} ({} {})", path.display(), doc["kind"], doc["metadata"]["name"]);

@@ -17,9 +17,15 @@ use std::time::Duration;
 #[path = "common/recorder.rs"]
 mod recorder;
 
-const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
-const CLIENT_ID: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
-const SECRET: &str = "sim-operator-secret-change-me";
+fn tenant() -> &'static str {
+    &entra_sim::seed::default_ids().tenant_id
+}
+fn client_id() -> &'static str {
+    &entra_sim::seed::default_ids().operator_client_id
+}
+fn secret_value() -> &'static str {
+    &entra_sim::seed::default_ids().operator_secret
+}
 
 async fn sim(seed: Seed) -> entra_sim::RunningSim {
     entra_sim::start(seed, "127.0.0.1:0".parse().unwrap())
@@ -41,8 +47,8 @@ fn client_at(
     let http = reqwest::Client::new();
     let identity = AppIdentity {
         authority: sim.url(),
-        tenant_id: TENANT.into(),
-        client_id: CLIENT_ID.into(),
+        tenant_id: tenant().into(),
+        client_id: client_id().into(),
         credential,
     };
     let tokens = Arc::new(TokenProvider::new(
@@ -59,7 +65,7 @@ fn client_at(
 
 fn secret() -> Credential {
     Credential::ClientSecret {
-        secret: Secret::new(SECRET),
+        secret: Secret::new(secret_value()),
     }
 }
 

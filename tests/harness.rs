@@ -3,10 +3,12 @@
 
 mod common;
 
-use common::e2e::{Env, current, license, terminate_within, vendor};
+use common::env::{Env, current, terminate_within};
+use common::fixtures::{license, upn, vendor};
 use serde_json::json;
+use std::io::{BufRead, BufReader};
 use std::panic::AssertUnwindSafe;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RAL: &str = "remoteassistlicense";
@@ -33,14 +35,25 @@ fn a_condition_of_an_older_generation_is_not_current() {
     assert_eq!(current(&unstamped, "Ready"), None, "no observedGeneration");
 }
 
-#[test]
-fn a_process_that_ignores_sigterm_fails_within_the_bound() {
-    let stubborn = Command::new("sh")
-        .args(["-c", "trap '' TERM; sleep 60"])
+/// Starts `sh -c <script>`; the script says `trapped` once its trap is set, and this returns
+/// then (a TERM before the trap would end the shell at once).
+fn shell_with_trap(script: &str) -> Child {
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Give the shell time to install its trap: a TERM before it would end it at once.
-    std::thread::sleep(Duration::from_millis(300));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "trapped\n", "the shell set its trap");
+    child
+}
+
+#[test]
+fn a_process_that_ignores_sigterm_fails_within_the_bound() {
+    let stubborn = shell_with_trap("trap '' TERM; echo trapped; sleep 60");
     let start = Instant::now();
     let outcome = terminate_within(stubborn, Duration::from_secs(1));
     assert!(
@@ -49,11 +62,7 @@ fn a_process_that_ignores_sigterm_fails_within_the_bound() {
     );
     assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
 
-    let polite = Command::new("sh")
-        .args(["-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let polite = shell_with_trap("trap 'exit 0' TERM; echo trapped; while :; do sleep 0.05; done");
     assert_eq!(terminate_within(polite, Duration::from_secs(5)), Ok(true));
 }
 
@@ -73,9 +82,9 @@ async fn get_tells_not_found_from_an_error() {
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 fn the_rbac_probe_tells_no_from_an_error() {
     let kubeconfig = std::env::var("KUBECONFIG").expect("scripts/test.sh sets KUBECONFIG");
-    assert!(common::can_i(&kubeconfig, &["get", "namespaces"]));
+    assert!(common::can_i::can_i(&kubeconfig, &["get", "namespaces"]));
     let sa = "--as=system:serviceaccount:default:nobody";
-    assert!(!common::can_i(&kubeconfig, &["get", "secrets", sa]));
+    assert!(!common::can_i::can_i(&kubeconfig, &["get", "secrets", sa]));
     // A server that is not there, and a resource that does not exist, are not a "no".
     let dir = common::repo_root().join("target/e2e");
     std::fs::create_dir_all(&dir).unwrap();
@@ -85,10 +94,11 @@ fn the_rbac_probe_tells_no_from_an_error() {
         "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
     )
     .unwrap();
-    let down =
-        std::panic::catch_unwind(|| common::can_i(unreachable.to_str().unwrap(), &["get", "secrets", sa]));
+    let down = std::panic::catch_unwind(|| {
+        common::can_i::can_i(unreachable.to_str().unwrap(), &["get", "secrets", sa])
+    });
     assert!(down.is_err(), "an unreachable server is not a no");
-    let unknown = std::panic::catch_unwind(|| common::can_i(&kubeconfig, &["get", "nosuchkinds", sa]));
+    let unknown = std::panic::catch_unwind(|| common::can_i::can_i(&kubeconfig, &["get", "nosuchkinds", sa]));
     assert!(unknown.is_err(), "an unknown resource is not a no");
 }
 
@@ -99,14 +109,18 @@ async fn a_ready_status_of_the_previous_spec_does_not_satisfy_a_wait() {
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
     let name = format!("{}-t", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
     env.kill_operator();
     // A new spec while nobody reconciles: the old Ready=True is still in status.
-    env.apply(&license(&ns, &name, &v, "").replace("Technician", "Renamed technician"));
+    env.apply(
+        license(&ns, &name)
+            .vendor(&v)
+            .display_name(&format!("Renamed technician {name}")),
+    );
     assert_eq!(
         env.condition(RAL, Some(&ns), &name, "Ready"),
         Some(("True".into(), "Converged".into())),
@@ -116,7 +130,7 @@ async fn a_ready_status_of_the_previous_spec_does_not_satisfy_a_wait() {
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
-    let user = env.user(&common::e2e::upn(&name)).await.unwrap();
+    let user = env.user(&upn(&name)).await.unwrap();
     assert_eq!(user["displayName"], format!("Renamed technician {name}"));
 
     // The quiet-rounds helper counts writes made inside its rounds: a hand-made change (and

@@ -4,15 +4,20 @@
 //!
 //! Needs the local API server: run through `scripts/test.sh`.
 
-mod common;
+mod common {
+    pub mod cluster;
+    pub mod examples;
+    pub mod kubectl;
+    pub mod repo;
+}
 
-use common::{install_crds, kubectl_ok};
+use common::cluster::{install_crds, kubectl_ok};
 use kube::api::{Api, Patch, PatchParams};
 use remote_assist_operator::crd::RemoteAssistLicense;
 use serde_json::json;
 
 fn apply_examples() {
-    common::apply_examples();
+    common::examples::apply_examples();
 }
 
 #[tokio::test]

@@ -3,12 +3,15 @@
 //! TokenRequest token for it (OPERATOR_KUBECONFIG). Here: what it needs is granted, and verbs it
 //! does not need are absent.
 
-mod common;
+mod common {
+    pub mod can_i;
+    pub mod kubectl;
+}
 
 fn can_i(args: &[&str]) -> bool {
     let kubeconfig = std::env::var("OPERATOR_KUBECONFIG")
         .expect("OPERATOR_KUBECONFIG is set by scripts/test.sh (scripts/operator-kubeconfig.sh)");
-    common::can_i(&kubeconfig, args)
+    common::can_i::can_i(&kubeconfig, args)
 }
 
 #[test]

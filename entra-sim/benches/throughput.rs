@@ -62,11 +62,17 @@ async fn main() {
         .post(format!(
             "{}/{}/oauth2/v2.0/token",
             sim.url(),
-            "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64"
+            entra_sim::seed::default_ids().tenant_id
         ))
         .form(&[
-            ("client_id", "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37"),
-            ("client_secret", "sim-operator-secret-change-me"),
+            (
+                "client_id",
+                entra_sim::seed::default_ids().operator_client_id.as_str(),
+            ),
+            (
+                "client_secret",
+                entra_sim::seed::default_ids().operator_secret.as_str(),
+            ),
             ("scope", "https://graph.microsoft.com/.default"),
             ("grant_type", "client_credentials"),
         ])

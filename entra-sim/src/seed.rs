@@ -141,3 +141,39 @@ impl Seed {
         Seed::parse(DEFAULT_SEED).expect("the embedded seed parses")
     }
 }
+
+/// The ids a client needs to reach the default seed's tenant, read from the seed itself so that
+/// tests, benches and scripts (`scripts/sim-ids.sh`) never write them down a second time.
+#[derive(Clone, Debug)]
+pub struct DefaultIds {
+    pub tenant_id: String,
+    pub initial_domain: String,
+    pub operator_client_id: String,
+    pub operator_secret: String,
+    pub auditor_client_id: String,
+    pub auditor_secret: String,
+}
+
+/// [`DefaultIds`] of the embedded default seed.
+pub fn default_ids() -> &'static DefaultIds {
+    static IDS: std::sync::LazyLock<DefaultIds> = std::sync::LazyLock::new(|| {
+        let seed = Seed::default_seed();
+        let app = |name: &str| {
+            seed.apps
+                .iter()
+                .find(|a| a.display_name == name)
+                .unwrap_or_else(|| panic!("the default seed has the app {name}"))
+                .clone()
+        };
+        let (operator, auditor) = (app("remote-assist-operator"), app("remote-assist-auditor"));
+        DefaultIds {
+            tenant_id: seed.tenant_id.clone(),
+            initial_domain: seed.initial_domain.clone(),
+            operator_client_id: operator.client_id,
+            operator_secret: operator.secrets[0].clone(),
+            auditor_client_id: auditor.client_id,
+            auditor_secret: auditor.secrets[0].clone(),
+        }
+    });
+    &IDS
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine;
-use common::{AUDITOR_ID, AUDITOR_SECRET, Answer, OPERATOR_ID, OPERATOR_SECRET, TENANT};
+use common::{Answer, auditor_id, auditor_secret, operator_id, operator_secret, tenant};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -121,8 +121,8 @@ fn sign(claims: &Value, key_pem: &str, x5t: Option<String>) -> String {
 fn cert_claims(env: &common::Env, exp_offset: i64) -> Value {
     let t = now();
     json!({
-        "iss": OPERATOR_ID, "sub": OPERATOR_ID,
-        "aud": format!("{}/{TENANT}/oauth2/v2.0/token", env.url()),
+        "iss": operator_id(), "sub": operator_id(),
+        "aud": format!("{}/{}/oauth2/v2.0/token", env.url(), tenant()),
         "exp": t + exp_offset, "nbf": t - 60 + exp_offset.min(0), "iat": t - 60 + exp_offset.min(0),
         "jti": uuid::Uuid::new_v4().to_string(),
     })
@@ -141,7 +141,7 @@ fn federated_claims(subject: &str, audience: &str) -> Value {
 async fn start_with_credentials() -> common::Env {
     let k = keys();
     common::start_with(common::seed_with(|s| {
-        let app = s.apps.iter_mut().find(|a| a.client_id == OPERATOR_ID).unwrap();
+        let app = s.apps.iter_mut().find(|a| a.client_id == operator_id()).unwrap();
         app.certificates.push(k.cert_pem.clone());
         app.federated_credentials
             .push(entra_sim::seed::SeedFederatedCredential {
@@ -156,9 +156,9 @@ async fn start_with_credentials() -> common::Env {
 
 async fn assertion_request(env: &common::Env, assertion: &str) -> Answer {
     env.token_request(
-        TENANT,
+        tenant(),
         &[
-            ("client_id", OPERATOR_ID),
+            ("client_id", operator_id()),
             ("scope", GRAPH_SCOPE),
             ("grant_type", "client_credentials"),
             ("client_assertion_type", ASSERTION_TYPE),
@@ -222,7 +222,7 @@ async fn assert_token_works(env: &common::Env, a: &Answer) -> String {
 #[tokio::test]
 async fn client_secret_gets_a_bearer_token_valid_for_3599_seconds() {
     let env = common::start().await;
-    let a = secret_request(&env, TENANT, OPERATOR_ID, OPERATOR_SECRET, GRAPH_SCOPE).await;
+    let a = secret_request(&env, tenant(), operator_id(), operator_secret(), GRAPH_SCOPE).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.body["token_type"], "Bearer");
     assert_eq!(a.body["expires_in"], 3599);
@@ -239,8 +239,8 @@ async fn a_domain_name_works_as_the_tenant() {
     let a = secret_request(
         &env,
         "abcsim.onmicrosoft.com",
-        OPERATOR_ID,
-        OPERATOR_SECRET,
+        operator_id(),
+        operator_secret(),
         GRAPH_SCOPE,
     )
     .await;
@@ -250,10 +250,10 @@ async fn a_domain_name_works_as_the_tenant() {
 #[tokio::test]
 async fn wrong_secret_is_invalid_client_7000215() {
     let env = common::start().await;
-    let a = secret_request(&env, TENANT, OPERATOR_ID, "not-the-secret", GRAPH_SCOPE).await;
+    let a = secret_request(&env, tenant(), operator_id(), "not-the-secret", GRAPH_SCOPE).await;
     assert_aadsts(&a, StatusCode::UNAUTHORIZED, "invalid_client", 7000215);
     // The other app's secret is no good either.
-    let a = secret_request(&env, TENANT, OPERATOR_ID, AUDITOR_SECRET, GRAPH_SCOPE).await;
+    let a = secret_request(&env, tenant(), operator_id(), auditor_secret(), GRAPH_SCOPE).await;
     assert_aadsts(&a, StatusCode::UNAUTHORIZED, "invalid_client", 7000215);
 }
 
@@ -262,9 +262,9 @@ async fn unknown_client_id_is_700016() {
     let env = common::start().await;
     let a = secret_request(
         &env,
-        TENANT,
+        tenant(),
         "00000000-1111-2222-3333-444444444444",
-        OPERATOR_SECRET,
+        operator_secret(),
         GRAPH_SCOPE,
     )
     .await;
@@ -277,8 +277,8 @@ async fn unknown_tenant_is_90002() {
     let a = secret_request(
         &env,
         "11111111-2222-3333-4444-555555555555",
-        OPERATOR_ID,
-        OPERATOR_SECRET,
+        operator_id(),
+        operator_secret(),
         GRAPH_SCOPE,
     )
     .await;
@@ -292,7 +292,7 @@ async fn scope_without_default_suffix_is_1002012() {
         "https://graph.microsoft.com/User.Read.All",
         "https://graph.microsoft.com",
     ] {
-        let a = secret_request(&env, TENANT, OPERATOR_ID, OPERATOR_SECRET, scope).await;
+        let a = secret_request(&env, tenant(), operator_id(), operator_secret(), scope).await;
         assert_aadsts(&a, StatusCode::BAD_REQUEST, "invalid_scope", 1002012);
     }
 }
@@ -379,7 +379,7 @@ async fn federated_token_signed_by_another_key_is_refused() {
 #[tokio::test]
 async fn an_expired_access_token_is_refused_by_graph() {
     let env = common::start_with(common::seed_with(|s| s.token_lifetime_seconds = 1)).await;
-    let a = secret_request(&env, TENANT, OPERATOR_ID, OPERATOR_SECRET, GRAPH_SCOPE).await;
+    let a = secret_request(&env, tenant(), operator_id(), operator_secret(), GRAPH_SCOPE).await;
     assert_eq!(a.body["expires_in"], 1);
     let token = a.body["access_token"].as_str().unwrap().to_owned();
     let expired = common::eventually(5, || async {
@@ -412,7 +412,7 @@ async fn no_token_is_401_access_token_is_empty() {
 #[tokio::test]
 async fn read_only_app_may_read_but_not_write_users() {
     let env = common::start().await;
-    let token = env.token_for(AUDITOR_ID, AUDITOR_SECRET).await;
+    let token = env.token_for(auditor_id(), auditor_secret()).await;
     let read = env.graph_as(&token, Method::GET, "/users", None, &[]).await;
     assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
     let body = json!({
@@ -441,9 +441,9 @@ async fn a_token_for_another_resource_is_refused_by_graph() {
     let env = common::start().await;
     let a = secret_request(
         &env,
-        TENANT,
-        OPERATOR_ID,
-        OPERATOR_SECRET,
+        tenant(),
+        operator_id(),
+        operator_secret(),
         "https://ps.compliance.protection.outlook.com/.default",
     )
     .await;

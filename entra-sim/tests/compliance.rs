@@ -7,7 +7,7 @@
 mod common;
 
 use common::compliance::{error_text, ib, ib_with, input};
-use common::{AUDITOR_ID, AUDITOR_SECRET, TENANT};
+use common::{auditor_id, auditor_secret, tenant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -16,7 +16,7 @@ async fn the_global_host_redirects_to_the_region() {
     let ib = ib().await;
     let url = ib.env.url();
     let body = input("Get-OrganizationSegment", json!({}));
-    let global = format!("{url}/adminapi/beta/{TENANT}/InvokeCommand");
+    let global = format!("{url}/adminapi/beta/{}/InvokeCommand", tenant());
     let a = ib.post(&global, Some(&ib.token), body.clone()).await;
     assert_eq!(a.status, StatusCode::FOUND);
     assert_eq!(a.headers["location"], ib.regional().as_str());
@@ -33,7 +33,7 @@ async fn the_global_host_redirects_to_the_region() {
             .contains("Could not find the organization container")
     );
     // The wrong region is redirected; the right one answers.
-    let wrong = format!("{url}/nam11b/adminapi/beta/{TENANT}/InvokeCommand");
+    let wrong = format!("{url}/nam11b/adminapi/beta/{}/InvokeCommand", tenant());
     let a = ib.post(&wrong, Some(&ib.token), body.clone()).await;
     assert_eq!(a.status, StatusCode::FOUND);
     assert_eq!(a.headers["location"], ib.regional().as_str());
@@ -50,7 +50,7 @@ async fn the_global_host_redirects_to_the_region() {
     let other = ib_with(common::seed_with(|s| s.compliance_region = Some("zaf01b".into()))).await;
     let a = other
         .post(
-            &format!("{}/adminapi/beta/{TENANT}/InvokeCommand", other.env.url()),
+            &format!("{}/adminapi/beta/{}/InvokeCommand", other.env.url(), tenant()),
             None,
             json!({}),
         )
@@ -72,7 +72,7 @@ async fn only_compliance_tokens_with_manage_as_app_are_accepted() {
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{:?}", a.body);
         assert!(error_text(&a, "Unauthorized").starts_with("Access denied"));
     }
-    let auditor = ib.env.compliance_token_for(AUDITOR_ID, AUDITOR_SECRET).await;
+    let auditor = ib.env.compliance_token_for(auditor_id(), auditor_secret()).await;
     let a = ib.post(&ib.regional(), Some(&auditor), body).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{:?}", a.body);
     assert!(error_text(&a, "Unauthorized").contains("Exchange.ManageAsApp"));

@@ -281,7 +281,9 @@ async fn resets_empty_the_journal_and_the_sequence_goes_on() {
     // A tenant reset empties it too (tokens go with it, so get a new one for the next write).
     env.admin(Method::POST, "/reset", None).await;
     assert_eq!(journal(&ib, "").await, Vec::<Value>::new());
-    let token = env.token_for(common::OPERATOR_ID, common::OPERATOR_SECRET).await;
+    let token = env
+        .token_for(common::operator_id(), common::operator_secret())
+        .await;
     let r = env
         .graph_as(
             &token,

@@ -364,7 +364,7 @@ async fn unknown_sku_is_400() {
 // ---- group-based licensing (see entra-sim/docs/wire-protocol.md#group-based-licensing) ----
 
 #[tokio::test]
-async fn group_licence_reaches_members_asynchronously() {
+async fn group_license_reaches_members_asynchronously() {
     let env = common::start().await;
     let g = id_of(&env.create_group("RA_Licensed").await);
     let mut members = Vec::new();
@@ -384,7 +384,7 @@ async fn group_licence_reaches_members_asynchronously() {
 }
 
 #[tokio::test]
-async fn group_licence_for_a_member_without_usage_location_is_an_error_state() {
+async fn group_license_for_a_member_without_usage_location_is_an_error_state() {
     let env = common::start().await;
     let g = id_of(&env.create_group("RA_NoLocation").await);
     let located = id_of(&env.create_user("located", Some("US")).await);
@@ -410,7 +410,7 @@ async fn group_licence_for_a_member_without_usage_location_is_an_error_state() {
 }
 
 #[tokio::test]
-async fn group_licence_beyond_the_seats_is_a_count_violation() {
+async fn group_license_beyond_the_seats_is_a_count_violation() {
     let env = common::start_with(with_prepaid(REMOTE_ASSIST, 1)).await;
     let g = id_of(&env.create_group("RA_Scarce").await);
     let a = id_of(&env.create_user("scarce1", Some("US")).await);
@@ -447,7 +447,7 @@ async fn group_licence_beyond_the_seats_is_a_count_violation() {
 }
 
 #[tokio::test]
-async fn leaving_the_group_removes_the_inherited_licence() {
+async fn leaving_the_group_removes_the_inherited_license() {
     let env = common::start().await;
     let g = id_of(&env.create_group("RA_Leave").await);
     let stay = id_of(&env.create_user("stayer", Some("US")).await);

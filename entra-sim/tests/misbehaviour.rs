@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Answer, OPERATOR_ID, REMOTE_ASSIST, TENANT};
+use common::{Answer, REMOTE_ASSIST, operator_id, tenant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -44,8 +44,8 @@ fn assert_throttle_scope(a: &Answer, kinds: &[&str]) {
         "scope {scope}"
     );
     assert!(kinds.contains(&parts[1]), "scope {scope}");
-    assert_eq!(parts[2], OPERATOR_ID, "scope {scope}");
-    assert_eq!(parts[3], TENANT, "scope {scope}");
+    assert_eq!(parts[2], operator_id(), "scope {scope}");
+    assert_eq!(parts[3], tenant(), "scope {scope}");
 }
 
 fn patch_alice(department: &str) -> Value {
@@ -397,7 +397,9 @@ async fn reset_restores_the_seed() {
     // Issued tokens are forgotten too: a new one works.
     let stale = env.graph(Method::GET, "/users", None).await;
     assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
-    env.token = env.token_for(common::OPERATOR_ID, common::OPERATOR_SECRET).await;
+    env.token = env
+        .token_for(common::operator_id(), common::operator_secret())
+        .await;
     let gone = env
         .graph(Method::GET, "/users/temporary1@vendors.abc.example", None)
         .await;

@@ -60,7 +60,7 @@ async fn filter_startswith() {
 }
 
 #[tokio::test]
-async fn filter_by_assigned_licence() {
+async fn filter_by_assigned_license() {
     let env = common::start().await;
     let licensed = id_of(&env.create_user("lic1", Some("US")).await);
     env.create_user("lic2", Some("US")).await;

@@ -2,7 +2,7 @@
 //! simulator on a fast IB clock, a compliance token, InvokeCommand calls without following
 //! redirects, and checks of the `ErrorId|Type|text` error shape.
 
-use super::{Answer, Env, OPERATOR_ID, OPERATOR_SECRET, TENANT};
+use super::{Answer, Env, operator_id, operator_secret, tenant};
 use entra_sim::Seed;
 use entra_sim::seed::SeedUser;
 use reqwest::{Method, StatusCode};
@@ -37,7 +37,7 @@ pub fn fast_seed(extra: usize) -> Seed {
 
 pub async fn ib_with(seed: Seed) -> Ib {
     let env = super::start_with(seed).await;
-    let token = env.compliance_token_for(OPERATOR_ID, OPERATOR_SECRET).await;
+    let token = env.compliance_token_for(operator_id(), operator_secret()).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -55,7 +55,11 @@ pub fn input(cmdlet: &str, params: Value) -> Value {
 
 impl Ib {
     pub fn regional(&self) -> String {
-        format!("{}/eur03b/adminapi/beta/{TENANT}/InvokeCommand", self.env.url())
+        format!(
+            "{}/eur03b/adminapi/beta/{}/InvokeCommand",
+            self.env.url(),
+            tenant()
+        )
     }
 
     pub async fn post(&self, url: &str, token: Option<&str>, body: Value) -> Answer {

@@ -9,11 +9,21 @@ use entra_sim::{RunningSim, Seed};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
-pub const TENANT: &str = "3f2b8c1e-7d4a-4e6b-9a1f-5c0d2e8b7a64";
-pub const OPERATOR_ID: &str = "5b7e2f0c-1a3d-4c8e-9f6b-2d4a8c0e1f37";
-pub const OPERATOR_SECRET: &str = "sim-operator-secret-change-me";
-pub const AUDITOR_ID: &str = "9c1d4e7a-2b5f-4a8c-b3e6-7f0a1d2c4e58";
-pub const AUDITOR_SECRET: &str = "sim-auditor-secret-change-me";
+pub fn tenant() -> &'static str {
+    &entra_sim::seed::default_ids().tenant_id
+}
+pub fn operator_id() -> &'static str {
+    &entra_sim::seed::default_ids().operator_client_id
+}
+pub fn operator_secret() -> &'static str {
+    &entra_sim::seed::default_ids().operator_secret
+}
+pub fn auditor_id() -> &'static str {
+    &entra_sim::seed::default_ids().auditor_client_id
+}
+pub fn auditor_secret() -> &'static str {
+    &entra_sim::seed::default_ids().auditor_secret
+}
 pub const REMOTE_ASSIST: &str = "7a551360-26c4-4f61-84e6-ef715673e083";
 pub const SPE_E5: &str = "06ebc4ee-1bb5-47dd-8120-11324bc54e06";
 pub const ENTERPRISEPREMIUM: &str = "c7df2760-2c81-4ef7-b578-5b5392b571df";
@@ -66,7 +76,7 @@ pub async fn start_with(seed: Seed) -> Env {
         http,
         token: String::new(),
     };
-    env.token = env.token_for(OPERATOR_ID, OPERATOR_SECRET).await;
+    env.token = env.token_for(operator_id(), operator_secret()).await;
     env
 }
 
@@ -90,7 +100,7 @@ impl Env {
     pub async fn token_for(&self, client_id: &str, secret: &str) -> String {
         let a = self
             .token_request(
-                TENANT,
+                tenant(),
                 &[
                     ("client_id", client_id),
                     ("client_secret", secret),
@@ -111,7 +121,7 @@ impl Env {
             ("scope", COMPLIANCE_SCOPE),
             ("grant_type", "client_credentials"),
         ];
-        let a = self.token_request(TENANT, &form).await;
+        let a = self.token_request(tenant(), &form).await;
         assert_eq!(a.status, StatusCode::OK, "token: {:?}", a.body);
         a.body["access_token"].as_str().unwrap().to_owned()
     }

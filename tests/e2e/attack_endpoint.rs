@@ -4,9 +4,8 @@
 //! recovers the history from the endpoint. The .NET `/Date(ms)/` form is a real form, read
 //! correctly, also in recovery.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -58,15 +57,9 @@ async fn stays_closed(env: &Env, ns: &str, account: &str, vendor: &str, when: &s
     println!("{when}: BarrierEnforced={enforced:?} PolicyApplied={applied:?}");
 }
 
-/// Waits until five seconds pass without a write to the tenant.
-async fn settle(env: &Env) {
-    env.wait_for("the tenant to settle", LONG, async || {
-        let writes = env.tenant_writes().await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        env.tenant_writes().await == writes
-    })
-    .await;
-}
+/// The operator has settled when the tenant sees no write for this long ([`Env::quiet_for`]:
+/// a time, not resync rounds, so a pending policy application is seen too).
+const QUIET: Duration = Duration::from_secs(5);
 
 /// The account's BarrierEnforced condition: status, reason and transition time.
 fn barrier_enforced(env: &Env, ns: &str, account: &str) -> Value {
@@ -84,13 +77,13 @@ fn barrier_enforced(env: &Env, ns: &str, account: &str) -> Value {
 async fn scenario(env: &mut Env) -> (String, String, String) {
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-    ));
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .engineers(&["alice.engineer@abc.example"]),
+    );
     let account = format!("{}-acct", env.id);
-    env.apply(&license(&ns, &account, &v, ""));
+    env.apply(license(&ns, &account).vendor(&v));
     (ns, v, account)
 }
 
@@ -160,7 +153,7 @@ async fn dotnet_times_are_a_real_form_read_also_in_recovery() {
     .await;
     env.wait_condition(RAL, Some(&ns), &account, "Ready", "True", None)
         .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let before = barrier_enforced(&env, &ns, &account);
     let apps = applications(&env).await;
 
@@ -172,7 +165,7 @@ async fn dotnet_times_are_a_real_form_read_also_in_recovery() {
         env.operator_http("/readyz").await.0 == 200
     })
     .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(
         applications(&env).await,
         apps,

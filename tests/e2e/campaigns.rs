@@ -6,18 +6,15 @@
 //! command runs short seeded versions; `scripts/campaigns.sh` runs the full ones (200 accounts,
 //! 20 kills, a one-minute outage).
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::clock::hold_for;
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
-
-/// The campaigns run one at a time: the fault campaign restarts the shared API server.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -77,21 +74,20 @@ async fn crash_campaign_loses_nothing() {
         knob("CAMPAIGN_SEED", 1),
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let _serial = ONE_AT_A_TIME.lock().await;
     let mut env = Env::start("crash").await;
     env.settings(json!({"latencyMs": 10})).await;
     let ns = env.namespace("a");
     let vendors: Vec<String> = (1..=4).map(|i| format!("{}-v{i}", env.id)).collect();
     for v in &vendors {
-        env.apply(&vendor(v, &[&ns], ""));
+        env.apply(vendor(v).namespaces(&[&ns]));
     }
     let names: Vec<String> = (0..accounts).map(|i| format!("{}-t{i:03}", env.id)).collect();
-    let all: String = names
+    let all: Vec<_> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| format!("{}---\n", license(&ns, n, &vendors[i % 4], "")))
+        .map(|(i, n)| license(&ns, n).vendor(&vendors[i % 4]).build())
         .collect();
-    env.apply(&all);
+    env.apply(all);
     // Kill points: seeded, spread over the writes a full convergence makes (about 4 per account).
     let mut points: Vec<u64> = (0..kills).map(|_| rng.random_range(1..accounts * 3)).collect();
     points.sort();
@@ -126,13 +122,13 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     );
     let lag = knob("CAMPAIGN_REPLICATION_MS", 3000);
     let storm_secs = knob("CAMPAIGN_STORM_SECS", 10);
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let mut env = Env::start("fault").await;
+    // The fault campaign restarts the shared API server: no other test runs meanwhile.
+    let mut env = Env::start_alone("fault").await;
     env.resync = "5s";
     let ns = env.namespace("a");
     let vendors = [format!("{}-v1", env.id), format!("{}-v2", env.id)];
-    env.apply(&vendor(&vendors[0], &[&ns], ""));
-    env.apply(&vendor(&vendors[1], &[&ns], "  licenseMode: Group\n"));
+    env.apply(vendor(&vendors[0]).namespaces(&[&ns]));
+    env.apply(vendor(&vendors[1]).namespaces(&[&ns]).license_mode("Group"));
     // 10 % random 5xx and replication delay all along; a throttling storm (half the 429s without
     // Retry-After) and then an outage while work is under way.
     let faults = |storm: bool| {
@@ -143,12 +139,12 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     };
     env.settings(faults(false)).await;
     let names: Vec<String> = (0..accounts).map(|i| format!("{}-t{i:03}", env.id)).collect();
-    let all: String = names
+    let all: Vec<_> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| format!("{}---\n", license(&ns, n, &vendors[i % 2], "")))
+        .map(|(i, n)| license(&ns, n).vendor(&vendors[i % 2]).build())
         .collect();
-    env.apply(&all);
+    env.apply(all);
     env.start_operator();
     env.wait_for("work under way", Duration::from_secs(120), async || {
         env.counters().await["writes"].as_u64().unwrap() >= accounts
@@ -159,30 +155,58 @@ async fn fault_campaign_converges_and_tells_what_happened() {
         env.counters().await["throttled"].as_u64().unwrap() >= 10
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(storm_secs)).await;
+    let why = "the storm lasts a set time, which the operator has to ride out";
+    hold_for(Duration::from_secs(storm_secs), why).await;
     env.settings(faults(false)).await;
     env.outage(Duration::from_secs(outage)).await;
-    // The local API server restarts (same etcd): watches and writes must pick up again.
-    let restarted = std::process::Command::new(common::repo_root().join("scripts/testenv.sh"))
+    restart_the_api_server();
+    let names = converges_after_the_restart(&env, &ns, &vendors, &names).await;
+    nothing_lost(&env, &ns, &names).await;
+    let sent = the_storm_and_the_outage_are_told(&env, &ns).await;
+    println!(
+        "fault campaign: {accounts} accounts, 10% 5xx, {lag} ms replication delay, {} throttled answers, a {outage} s outage, an API server restart: converged",
+        sent
+    );
+}
+
+/// The local API server restarts (same etcd): watches and writes must pick up again.
+fn restart_the_api_server() {
+    let restarted = std::process::Command::new(crate::repo::repo_root().join("scripts/testenv.sh"))
         .arg("restart-apiserver")
         .status()
         .expect("testenv.sh runs");
     assert!(restarted.success(), "the API server restarted");
-    // After the restart: a new licence, and a new spec for an old one. Their statuses from
-    // before the restart must not satisfy the waits (wait_condition checks observedGeneration).
+}
+
+/// After the restart: a new licence, and a new spec for an old one. Their statuses from before
+/// the restart must not satisfy the waits (wait_condition checks observedGeneration). Returns
+/// every licence.
+async fn converges_after_the_restart(
+    env: &Env,
+    ns: &str,
+    vendors: &[String],
+    names: &[String],
+) -> Vec<String> {
     let late = format!("{}-late", env.id);
-    env.apply(&license(&ns, &late, &vendors[0], ""));
-    env.apply(&license(&ns, &names[0], &vendors[0], "").replace("Technician", "Renamed"));
-    let mut names = names;
+    env.apply(license(ns, &late).vendor(&vendors[0]));
+    env.apply(
+        license(ns, &names[0])
+            .vendor(&vendors[0])
+            .display_name(&format!("Renamed {}", names[0])),
+    );
+    let mut names = names.to_vec();
     names.push(late);
     for n in &names {
-        env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
+        env.wait_condition(RAL, Some(ns), n, "Ready", "True", None).await;
     }
     let renamed = env.user(&upn(&names[0])).await.unwrap();
     assert_eq!(renamed["displayName"], format!("Renamed {}", names[0]));
-    nothing_lost(&env, &ns, &names).await;
-    // The operator saw the storm and waited it out (the simulator's own count proves only
-    // that it sent 429s).
+    names
+}
+
+/// The operator saw the storm and waited it out, and the Events tell of the outage. Returns
+/// how many 429s the tenant sent.
+async fn the_storm_and_the_outage_are_told(env: &Env, ns: &str) -> f64 {
     let metrics = env.operator_http("/metrics").await.1;
     let sent = env.counters().await["throttled"].as_f64().unwrap();
     let seen = metric(&metrics, "remoteassist_graph_throttled_total");
@@ -193,8 +217,8 @@ async fn fault_campaign_converges_and_tells_what_happened() {
     );
     // The Events tell what happened: the outage under its own reason. (The storm is absorbed
     // by the client's waits, proven by the metrics above, so it need not fail a reconcile.)
-    let events = common::kubectl_ok(
-        &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
+    let events = crate::cluster::kubectl_ok(
+        &["get", "events", "-n", ns, "-o", "jsonpath={.items[*].reason}"],
         None,
     );
     for reason in ["UserCreated", "TenantUnreachable"] {
@@ -203,10 +227,7 @@ async fn fault_campaign_converges_and_tells_what_happened() {
             "no {reason} Event in: {events}"
         );
     }
-    println!(
-        "fault campaign: {accounts} accounts, 10% 5xx, {lag} ms replication delay, {} throttled answers, a {outage} s outage, an API server restart: converged",
-        sent
-    );
+    sent
 }
 
 /// The value of an unlabelled metric in a Prometheus text exposition.

@@ -4,10 +4,10 @@
 //! operator converges the same manifests. The writes `plan` announced are the writes the
 //! simulated tenant recorded in its journal, no more and no fewer.
 
-mod common;
-
-use common::e2e::{Env, OPERATOR_APP, TENANT, license, vendor};
-use common::{kubectl_ok, repo_root};
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, operator_app, tenant};
+use crate::fixtures::{license, vendor, yaml};
+use crate::repo::repo_root;
 use remote_assist_operator::directory::{MANAGED_GROUP_PREFIX, MANAGED_USER_PREFIX};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +27,7 @@ fn plan_json(env: &Env, file: &std::path::Path) -> Value {
         .args(["plan", "-f", file.to_str().unwrap(), "-o", "json"])
         .args(["--graph-url", &env.sim.url(), "--authority-host", &env.sim.url()])
         .args(["--compliance-url", &env.sim.url()])
-        .args(["--tenant-id", TENANT, "--client-id", OPERATOR_APP])
+        .args(["--tenant-id", tenant(), "--client-id", operator_app()])
         .arg("--client-secret-file")
         .arg(repo_root().join(format!("target/e2e/{}.secret", env.id)))
         .output()
@@ -153,14 +153,27 @@ fn normalised(writes: &[Write]) -> BTreeMap<Write, usize> {
 }
 
 /// The manifests: vendor `v` with every decision, and two accounts.
-fn manifests(env: &Env, v: &str, ns: &str) -> String {
-    let spec = "  licenseMode: Group\n  supportEngineers:\n    membership: Exclusive\n    members: [alice.engineer@abc.example, bob.engineer@abc.example, nobody.engineer@abc.example]\n";
-    let mut docs = vec![vendor(v, &[ns], spec)];
+fn manifests(env: &Env, v: &str, ns: &str) -> Vec<Value> {
+    let engineers = [
+        "alice.engineer@abc.example",
+        "bob.engineer@abc.example",
+        "nobody.engineer@abc.example",
+    ];
+    let vendor = vendor(v)
+        .namespaces(&[ns])
+        .license_mode("Group")
+        .engineers(&engineers)
+        .exclusive_engineers();
+    let mut docs = vec![vendor.build()];
     for name in ["pa1", "pa2"] {
         let n = format!("{name}-{}", &env.id[env.id.len() - 4..]);
-        docs.push(license(ns, &n, v, ""));
+        docs.push(license(ns, &n).vendor(v).build());
     }
-    docs.join("\n---\n")
+    // Labelled as `Env::apply` labels them: the file is what was applied.
+    for doc in &mut docs {
+        doc["metadata"]["labels"]["e2e"] = serde_json::json!(env.id);
+    }
+    docs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,9 +194,9 @@ async fn plan_announces_exactly_the_writes_the_operator_makes() {
         .await
         .unwrap();
 
-    let yaml = manifests(&env, &v, &ns);
+    let docs = manifests(&env, &v, &ns);
     let file = repo_root().join(format!("target/e2e/{}-manifests.yaml", env.id));
-    std::fs::write(&file, &yaml).unwrap();
+    std::fs::write(&file, yaml(&docs)).unwrap();
     let report = plan_json(&env, &file);
     let vendor_plan = report["resources"]
         .as_array()
@@ -222,8 +235,8 @@ async fn plan_announces_exactly_the_writes_the_operator_makes() {
         .unwrap_or(0);
 
     env.start_operator();
-    env.apply(&yaml);
-    wait_converged(&env, &v, &ns, &yaml).await;
+    env.apply(docs.clone());
+    wait_converged(&env, &v, &ns, &docs).await;
     env.settle().await;
 
     let state = env.state().await;
@@ -241,12 +254,9 @@ async fn plan_announces_exactly_the_writes_the_operator_makes() {
 }
 
 /// Both accounts Ready, the generated segments Ready, the vendor reporting the unknown engineer.
-async fn wait_converged(env: &Env, v: &str, ns: &str, yaml: &str) {
-    for doc in yaml
-        .split("\n---\n")
-        .filter(|d| d.contains("kind: RemoteAssistLicense"))
-    {
-        let name = doc.lines().find_map(|l| l.strip_prefix("  name: ")).unwrap();
+async fn wait_converged(env: &Env, v: &str, ns: &str, docs: &[Value]) {
+    for doc in docs.iter().filter(|d| d["kind"] == "RemoteAssistLicense") {
+        let name = doc["metadata"]["name"].as_str().unwrap();
         env.wait_condition("remoteassistlicense", Some(ns), name, "Ready", "True", None)
             .await;
     }

@@ -3,20 +3,17 @@
 //! row: the refusal or pending reason, the account never enabled (the simulated tenant's
 //! timeline), or disabled at once and kept (never deleted).
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::kubectl_ok;
+use crate::clock::always_for;
+use crate::cluster::kubectl_ok;
+use crate::env::Env;
+use crate::fixtures::{Segment, license, segment, upn, vendor};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
 
-fn segment(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n{spec}"
-    )
-}
+/// A segment's policy in a row: what it adds to the segment, given the other vendor's segment.
+type Policy = fn(Segment, &str) -> Segment;
 
 async fn timeline(env: &Env, account: &str) -> Value {
     env.admin(reqwest::Method::GET, "/barriers/timeline", None).await[upn(account).as_str()].clone()
@@ -34,52 +31,8 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
     let mut env = Env::start("atk-bs").await;
     let ns = env.namespace("a");
     let id = env.id.clone();
-    // (row, the vendor's segments' specs after `members: {vendorAccounts: <vendor>}`, reason)
-    let rows: [(&str, Vec<&str>, &str); 5] = [
-        ("a segment with no policy", vec![""], "NotIsolating"),
-        (
-            "an Inactive allow policy",
-            vec!["  allowedSegments: []\n  policyState: Inactive\n"],
-            "NotIsolating",
-        ),
-        (
-            "an empty block list",
-            vec!["  blockedSegments: []\n"],
-            "NotIsolating",
-        ),
-        (
-            "a block-only policy",
-            vec!["  blockedSegments: [SEG-other]\n"],
-            "NotIsolating",
-        ),
-        (
-            "two segments selecting one vendor's accounts",
-            vec!["  allowedSegments: []\n", "  allowedSegments: []\n"],
-            "SegmentConflict",
-        ),
-    ];
-    let other = format!("{id}-other");
-    env.apply(&segment(
-        &other,
-        "  members:\n    groupId: 11111111-1111-1111-1111-111111111111\n  allowedSegments: []\n",
-    ));
-    for (i, (_, specs, _)) in rows.iter().enumerate() {
-        let v = format!("{id}-p{i}");
-        env.apply(&vendor(&v, &[&ns], "  barriers: {generateSegments: false}\n"));
-        for (j, spec) in specs.iter().enumerate() {
-            let members = if j == 0 {
-                format!("  members:\n    vendorAccounts: {v}\n")
-            } else {
-                // The second selects the same accounts by the attribute they carry.
-                format!(
-                    "  members:\n    userAttribute: {{attribute: ExtensionAttribute15, value: {v}-accounts}}\n"
-                )
-            };
-            let spec = spec.replace("SEG-other", &other);
-            env.apply(&segment(&format!("{v}-s{j}"), &format!("{members}{spec}")));
-        }
-        env.apply(&license(&ns, &format!("{v}-acct"), &v, ""));
-    }
+    let rows = isolation_rows();
+    vendors_of_the_rows(&env, &ns, &rows);
     env.start_operator();
     for (i, (what, _, reason)) in rows.iter().enumerate() {
         let account = format!("{id}-p{i}-acct");
@@ -89,8 +42,67 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
             .await;
         println!("row: {what}: BarrierEnforced=False ({reason})");
     }
-    // Let a policy application end after the accounts exist (the segments that do have
-    // an Active policy are applied), then hold the invariant over a few resyncs.
+    hold_disabled(&env, &ns, &rows).await;
+}
+
+/// A row: what it is, the policies of the vendor's segments, and the reason the account's
+/// barrier does not count as enforced.
+type Row = (&'static str, &'static [Policy], &'static str);
+
+fn isolation_rows() -> [Row; 5] {
+    [
+        ("a segment with no policy", &[|s, _| s], "NotIsolating"),
+        (
+            "an Inactive allow policy",
+            &[|s, _| s.allows(&[]).policy_state("Inactive")],
+            "NotIsolating",
+        ),
+        ("an empty block list", &[|s, _| s.blocks(&[])], "NotIsolating"),
+        (
+            "a block-only policy",
+            &[|s, other| s.blocks(&[other])],
+            "NotIsolating",
+        ),
+        (
+            "two segments selecting one vendor's accounts",
+            &[|s, _| s.allows(&[]), |s, _| s.allows(&[])],
+            "SegmentConflict",
+        ),
+    ]
+}
+
+/// Row i: vendor `<id>-p<i>`, its segments with the row's policies, and one licence
+/// `<id>-p<i>-acct`; and a segment of others (a group) for the block-only row.
+fn vendors_of_the_rows(env: &Env, ns: &str, rows: &[Row]) {
+    let id = &env.id;
+    let other = format!("{id}-other");
+    env.apply(
+        segment(&other)
+            .members_of_group("11111111-1111-1111-1111-111111111111")
+            .allows(&[]),
+    );
+    for (i, (_, policies, _)) in rows.iter().enumerate() {
+        let v = format!("{id}-p{i}");
+        env.apply(vendor(&v).namespaces(&[ns]).no_generated_segments());
+        for (j, policy) in policies.iter().enumerate() {
+            let s = segment(&format!("{v}-s{j}"));
+            let s = if j == 0 {
+                s.vendor_accounts(&v)
+            } else {
+                // The second selects the same accounts by the attribute they carry.
+                s.members_with("ExtensionAttribute15", &format!("{v}-accounts"))
+            };
+            env.apply(policy(s, &other));
+        }
+        env.apply(license(ns, &format!("{v}-acct")).vendor(&v));
+    }
+}
+
+/// Lets a policy application end after the accounts exist (the segments that do have an Active
+/// policy are applied), then holds the invariant over a few resyncs: every row's account
+/// exists, disabled, was never enabled, and keeps its reason.
+async fn hold_disabled(env: &Env, ns: &str, rows: &[Row]) {
+    let id = &env.id;
     env.wait_for(
         "a policy application to end",
         Duration::from_secs(90),
@@ -102,51 +114,54 @@ async fn an_account_stays_disabled_unless_one_active_allow_policy_isolates_its_v
         },
     )
     .await;
-    let until = std::time::Instant::now() + Duration::from_secs(6);
-    while std::time::Instant::now() < until {
-        for (i, (what, ..)) in rows.iter().enumerate() {
-            let account = format!("{id}-p{i}-acct");
-            assert_eq!(enabled(&env, &account).await, Some(false), "{what}: enabled");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let why = "no account may be enabled at any time over a few resyncs";
+    always_for(
+        Duration::from_secs(6),
+        Duration::from_millis(500),
+        why,
+        async || {
+            for (i, (what, ..)) in rows.iter().enumerate() {
+                let account = format!("{id}-p{i}-acct");
+                assert_eq!(enabled(env, &account).await, Some(false), "{what}: enabled");
+            }
+        },
+    )
+    .await;
     for (i, (what, _, reason)) in rows.iter().enumerate() {
         let account = format!("{id}-p{i}-acct");
         assert_eq!(
-            env.condition(RAL, Some(&ns), &account, "BarrierEnforced")
+            env.condition(RAL, Some(ns), &account, "BarrierEnforced")
                 .unwrap()
                 .1,
             *reason
         );
         assert_eq!(
-            enabled(&env, &account).await,
+            enabled(env, &account).await,
             Some(false),
             "{what}: the account exists, disabled"
         );
-        let t = timeline(&env, &account).await;
+        let t = timeline(env, &account).await;
         assert!(t["enabledAt"].is_null(), "{what}: never enabled: {t}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
-async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_account() {
+async fn safety_steps_run_in_every_mode_and_a_refused_license_keeps_no_enabled_account() {
     let mut env = Env::start("atk-mode").await;
     let (ns, ns2) = (env.namespace("a"), env.namespace("b"));
     let id = env.id.clone();
     let v = format!("{id}-v");
-    let vendor_yaml = |namespaces: &[&str]| {
-        vendor(
-            &v,
-            namespaces,
-            "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-        )
+    let vendor_in = |namespaces: &[&str]| {
+        vendor(&v)
+            .namespaces(namespaces)
+            .engineers(&["alice.engineer@abc.example"])
     };
-    env.apply(&vendor_yaml(&[&ns, &ns2]));
+    env.apply(vendor_in(&[&ns, &ns2]));
     let (observed, planned, moved) = (format!("{id}-obs"), format!("{id}-plan"), format!("{id}-moved"));
-    env.apply(&license(&ns, &observed, &v, ""));
-    env.apply(&license(&ns, &planned, &v, ""));
-    env.apply(&license(&ns2, &moved, &v, ""));
+    env.apply(license(&ns, &observed).vendor(&v));
+    env.apply(license(&ns, &planned).vendor(&v));
+    env.apply(license(&ns2, &moved).vendor(&v));
     env.start_operator();
     for (n, namespace) in [(&observed, &ns), (&planned, &ns), (&moved, &ns2)] {
         env.wait_condition(RAL, Some(namespace), n, "Ready", "True", None)
@@ -154,21 +169,29 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
         assert_eq!(enabled(&env, n).await, Some(true));
     }
 
-    // Observe mode, then the barrier is lost (the attribute changed by hand).
+    observe_mode_then_the_barrier_is_lost(&env, &ns, &observed).await;
+    plan_mode_then_suspended(&env, &ns, &planned).await;
+    // The platform team removes the namespace from allowedNamespaces.
+    env.apply(vendor_in(&[&ns]));
+    namespace_no_longer_allowed(&env, &ns2, &moved).await;
+}
+
+/// Observe mode, then the barrier is lost (the attribute changed by hand).
+async fn observe_mode_then_the_barrier_is_lost(env: &Env, ns: &str, observed: &str) {
     kubectl_ok(
         &[
             "annotate",
             RAL,
-            &observed,
+            observed,
             "-n",
-            &ns,
+            ns,
             "remoteassist.dev/mode=Observe",
         ],
         None,
     );
-    env.wait_condition(RAL, Some(&ns), &observed, "Planned", "True", None)
+    env.wait_condition(RAL, Some(ns), observed, "Planned", "True", None)
         .await;
-    let user = env.user(&upn(&observed)).await.unwrap();
+    let user = env.user(&upn(observed)).await.unwrap();
     let patch = json!({"onPremisesExtensionAttributes": {"extensionAttribute15": "somewhere-else"}});
     env.portal()
         .update_user(user["id"].as_str().unwrap(), &patch)
@@ -177,27 +200,29 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     env.wait_for(
         "the observed account to be disabled",
         Duration::from_secs(60),
-        async || enabled(&env, &observed).await == Some(false),
+        async || enabled(env, observed).await == Some(false),
     )
     .await;
     let attribute =
-        env.user(&upn(&observed)).await.unwrap()["onPremisesExtensionAttributes"]["extensionAttribute15"]
+        env.user(&upn(observed)).await.unwrap()["onPremisesExtensionAttributes"]["extensionAttribute15"]
             .clone();
     assert_eq!(attribute, "somewhere-else", "Observe mode corrects nothing else");
     println!("row: Observe mode, then the barrier is lost: disabled at once, nothing else corrected");
+}
 
-    // Plan mode, then suspended.
+/// Plan mode, then suspended.
+async fn plan_mode_then_suspended(env: &Env, ns: &str, planned: &str) {
     kubectl_ok(
-        &["annotate", RAL, &planned, "-n", &ns, "remoteassist.dev/mode=Plan"],
+        &["annotate", RAL, planned, "-n", ns, "remoteassist.dev/mode=Plan"],
         None,
     );
     kubectl_ok(
         &[
             "patch",
             RAL,
-            &planned,
+            planned,
             "-n",
-            &ns,
+            ns,
             "--type=merge",
             "-p",
             r#"{"spec":{"suspended":true}}"#,
@@ -207,17 +232,19 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     env.wait_for(
         "the planned account to be disabled",
         Duration::from_secs(60),
-        async || enabled(&env, &planned).await == Some(false),
+        async || enabled(env, planned).await == Some(false),
     )
     .await;
     println!("row: Plan mode, then suspended: disabled at once");
+}
 
-    // The platform team removes the namespace from allowedNamespaces.
-    env.apply(&vendor_yaml(&[&ns]));
+/// Once `ns2` is no longer among the vendor's allowedNamespaces: the licence there is refused,
+/// its account disabled at once and kept.
+async fn namespace_no_longer_allowed(env: &Env, ns2: &str, moved: &str) {
     env.wait_condition(
         RAL,
-        Some(&ns2),
-        &moved,
+        Some(ns2),
+        moved,
         "AccountReady",
         "False",
         Some("NamespaceNotAllowed"),
@@ -226,11 +253,11 @@ async fn safety_steps_run_in_every_mode_and_a_refused_licence_keeps_no_enabled_a
     env.wait_for(
         "the refused licence's account to be disabled",
         Duration::from_secs(60),
-        async || enabled(&env, &moved).await == Some(false),
+        async || enabled(env, moved).await == Some(false),
     )
     .await;
-    assert!(env.user(&upn(&moved)).await.is_some(), "disabled, never deleted");
-    assert!(env.events(&ns2, &moved).iter().any(|e| e.starts_with("Disabled")));
+    assert!(env.user(&upn(moved)).await.is_some(), "disabled, never deleted");
+    assert!(env.events(ns2, moved).iter().any(|e| e.starts_with("Disabled")));
     println!("row: the namespace removed from allowedNamespaces: NamespaceNotAllowed, disabled, kept");
 }
 
@@ -241,13 +268,13 @@ async fn an_orphaned_account_keeps_its_vendors_barrier_until_it_is_disabled() {
     let ns = env.namespace("a");
     let id = env.id.clone();
     let v = format!("{id}-v");
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
-    ));
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .engineers(&["bob.engineer@abc.example"]),
+    );
     let orphan = format!("{id}-orphan");
-    env.apply(&license(&ns, &orphan, &v, "  deletionPolicy: Orphan\n"));
+    env.apply(license(&ns, &orphan).vendor(&v).deletion_policy("Orphan"));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &orphan, "Ready", "True", None)
         .await;
@@ -301,30 +328,17 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     let ns = env.namespace("a");
     let id = env.id.clone();
     let (v1, v2) = (format!("{id}-v1"), format!("{id}-v2"));
-    let segments = |extra1: &str, extra2: &str| {
-        let mut out = Vec::new();
-        for (v, extra) in [(&v1, extra1), (&v2, extra2)] {
-            out.push(segment(
-                &format!("{v}-acc"),
-                &format!("  members:\n    vendorAccounts: {v}\n  allowedSegments: [{v}-eng{extra}]\n"),
-            ));
-            out.push(segment(
-                &format!("{v}-eng"),
-                &format!("  members:\n    vendorEngineers: {v}\n  allowedSegments: [{v}-acc]\n"),
-            ));
-        }
-        out
-    };
     for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
-        env.apply(&vendor(
-            v,
-            &[&ns],
-            &format!("  barriers: {{generateSegments: false}}\n  supportEngineers:\n    members: [{engineer}.engineer@abc.example]\n"),
-        ));
-        env.apply(&license(&ns, &format!("{v}-acct"), v, ""));
+        env.apply(
+            vendor(v)
+                .namespaces(&[&ns])
+                .no_generated_segments()
+                .engineers(&[&format!("{engineer}.engineer@abc.example")]),
+        );
+        env.apply(license(&ns, &format!("{v}-acct")).vendor(v));
     }
-    for s in segments("", "") {
-        env.apply(&s);
+    for s in segments(&v1, &v2, false) {
+        env.apply(s);
     }
     env.start_operator();
     for v in [&v1, &v2] {
@@ -338,34 +352,10 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     };
     let before = starts().await;
     // The edit: each vendor's accounts allow the other's, mirrored so symmetry holds.
-    for s in segments(&format!(", {v2}-acc"), &format!(", {v1}-acc")) {
-        env.apply(&s);
+    for s in segments(&v1, &v2, true) {
+        env.apply(s);
     }
-    for v in [&v1, &v2] {
-        env.wait_condition(
-            "barriersegment",
-            None,
-            &format!("{v}-acc"),
-            "PolicyApplied",
-            "False",
-            Some("CrossVendorPath"),
-        )
-        .await;
-    }
-    let message = env.get("barriersegment", None, &format!("{v1}-acc")).unwrap()["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "PolicyApplied")
-        .unwrap()["message"]
-        .clone();
-    assert!(
-        message
-            .as_str()
-            .unwrap()
-            .contains(&format!("{v1}-acc (a vendor's accounts) would reach {v2}-acc")),
-        "{message}"
-    );
+    held_back_as_a_cross_vendor_path(&env, &v1, &v2).await;
     for v in [&v1, &v2] {
         let account = format!("{v}-acct");
         env.wait_for(
@@ -391,5 +381,46 @@ async fn a_mirrored_allow_edit_between_two_vendors_is_never_applied() {
     );
     println!(
         "row: a mirrored allow edit between two vendors: held back (CrossVendorPath), accounts disabled"
+    );
+}
+
+/// Each vendor's accounts allow its engineers (and, `mirrored`, the other vendor's accounts).
+fn segments(v1: &str, v2: &str, mirrored: bool) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for (v, w) in [(v1, v2), (v2, v1)] {
+        let (acc, eng, other) = (format!("{v}-acc"), format!("{v}-eng"), format!("{w}-acc"));
+        let allowed: &[&str] = if mirrored { &[&eng, &other] } else { &[&eng] };
+        out.push(segment(&acc).vendor_accounts(v).allows(allowed));
+        out.push(segment(&eng).vendor_engineers(v).allows(&[&acc]));
+    }
+    out
+}
+
+/// Both accounts segments hold their policy back, naming the path.
+async fn held_back_as_a_cross_vendor_path(env: &Env, v1: &str, v2: &str) {
+    for v in [v1, v2] {
+        env.wait_condition(
+            "barriersegment",
+            None,
+            &format!("{v}-acc"),
+            "PolicyApplied",
+            "False",
+            Some("CrossVendorPath"),
+        )
+        .await;
+    }
+    let message = env.get("barriersegment", None, &format!("{v1}-acc")).unwrap()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "PolicyApplied")
+        .unwrap()["message"]
+        .clone();
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains(&format!("{v1}-acc (a vendor's accounts) would reach {v2}-acc")),
+        "{message}"
     );
 }

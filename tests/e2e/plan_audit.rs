@@ -2,16 +2,19 @@
 //! tenant's write counters prove it); in-cluster plan mode holds a licence's changes until the
 //! annotation goes; `audit` finds a tenant broken behind the operator's back.
 
-mod common;
-
-use common::e2e::{DOMAIN, Env, OPERATOR_APP, TENANT, license, upn, vendor};
-use common::{kubectl_ok, repo_root};
+use crate::clock::until_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::{Env, operator_app, tenant};
+use crate::fixtures::{DOMAIN, license, upn, vendor, yaml};
+use crate::repo::repo_root;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
-const AUDITOR_APP: &str = "9c1d4e7a-2b5f-4a8c-b3e6-7f0a1d2c4e58";
+fn auditor_app() -> &'static str {
+    &entra_sim::seed::default_ids().auditor_client_id
+}
 
 /// Runs `plan` or `audit` against the simulated tenant; returns exit code and stdout.
 fn command(env: &Env, args: &[&str], app: &str, secret: &str) -> (i32, String) {
@@ -27,7 +30,7 @@ fn command(env: &Env, args: &[&str], app: &str, secret: &str) -> (i32, String) {
             "--compliance-url",
             &env.sim.url(),
         ])
-        .args(["--tenant-id", TENANT, "--client-id", app])
+        .args(["--tenant-id", tenant(), "--client-id", app])
         .arg("--client-secret-file")
         .arg(&secret_file)
         .envs(std::env::var_os("KUBECONFIG").map(|k| ("KUBECONFIG", k)))
@@ -46,8 +49,8 @@ async fn plan_lists_the_changes_for_the_examples_and_never_writes() {
     let (code, text) = command(
         &env,
         &["plan", "-f", examples.to_str().unwrap()],
-        AUDITOR_APP,
-        "sim-auditor-secret-change-me",
+        auditor_app(),
+        entra_sim::seed::default_ids().auditor_secret.as_str(),
     );
     assert_eq!(code, 2, "changes planned:\n{text}");
     for line in [
@@ -64,8 +67,8 @@ async fn plan_lists_the_changes_for_the_examples_and_never_writes() {
     let (code, json_text) = command(
         &env,
         &["plan", "-f", examples.to_str().unwrap(), "-o", "json"],
-        OPERATOR_APP,
-        "sim-operator-secret-change-me",
+        operator_app(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
     );
     assert_eq!(code, 2);
     let report: Value = serde_json::from_str(&json_text).unwrap();
@@ -100,14 +103,11 @@ async fn plan_mode_holds_changes_until_the_annotation_goes_and_plan_agrees_after
     let mut env = Env::start("pmode").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    let vendor_yaml = vendor(&v, &[&ns], "  barriers: {required: false}\n");
-    env.apply(&vendor_yaml);
+    let vendor_manifest = vendor(&v).namespaces(&[&ns]).barriers_not_required().build();
+    env.apply(&vendor_manifest);
     let name = format!("{}-t", env.id);
-    let planned = license(&ns, &name, &v, "").replace(
-        "metadata:\n",
-        "metadata:\n  annotations: {remoteassist.dev/mode: Plan}\n",
-    );
-    env.apply(&planned);
+    let license = license(&ns, &name).vendor(&v);
+    env.apply(license.clone().annotation("remoteassist.dev/mode", "Plan"));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Planned", "True", Some("Planned"))
         .await;
@@ -154,16 +154,16 @@ async fn plan_mode_holds_changes_until_the_annotation_goes_and_plan_agrees_after
     // The `plan` command agrees: nothing left to do for these manifests (labelled as
     // `env.apply` labels them, so they are the manifests that were applied).
     let file = repo_root().join(format!("target/e2e/{}-manifests.yaml", env.id));
-    let applied = format!("{vendor_yaml}---\n{}", license(&ns, &name, &v, "")).replace(
-        "metadata:\n",
-        &format!("metadata:\n  labels: {{e2e: {}}}\n", env.id),
-    );
-    std::fs::write(&file, applied).unwrap();
+    let mut applied = [vendor_manifest, license.build()];
+    for doc in &mut applied {
+        doc["metadata"]["labels"]["e2e"] = serde_json::json!(env.id);
+    }
+    std::fs::write(&file, yaml(&applied)).unwrap();
     let (code, text) = command(
         &env,
         &["plan", "-f", file.to_str().unwrap()],
-        OPERATOR_APP,
-        "sim-operator-secret-change-me",
+        operator_app(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
     );
     assert_eq!(code, 0, "no changes after convergence:\n{text}");
     assert!(text.contains("0 change(s) planned"), "{text}");
@@ -175,24 +175,23 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
     let mut env = Env::start("audit").await;
     let ns = env.namespace("a");
     let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
-    env.apply(&vendor(
-        &v1,
-        &[&ns],
-        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-    ));
-    env.apply(&vendor(
-        &v2,
-        &[&ns],
-        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
-    ));
+    for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
+        let engineer = format!("{engineer}.engineer@abc.example");
+        env.apply(vendor(v).namespaces(&[&ns]).engineers(&[&engineer]));
+    }
     let (a, b) = (format!("{}-a", env.id), format!("{}-b", env.id));
-    env.apply(&license(&ns, &a, &v1, ""));
-    env.apply(&license(&ns, &b, &v2, ""));
+    env.apply(license(&ns, &a).vendor(&v1));
+    env.apply(license(&ns, &b).vendor(&v2));
     env.start_operator();
     for n in [&a, &b] {
         env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
     }
-    let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    let (code, text) = command(
+        &env,
+        &["audit"],
+        operator_app(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
+    );
     assert_eq!(code, 0, "a converged tenant is clean:\n{text}");
     assert!(text.contains(&upn(&a)) && text.contains("applied"), "{text}");
     env.kill_operator();
@@ -200,16 +199,47 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
     // Broken by hand: an account in the other vendor's group, a policy opened to the other
     // vendor's engineers (both directions) and applied, a licence left on an account whose
     // RemoteAssistLicense is gone.
+    let v2_group = in_the_other_vendors_group(&env, &a, &v2).await;
+    policies_opened_to_the_other_vendor(&env, &v1, &v2).await;
+    let leak = a_license_left_behind(&env).await;
+    let breaks = Breaks {
+        account: upn(&a),
+        v1,
+        v2,
+        v2_group,
+        leak,
+    };
+    audit_finds_each_break(&env, &breaks).await;
+}
+
+/// What was broken by hand, as the audit must name it.
+struct Breaks {
+    /// v1's account, also in v2's accounts group.
+    account: String,
+    v1: String,
+    v2: String,
+    v2_group: String,
+    /// The account left with a licence.
+    leak: String,
+}
+
+/// v1's account joins v2's accounts group; returns the group's id.
+async fn in_the_other_vendors_group(env: &Env, a: &str, v2: &str) -> String {
     let portal = env.portal();
-    let v2_group = env.get("vendortenant", None, &v2).unwrap()["status"]["accountsGroupId"]
+    let v2_group = env.get("vendortenant", None, v2).unwrap()["status"]["accountsGroupId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let a_id = env.user(&upn(&a)).await.unwrap()["id"]
+    let a_id = env.user(&upn(a)).await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
     portal.add_member(&v2_group, &a_id).await.unwrap();
+    v2_group
+}
+
+/// v1's accounts and v2's engineers allow each other, and that is applied.
+async fn policies_opened_to_the_other_vendor(env: &Env, v1: &str, v2: &str) {
     let compliance = env.compliance();
     // A policy application the operator started just before it stopped refuses edits until
     // it ends.
@@ -265,6 +295,11 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
         },
     )
     .await;
+}
+
+/// A licence left on an account whose RemoteAssistLicense is gone; returns its nickname.
+async fn a_license_left_behind(env: &Env) -> String {
+    let portal = env.portal();
     let leak = format!("{}-leak", env.id);
     let user = portal
         .create_user(&json!({
@@ -291,39 +326,52 @@ async fn audit_finds_a_tenant_broken_behind_the_operators_back() {
     )
     .await;
 
+    leak
+}
+
+async fn audit_finds_each_break(env: &Env, breaks: &Breaks) {
+    let Breaks {
+        account,
+        v1,
+        v2,
+        v2_group,
+        leak,
+    } = breaks;
+    let (v1_accounts, v2_engineers) = (format!("{v1}-accounts"), format!("{v2}-engineers"));
     let needles = [
         format!(
             "[CrossVendorPath] segment {v1_accounts} (vendor {v1}) and segment {v2_engineers} (vendor {v2}) can reach each other"
         ),
         format!(
             "[WrongVendorGroup] {} (vendor {v1}) is a member of vendor {v2}'s group {v2_group}",
-            upn(&a)
+            account
         ),
         format!("[CostLeak] {leak}@{DOMAIN} holds 1 licence(s) (MICROSOFT_REMOTE_ASSIST)"),
         // The same path, person by person: v1's account reaches v2's engineer.
-        format!("[CrossVendorPath] {} (an account of vendor {v1}, in ", upn(&a)),
+        format!("[CrossVendorPath] {} (an account of vendor {v1}, in ", account),
         format!("can reach bob.engineer@abc.example (an engineer of {v2}, in "),
     ];
     // The tenant settles (replication, the application's end) before every finding shows.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    let (code, text) = until_ok(Duration::from_secs(20), async || {
+        let (code, text) = command(
+            env,
+            &["audit"],
+            operator_app(),
+            entra_sim::seed::default_ids().operator_secret.as_str(),
+        );
         let missing: Vec<&String> = needles.iter().filter(|n| !text.contains(n.as_str())).collect();
         if missing.is_empty() {
-            assert_eq!(code, 1, "findings give a non-zero exit:\n{text}");
-            break;
+            return Ok((code, text));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "missing {missing:?} in\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(format!("missing {missing:?} in\n{text}"))
+    })
+    .await;
+    assert_eq!(code, 1, "findings give a non-zero exit:\n{text}");
     let (_, json_text) = command(
-        &env,
+        env,
         &["audit", "-o", "json"],
-        OPERATOR_APP,
-        "sim-operator-secret-change-me",
+        operator_app(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
     );
     let report: Value = serde_json::from_str(&json_text).unwrap();
     assert_eq!(report["findings"].as_array().unwrap().len(), 4, "{json_text}");
@@ -336,22 +384,27 @@ async fn audit_finds_a_member_of_path_between_two_vendors() {
     let ns = env.namespace("a");
     let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
     for (v, engineer) in [(&v1, "alice"), (&v2, "bob")] {
-        env.apply(&vendor(
-            v,
-            &[&ns],
-            &format!(
-                "  barriers: {{membershipAttribute: MemberOf}}\n  supportEngineers:\n    members: [{engineer}.engineer@abc.example]\n"
-            ),
-        ));
+        let engineer = format!("{engineer}.engineer@abc.example");
+        env.apply(
+            vendor(v)
+                .namespaces(&[&ns])
+                .membership_attribute("MemberOf")
+                .engineers(&[&engineer]),
+        );
     }
     let (a, b) = (format!("{}-a", env.id), format!("{}-b", env.id));
-    env.apply(&license(&ns, &a, &v1, ""));
-    env.apply(&license(&ns, &b, &v2, ""));
+    env.apply(license(&ns, &a).vendor(&v1));
+    env.apply(license(&ns, &b).vendor(&v2));
     env.start_operator();
     for n in [&a, &b] {
         env.wait_condition(RAL, Some(&ns), n, "Ready", "True", None).await;
     }
-    let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    let (code, text) = command(
+        &env,
+        &["audit"],
+        operator_app(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
+    );
     assert_eq!(code, 0, "MemberOf segments, converged, are clean:\n{text}");
     env.kill_operator();
     // By hand: v2's account also joins v1's accounts group, so the MemberOf segments put it
@@ -365,7 +418,12 @@ async fn audit_finds_a_member_of_path_between_two_vendors() {
         .unwrap()
         .to_owned();
     env.portal().add_member(&v1_group, &b_id).await.unwrap();
-    let (code, text) = command(&env, &["audit"], OPERATOR_APP, "sim-operator-secret-change-me");
+    let (code, text) = command(
+        &env,
+        &["audit"],
+        operator_app(),
+        entra_sim::seed::default_ids().operator_secret.as_str(),
+    );
     assert_eq!(code, 1, "{text}");
     let path = format!("[CrossVendorPath] {} (an account of vendor {v1}", upn(&a));
     assert!(

@@ -1,9 +1,8 @@
 //! End to end: the operator binary against the local API server and a simulated tenant.
 //! Two vendors through the whole lifecycle, a refused namespace, adoption, deletion policies.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -18,20 +17,46 @@ fn group_named<'a>(state: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|g| g["displayName"] == name)
 }
 
+/// Two vendors, A with direct licences, B with group licensing, and three licences for each:
+/// (namespace, name, vendor).
+struct TwoVendors {
+    va: String,
+    vb: String,
+    names: Vec<(String, String, String)>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 async fn two_vendors_converge_and_are_removed_cleanly() {
     let mut env = Env::start("life").await;
+    let two = converge(&mut env).await;
+    let counters = env.counters().await;
+    println!(
+        "two-vendor scenario (2 vendors, 6 accounts) converged with {} Graph HTTP requests ({} writes, {} token requests)",
+        counters["httpRequests"], counters["writes"], counters["tokenRequests"]
+    );
+    each_account_is_complete_in_the_tenant(&env, &two).await;
+    idle_resyncs_write_nothing(&env, &two, &counters).await;
+    deletion_removes_the_users_then_the_groups(&env, &two).await;
+}
+
+async fn converge(env: &mut Env) -> TwoVendors {
     let (na, nb) = (env.namespace("a"), env.namespace("b"));
     let (va, vb) = (format!("{}-va", env.id), format!("{}-vb", env.id));
     // A: direct licences, no barrier requirement. B: group licensing.
-    let no_barriers = "  barriers: {required: false}\n";
-    env.apply(&vendor(
-        &va,
-        &[&na],
-        &format!("{no_barriers}  supportEngineers:\n    members: [alice.engineer@abc.example]\n"),
-    ));
-    env.apply(&vendor(&vb, &[&nb], &format!("{no_barriers}  licenseMode: Group\n  supportEngineers:\n    members: [bob.engineer@abc.example]\n")));
+    env.apply(
+        vendor(&va)
+            .namespaces(&[&na])
+            .barriers_not_required()
+            .engineers(&["alice.engineer@abc.example"]),
+    );
+    env.apply(
+        vendor(&vb)
+            .namespaces(&[&nb])
+            .barriers_not_required()
+            .license_mode("Group")
+            .engineers(&["bob.engineer@abc.example"]),
+    );
     let names: Vec<(String, String, String)> = (1..=3)
         .flat_map(|i| {
             [
@@ -41,7 +66,7 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
         })
         .collect();
     for (ns, name, v) in &names {
-        env.apply(&license(ns, name, v, ""));
+        env.apply(license(ns, name).vendor(v));
     }
     env.start_operator();
     for (ns, name, _) in &names {
@@ -56,13 +81,12 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
         .await;
         assert_eq!(env.condition(VT, None, v, "Ready").unwrap().0, "True");
     }
-    let counters = env.counters().await;
-    println!(
-        "two-vendor scenario (2 vendors, 6 accounts) converged with {} Graph HTTP requests ({} writes, {} token requests)",
-        counters["httpRequests"], counters["writes"], counters["tokenRequests"]
-    );
+    TwoVendors { va, vb, names }
+}
 
-    // The tenant: each account enabled, marked, in its group, licensed; passwords work.
+/// The tenant: each account enabled, marked, in its group, licensed; passwords work.
+async fn each_account_is_complete_in_the_tenant(env: &Env, two: &TwoVendors) {
+    let TwoVendors { va, vb, names } = two;
     let state = env.state().await;
     let group_a = group_named(&state, &format!("{va}_RemoteAssistUser")).expect("group A");
     let group_b = group_named(&state, &format!("{vb}_RemoteAssistUser")).expect("group B");
@@ -71,7 +95,7 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
         3,
         "group B carries the licences"
     );
-    for (ns, name, v) in &names {
+    for (ns, name, v) in names {
         let u = env.user(&upn(name)).await.expect("user exists");
         assert_eq!(u["accountEnabled"], true, "{name}");
         assert!(
@@ -85,7 +109,7 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
             format!("{v}-accounts")
         );
         assert_eq!(u["assignedLicenses"].as_array().unwrap().len(), 3, "{name}");
-        let group = if *v == va { group_a } else { group_b };
+        let group = if v == va { group_a } else { group_b };
         assert!(
             u["groups"].as_array().unwrap().contains(&group["id"]),
             "{name} in its group"
@@ -113,15 +137,19 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
         .collect();
     assert_eq!(members.len(), 1, "exactly the listed engineer");
     assert_eq!(members[0]["id"], alice["id"]);
+}
 
-    // Idle: resyncs read the tenant but write nothing, and status is not rewritten.
+/// Idle: resyncs read the tenant but write nothing, and status is not rewritten. `counters`
+/// are the tenant's at convergence.
+async fn idle_resyncs_write_nothing(env: &Env, two: &TwoVendors, counters: &Value) {
+    let names = &two.names;
     let versions = |env: &Env| -> Vec<String> {
         names
             .iter()
             .map(|(ns, n, _)| env.get(RAL, Some(ns), n).unwrap()["metadata"]["resourceVersion"].to_string())
             .collect()
     };
-    let before = versions(&env);
+    let before = versions(env);
     let (reads, writes) = (
         counters["httpRequests"].as_u64().unwrap(),
         counters["writes"].as_u64().unwrap(),
@@ -147,13 +175,16 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
         writes,
         "no Graph writes at steady state"
     );
-    assert_eq!(versions(&env), before, "no status writes at steady state");
+    assert_eq!(versions(env), before, "no status writes at steady state");
+}
 
-    // Deletion (policy Delete): users go to deleted items, then the vendors' groups go.
-    for (ns, name, _) in &names {
-        common::kubectl_ok(&["delete", RAL, "-n", ns, name, "--wait=false"], None);
+/// Deletion (policy Delete): users go to deleted items, then the vendors' groups go.
+async fn deletion_removes_the_users_then_the_groups(env: &Env, two: &TwoVendors) {
+    let TwoVendors { va, vb, names } = two;
+    for (ns, name, _) in names {
+        crate::cluster::kubectl_ok(&["delete", RAL, "-n", ns, name, "--wait=false"], None);
     }
-    for (ns, name, _) in &names {
+    for (ns, name, _) in names {
         env.wait_for("licence deleted", Duration::from_secs(60), async || {
             env.get(RAL, Some(ns), name).is_none()
         })
@@ -167,8 +198,8 @@ async fn two_vendors_converge_and_are_removed_cleanly() {
     }
     let deleted = env.state().await["deletedUsers"].as_array().unwrap().len();
     assert_eq!(deleted, 6, "restorable in deleted items");
-    for v in [&va, &vb] {
-        common::kubectl_ok(&["delete", VT, v, "--wait=false"], None);
+    for v in [va, vb] {
+        crate::cluster::kubectl_ok(&["delete", VT, v, "--wait=false"], None);
         env.wait_for("vendor deleted", Duration::from_secs(60), async || {
             env.get(VT, None, v).is_none()
         })
@@ -191,9 +222,9 @@ async fn a_namespace_the_vendor_does_not_allow_is_refused_and_nothing_is_created
     let mut env = Env::start("nsref").await;
     let (allowed, other) = (env.namespace("ok"), env.namespace("no"));
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&allowed], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&allowed]).barriers_not_required());
     let name = format!("{}-intruder", env.id);
-    env.apply(&license(&other, &name, &v, ""));
+    env.apply(license(&other, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(
         RAL,
@@ -225,5 +256,5 @@ async fn a_namespace_the_vendor_does_not_allow_is_refused_and_nothing_is_created
     )
     .await;
     // Deleting it needs nothing from the tenant.
-    common::kubectl_ok(&["delete", RAL, "-n", &other, &name, "--timeout=60s"], None);
+    crate::cluster::kubectl_ok(&["delete", RAL, "-n", &other, &name, "--timeout=60s"], None);
 }

@@ -2,9 +2,9 @@
 //! running binary, graceful shutdown on SIGTERM, and leader election: a standby replica takes
 //! over when the leader stops.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
+use crate::clock::until_ok;
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
@@ -17,9 +17,9 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
     let mut env = Env::start("ops").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_for("/healthz", Duration::from_secs(30), async || {
         env.operator_http("/healthz").await.0 == 200
@@ -44,26 +44,22 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
         "remoteassist_leader 1",
     ];
     // Seats are read by the vendor's next reconcile after the account is licensed: wait for it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let text = loop {
+    let text = until_ok(Duration::from_secs(30), async || {
         let (status, text) = env.operator_http("/metrics").await;
         let missing: Vec<&&str> = needles.iter().filter(|n| !text.contains(**n)).collect();
         if status == 200 && missing.is_empty() {
-            break text;
+            return Ok(text);
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "missing {missing:?} in\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        Err(format!("missing {missing:?} in\n{text}"))
+    })
+    .await;
     assert!(!text.contains(&upn(&name)), "no account names in metrics");
     assert!(env.terminate(0), "SIGTERM ends the operator with exit status 0");
     assert!(env.operator_log().contains("controllers stopped"));
 }
 
 fn lease_holder(name: &str) -> Option<String> {
-    let run = common::kubectl(
+    let run = crate::kubectl::kubectl(
         &[
             "get",
             "lease",
@@ -82,10 +78,10 @@ fn lease_holder(name: &str) -> Option<String> {
 #[ignore = "needs the local API server: run with scripts/test.sh"]
 async fn a_standby_replica_takes_over_when_the_leader_stops() {
     let mut env = Env::start("ha").await;
-    common::ensure_namespace(LEASE_NAMESPACE);
+    crate::namespace::ensure_namespace(LEASE_NAMESPACE);
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let lease = format!("{}-lease", env.id);
     let replica = |id: &'static str| {
         vec![
@@ -108,7 +104,7 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
     let b = replica("replica-b");
     let (_, standby_port) = env.spawn_operator(&b.iter().map(String::as_str).collect::<Vec<_>>());
     let one = format!("{}-one", env.id);
-    env.apply(&license(&ns, &one, &v, ""));
+    env.apply(license(&ns, &one).vendor(&v));
     env.wait_condition(RAL, Some(&ns), &one, "Ready", "True", None)
         .await;
     // The standby is ready (it could take over) while it does not lead.
@@ -131,7 +127,7 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
     })
     .await;
     let two = format!("{}-two", env.id);
-    env.apply(&license(&ns, &two, &v, ""));
+    env.apply(license(&ns, &two).vendor(&v));
     env.wait_condition(RAL, Some(&ns), &two, "Ready", "True", None)
         .await;
     assert!(
@@ -147,9 +143,9 @@ fn limited_kubeconfig(env: &Env, ns: &str, rules: &str) -> std::path::PathBuf {
         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n  namespace: {ns}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules:\n{rules}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {name}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {name}}}\nsubjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]\n"
     );
     env.apply(&manifest);
-    let token = common::kubectl_ok(&["create", "token", &name, "-n", ns], None);
+    let token = crate::cluster::kubectl_ok(&["create", "token", &name, "-n", ns], None);
     let view = |path: &str| {
-        common::kubectl_ok(
+        crate::cluster::kubectl_ok(
             &[
                 "config",
                 "view",
@@ -167,7 +163,7 @@ fn limited_kubeconfig(env: &Env, ns: &str, rules: &str) -> std::path::PathBuf {
         view("{.clusters[0].cluster.certificate-authority-data}"),
         token.trim()
     );
-    let path = common::repo_root().join(format!("target/e2e/{name}.kubeconfig"));
+    let path = crate::repo::repo_root().join(format!("target/e2e/{name}.kubeconfig"));
     std::fs::write(&path, kubeconfig).unwrap();
     path
 }
@@ -186,13 +182,13 @@ fn series(text: &str, prefix: &str) -> f64 {
 /// survive every cleanup pass until the licences are really gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
-async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_are_gone() {
+async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licenses_are_gone() {
     let mut env = Env::start("restart").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], "  barriers: {required: false}\n"));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
@@ -216,7 +212,7 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_a
     };
 
     // Suspended, so no enabled account holds the vendor's groups: only the licence itself does.
-    env.apply(&license(&ns, &name, &v, "  suspended: true\n"));
+    env.apply(license(&ns, &name).vendor(&v).suspended(true));
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "False", Some("Suspended"))
         .await;
 
@@ -228,7 +224,7 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_a
         &ns,
         "- apiGroups: [remoteassist.dev]\n  resources: [vendortenants, vendortenants/status, vendortenants/finalizers, barriersegments, barriersegments/status]\n  verbs: [get, list, watch, patch, update, create, delete]\n- apiGroups: ['']\n  resources: [namespaces]\n  verbs: [get]\n- apiGroups: [events.k8s.io]\n  resources: [events]\n  verbs: [create, patch]\n",
     );
-    common::kubectl_ok(&["delete", "vendortenant", &v, "--wait=false"], None);
+    crate::cluster::kubectl_ok(&["delete", "vendortenant", &v, "--wait=false"], None);
     env.start_operator();
     let forbidden = "remoteassist_watch_errors_total{kind=\"RemoteAssistLicense\",watch=\"controller\",error=\"InitialListFailed\"}";
     let waiting = "remoteassist_reconciles_total{kind=\"VendorTenant\",result=\"waiting\"}";
@@ -261,7 +257,7 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licences_a
     env.kill_operator();
     env.kubeconfig = full;
     env.start_operator();
-    common::kubectl_ok(&["delete", RAL, "-n", &ns, &name, "--timeout=60s"], None);
+    crate::cluster::kubectl_ok(&["delete", RAL, "-n", &ns, &name, "--timeout=60s"], None);
     env.wait_for("the vendor gone", Duration::from_secs(60), async || {
         env.get("vendortenant", None, &v).is_none()
     })

@@ -1,18 +1,13 @@
 //! End to end: deletion policies, adoption of a pre-existing user, suspension, credential
 //! rotation, and seat exhaustion with recovery.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::kubectl_ok;
-use serde_json::json;
+use crate::cluster::kubectl_ok;
+use crate::env::Env;
+use crate::fixtures::{license, upn, vendor};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 const RAL: &str = "remoteassistlicense";
-
-fn no_barriers() -> &'static str {
-    "  barriers: {required: false}\n"
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
@@ -20,11 +15,11 @@ async fn each_deletion_policy_does_what_it_says() {
     let mut env = Env::start("del").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let [del, dis, orph] =
         ["Delete", "Disable", "Orphan"].map(|p| format!("{}-{}", env.id, p.to_lowercase()));
     for (name, policy) in [(&del, "Delete"), (&dis, "Disable"), (&orph, "Orphan")] {
-        env.apply(&license(&ns, name, &v, &format!("  deletionPolicy: {policy}\n")));
+        env.apply(license(&ns, name).vendor(&v).deletion_policy(policy));
     }
     env.start_operator();
     for name in [&del, &dis, &orph] {
@@ -73,7 +68,7 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
     let mut env = Env::start("adopt").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let existing = format!("{}-existing", env.id);
     let portal = env.portal();
     let made = portal
@@ -85,12 +80,7 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
         .unwrap();
     // CreateOnly (the default): a Conflict, and the user is not touched.
     let strict = format!("{}-strict", env.id);
-    env.apply(&license(
-        &ns,
-        &strict,
-        &v,
-        &format!("  userPrincipalName: {}\n", upn(&existing)),
-    ));
+    env.apply(license(&ns, &strict).vendor(&v).upn(&upn(&existing)));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &strict, "AccountReady", "False", Some("Conflict"))
         .await;
@@ -112,31 +102,52 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
 
     // AdoptOrCreate: adopted once the platform team allows it on the vendor, managed (group,
     // licences, the operator's mark), its password left alone.
-    env.apply(&vendor(
-        &v,
-        &[&ns],
-        &format!("{}  adoption: {{policy: Allowed}}\n", no_barriers()),
-    ));
-    let adopt = format!("{}-adopt", env.id);
-    env.apply(&license(
-        &ns,
-        &adopt,
-        &v,
-        &format!(
-            "  userPrincipalName: {}\n  adoption: AdoptOrCreate\n",
-            upn(&existing)
-        ),
-    ));
-    env.wait_condition(RAL, Some(&ns), &adopt, "Ready", "True", None)
-        .await;
-    let status = env.get(RAL, Some(&ns), &adopt).unwrap()["status"].clone();
-    assert_eq!(status["createdByOperator"], false);
-    assert_eq!(status["userId"].as_str().unwrap(), made.id);
-    assert!(env.password_works(&upn(&existing), "Hand-Made-Passw0rd!").await);
+    let adopt = adopted_once_allowed(&env, &ns, &v, &existing, &made.id).await;
     let adopted = env.user(&upn(&existing)).await.unwrap();
     assert_eq!(adopted["displayName"], "Made by hand");
-    // Managed like any account: in the vendor's accounts group, with the vendor's licences.
-    let group = env.get("vendortenant", None, &v).unwrap()["status"]["accountsGroupId"].clone();
+    managed_like_any_account(&env, &v, &adopted).await;
+    let uid = env.get(RAL, Some(&ns), &adopt).unwrap()["metadata"]["uid"].clone();
+    assert_eq!(
+        adopted["employeeType"],
+        format!("remoteassist.dev/adopted:{}", uid.as_str().unwrap())
+    );
+    // Deleting the licence (policy Delete) orphans an adopted user, and takes the mark off.
+    kubectl_ok(&["delete", RAL, "-n", &ns, &adopt, "--timeout=60s"], None);
+    let left = env.user(&upn(&existing)).await;
+    assert!(left.is_some(), "an adopted user is never deleted");
+    assert!(
+        left.unwrap()["employeeType"].is_null(),
+        "its employeeType is put back"
+    );
+}
+
+/// Adopted once the vendor allows it, its password left alone. Returns the adopting licence.
+async fn adopted_once_allowed(env: &Env, ns: &str, v: &str, existing: &str, made: &str) -> String {
+    env.apply(
+        vendor(v)
+            .namespaces(&[ns])
+            .barriers_not_required()
+            .adoption_allowed(),
+    );
+    let adopt = format!("{}-adopt", env.id);
+    env.apply(
+        license(ns, &adopt)
+            .vendor(v)
+            .upn(&upn(existing))
+            .adoption("AdoptOrCreate"),
+    );
+    env.wait_condition(RAL, Some(ns), &adopt, "Ready", "True", None)
+        .await;
+    let status = env.get(RAL, Some(ns), &adopt).unwrap()["status"].clone();
+    assert_eq!(status["createdByOperator"], false);
+    assert_eq!(status["userId"].as_str().unwrap(), made);
+    assert!(env.password_works(&upn(existing), "Hand-Made-Passw0rd!").await);
+    adopt
+}
+
+/// Managed like any account: in the vendor's accounts group, with the vendor's licences.
+async fn managed_like_any_account(env: &Env, v: &str, adopted: &Value) {
+    let group = env.get("vendortenant", None, v).unwrap()["status"]["accountsGroupId"].clone();
     assert!(group.is_string(), "the vendor has its accounts group");
     assert_eq!(
         adopted["groups"],
@@ -167,37 +178,24 @@ async fn a_pre_existing_user_is_refused_or_adopted_and_never_deleted() {
         .collect();
     offered.sort();
     assert_eq!(skus, offered, "the vendor's three licences");
-    let uid = env.get(RAL, Some(&ns), &adopt).unwrap()["metadata"]["uid"].clone();
-    assert_eq!(
-        adopted["employeeType"],
-        format!("remoteassist.dev/adopted:{}", uid.as_str().unwrap())
-    );
-    // Deleting the licence (policy Delete) orphans an adopted user, and takes the mark off.
-    kubectl_ok(&["delete", RAL, "-n", &ns, &adopt, "--timeout=60s"], None);
-    let left = env.user(&upn(&existing)).await;
-    assert!(left.is_some(), "an adopted user is never deleted");
-    assert!(
-        left.unwrap()["employeeType"].is_null(),
-        "its employeeType is put back"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local API server: run with scripts/test.sh"]
-async fn suspension_releases_licences_and_rotation_changes_the_password() {
+async fn suspension_releases_licenses_and_rotation_changes_the_password() {
     let mut env = Env::start("susp").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
     let secret = format!("{name}-credentials");
     let first = env.secret_password(&ns, &secret).unwrap();
 
-    env.apply(&license(&ns, &name, &v, "  suspended: true\n"));
+    env.apply(license(&ns, &name).vendor(&v).suspended(true));
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "False", Some("Suspended"))
         .await;
     env.wait_for("licences released", Duration::from_secs(30), async || {
@@ -206,7 +204,7 @@ async fn suspension_releases_licences_and_rotation_changes_the_password() {
         })
     })
     .await;
-    env.apply(&license(&ns, &name, &v, "  suspended: false\n"));
+    env.apply(license(&ns, &name).vendor(&v).suspended(false));
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
     let u = env.user(&upn(&name)).await.unwrap();
@@ -244,7 +242,7 @@ async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
     let mut env = Env::start("seats").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], no_barriers()));
+    env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     // Two Remote Assist seats left in the whole tenant; three accounts want one each.
     env.admin(
         reqwest::Method::PUT,
@@ -254,7 +252,7 @@ async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
     .await;
     let names: Vec<String> = (1..=3).map(|i| format!("{}-t{i}", env.id)).collect();
     for n in &names {
-        env.apply(&license(&ns, n, &v, ""));
+        env.apply(license(&ns, n).vendor(&v));
     }
     env.start_operator();
     env.wait_for(

@@ -5,21 +5,14 @@
 //! they are, and deleting it removes nothing; with `adoptExisting` it binds, and deleting it
 //! still removes nothing.
 
-mod common;
-
-use common::e2e::Env;
-use common::kubectl_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::Env;
+use crate::fixtures::segment;
 use serde_json::Value;
 use std::time::Duration;
 
 const BS: &str = "barriersegment";
 const LONG: Duration = Duration::from_secs(120);
-
-fn segment(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n{spec}"
-    )
-}
 
 /// The tenant's segments and policies (the truth from the admin API).
 async fn definitions(env: &Env) -> Value {
@@ -32,15 +25,9 @@ async fn applications(env: &Env) -> usize {
     b["applications"].as_array().unwrap().len()
 }
 
-/// Waits until five seconds pass without a write to the tenant.
-async fn settle(env: &Env) {
-    env.wait_for("the tenant to settle", LONG, async || {
-        let writes = env.tenant_writes().await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        env.tenant_writes().await == writes
-    })
-    .await;
-}
+/// The operator has settled when the tenant sees no write for this long ([`Env::quiet_for`]:
+/// a time, not resync rounds, so a pending policy application is seen too).
+const QUIET: Duration = Duration::from_secs(5);
 
 /// Events of a cluster-scoped object (recorded in `default`).
 fn events(env: &Env, name: &str) -> Vec<String> {
@@ -63,15 +50,16 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
     let id = env.id.clone();
     let (first, later) = (format!("{id}-a"), format!("{id}-b"));
     let shared = format!("{id}-shared");
-    let spec = |name: &str, value: &str| {
-        format!(
-            "  segmentName: {name}\n  members:\n    userAttribute: {{attribute: Department, value: {value}}}\n  allowedSegments: []\n"
-        )
+    let in_tenant_as = |name: &str, tenant_name: &str, department: &str| {
+        segment(name)
+            .segment_name(tenant_name)
+            .members_with("Department", department)
+            .allows(&[])
     };
-    env.apply(&segment(&first, &spec(&shared, "Support")));
+    env.apply(in_tenant_as(&first, &shared, "Support"));
     env.start_operator();
     env.wait_condition(BS, None, &first, "Ready", "True", None).await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let (writes, before, apps) = (
         env.tenant_writes().await,
         definitions(&env).await,
@@ -79,7 +67,7 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
     );
 
     // The same name in upper case, created later.
-    env.apply(&segment(&later, &spec(&shared.to_uppercase(), "Finance")));
+    env.apply(in_tenant_as(&later, &shared.to_uppercase(), "Finance"));
     env.wait_condition(
         BS,
         None,
@@ -104,7 +92,7 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
             .any(|e| e.starts_with("SegmentNameTaken:"))
     })
     .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(env.tenant_writes().await, writes, "no tenant write for it");
     assert_eq!(definitions(&env).await, before, "the tenant is unchanged");
     assert_eq!(applications(&env).await, apps);
@@ -113,7 +101,7 @@ async fn a_name_taken_in_another_case_is_refused_and_writes_nothing() {
 
     // Deleting the refused one removes nothing (the holder's segment stays).
     kubectl_ok(&["delete", BS, &later, "--timeout=60s"], None);
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(env.tenant_writes().await, writes);
     assert_eq!(definitions(&env).await, before);
     println!("name taken: refused with SegmentNameTaken, {writes} tenant writes before and after");
@@ -142,10 +130,7 @@ async fn a_host_segment_of_the_same_name_is_a_conflict_left_alone_and_never_remo
     let (writes, before) = (env.tenant_writes().await, definitions(&env).await);
     assert_eq!(named(&before, "segments", &name).len(), 1);
 
-    env.apply(&segment(
-        &name,
-        "  members:\n    userAttribute: {attribute: Department, value: Finance}\n  allowedSegments: []\n",
-    ));
+    env.apply(segment(&name).members_with("Department", "Finance").allows(&[]));
     env.start_operator();
     env.wait_condition(BS, None, &name, "SegmentReady", "False", Some("Conflict"))
         .await;
@@ -161,7 +146,7 @@ async fn a_host_segment_of_the_same_name_is_a_conflict_left_alone_and_never_remo
         events(&env, &name).iter().any(|e| e.starts_with("Conflict:"))
     })
     .await;
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     assert_eq!(env.tenant_writes().await, writes, "no tenant write");
     assert_eq!(
         definitions(&env).await,
@@ -172,7 +157,7 @@ async fn a_host_segment_of_the_same_name_is_a_conflict_left_alone_and_never_remo
 
     // Deleting the BarrierSegment removes neither.
     kubectl_ok(&["delete", BS, &name, "--timeout=60s"], None);
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let after = definitions(&env).await;
     assert_eq!(after, before, "still there, unchanged");
     assert_eq!(
@@ -193,10 +178,12 @@ async fn an_adopted_host_segment_is_managed_but_never_removed() {
     let mut env = Env::start("atk-segadopt").await;
     let name = format!("{}-adopt", env.id);
     let (segment_id, policy_id) = host_segment(&env, &name, "Inactive").await;
-    env.apply(&segment(
-        &name,
-        "  adoptExisting: true\n  members:\n    userAttribute: {attribute: Department, value: Finance}\n  allowedSegments: []\n",
-    ));
+    env.apply(
+        segment(&name)
+            .adopt_existing()
+            .members_with("Department", "Finance")
+            .allows(&[]),
+    );
     env.start_operator();
     env.wait_condition(BS, None, &name, "Ready", "True", None).await;
     let obj = env.get(BS, None, &name).unwrap();
@@ -217,7 +204,7 @@ async fn an_adopted_host_segment_is_managed_but_never_removed() {
     assert_eq!(p["State"], "Active");
 
     kubectl_ok(&["delete", BS, &name, "--timeout=60s"], None);
-    settle(&env).await;
+    env.quiet_for(QUIET, LONG).await;
     let after = definitions(&env).await;
     assert_eq!(
         named(&after, "segments", &name)[0]["Identity"],

@@ -2,10 +2,9 @@
 //! burst of changes, barrier-first activation, reachability from the applied state, the
 //! symmetry check, and removal in the safe order.
 
-mod common;
-
-use common::e2e::{Env, license, upn, vendor};
-use common::kubectl_ok;
+use crate::cluster::kubectl_ok;
+use crate::env::Env;
+use crate::fixtures::{license, segment, upn, vendor};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -27,16 +26,12 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
     let mut env = Env::start("ib").await;
     let ns = env.namespace("a");
     let (v1, v2) = (format!("{}-v1", env.id), format!("{}-v2", env.id));
-    env.apply(&vendor(
-        &v1,
-        &[&ns],
-        "  supportEngineers:\n    members: [alice.engineer@abc.example]\n",
-    ));
-    env.apply(&vendor(
-        &v2,
-        &[&ns],
-        "  supportEngineers:\n    members: [bob.engineer@abc.example]\n",
-    ));
+    for (v, engineer) in [
+        (&v1, "alice.engineer@abc.example"),
+        (&v2, "bob.engineer@abc.example"),
+    ] {
+        env.apply(vendor(v).namespaces(&[&ns]).engineers(&[engineer]));
+    }
     let names: Vec<(String, &String)> = (1..=2)
         .flat_map(|i| {
             [
@@ -46,7 +41,7 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
         })
         .collect();
     for (n, v) in &names {
-        env.apply(&license(&ns, n, v, ""));
+        env.apply(license(&ns, n).vendor(v));
     }
     env.start_operator();
     for (n, _) in &names {
@@ -67,9 +62,21 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
             );
         }
     }
-    // Barrier-first: every account was enabled only after the barrier covering it took effect.
+    barrier_first(&env, &names).await;
+    reachable_only_within_the_vendor(&env, &upn(&names[0].0), &upn(&names[1].0)).await;
+    // A burst of changes became few applications, never two at once.
+    let apps = barriers(&env).await["applications"].as_array().unwrap().len();
+    assert!(
+        (1..=4).contains(&apps),
+        "{apps} applications for 4 accounts and 4 segments"
+    );
+    println!("barrier scenario: {apps} policy application(s)");
+}
+
+/// Barrier-first: every account was enabled only after the barrier covering it took effect.
+async fn barrier_first(env: &Env, names: &[(String, &String)]) {
     let timeline = env.admin(reqwest::Method::GET, "/barriers/timeline", None).await;
-    for (n, _) in &names {
+    for (n, _) in names {
         let t = &timeline[upn(n).as_str()];
         let (enabled, since) = (
             t["enabledAt"].as_str().expect("enabled"),
@@ -82,40 +89,32 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
             "{n} enabled at {enabled} before its barrier took effect at {since}"
         );
     }
-    // Reachability from the applied state.
-    let (a1, b1) = (upn(&names[0].0), upn(&names[1].0));
+}
+
+/// Reachability from the applied state: `a1` is an account of V1, `b1` one of V2.
+async fn reachable_only_within_the_vendor(env: &Env, a1: &str, b1: &str) {
     let (alice, bob, dave) = (
         "alice.engineer@abc.example",
         "bob.engineer@abc.example",
         "dave.finance@abc.example",
     );
     assert!(
-        reachable(&env, &a1, alice).await,
+        reachable(env, a1, alice).await,
         "V1's account reaches V1's engineer"
     );
     assert!(
-        reachable(&env, &b1, bob).await,
+        reachable(env, b1, bob).await,
         "V2's account reaches V2's engineer"
     );
     assert!(
-        !reachable(&env, &a1, bob).await,
+        !reachable(env, a1, bob).await,
         "V1's account cannot reach V2's engineer"
     );
+    assert!(!reachable(env, a1, b1).await, "vendors cannot reach each other");
     assert!(
-        !reachable(&env, &a1, &b1).await,
-        "vendors cannot reach each other"
-    );
-    assert!(
-        !reachable(&env, &a1, dave).await,
+        !reachable(env, a1, dave).await,
         "nor anyone outside their segments"
     );
-    // A burst of changes became few applications, never two at once.
-    let apps = barriers(&env).await["applications"].as_array().unwrap().len();
-    assert!(
-        (1..=4).contains(&apps),
-        "{apps} applications for 4 accounts and 4 segments"
-    );
-    println!("barrier scenario: {apps} policy application(s)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,13 +122,11 @@ async fn accounts_are_enabled_only_behind_an_applied_barrier_and_reach_only_thei
 async fn an_asymmetric_allow_list_is_held_back_naming_the_missing_direction() {
     let mut env = Env::start("asym").await;
     let (a, b) = (format!("{}-sa", env.id), format!("{}-sb", env.id));
-    let segment = |name: &str, value: &str, allowed: &str| {
-        format!(
-            "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n  members:\n    userAttribute: {{attribute: Department, value: {value}}}\n  allowedSegments: [{allowed}]\n"
-        )
+    let department = |name: &str, value: &str, allowed: &str| {
+        segment(name).members_with("Department", value).allows(&[allowed])
     };
-    env.apply(&segment(&a, "Support", &b));
-    env.apply(&segment(&b, "Finance", &b));
+    env.apply(department(&a, "Support", &b));
+    env.apply(department(&b, "Finance", &b));
     env.start_operator();
     env.wait_condition(BS, None, &a, "PolicyApplied", "False", Some("Asymmetric"))
         .await;
@@ -144,7 +141,7 @@ async fn an_asymmetric_allow_list_is_held_back_naming_the_missing_direction() {
         "nothing was applied"
     );
     // Fixing the other direction lets the application run.
-    env.apply(&segment(&b, "Finance", &a));
+    env.apply(department(&b, "Finance", &a));
     env.wait_condition(BS, None, &a, "PolicyApplied", "True", None)
         .await;
     env.wait_condition(BS, None, &b, "PolicyApplied", "True", None)
@@ -241,7 +238,7 @@ async fn deleting_a_vendor_removes_its_generated_barriers_from_the_tenant() {
     let mut env = Env::start("ibdel").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], ""));
+    env.apply(vendor(&v).namespaces(&[&ns]));
     env.start_operator();
     env.wait_condition(BS, None, &format!("{v}-accounts"), "Ready", "True", None)
         .await;
@@ -280,9 +277,11 @@ async fn a_failed_application_is_surfaced_on_the_segments_it_affected() {
     // mode refuses when the policies are applied.
     let (x, y) = (format!("{}-x", env.id), format!("{}-y", env.id));
     for name in [&x, &y] {
-        env.apply(&format!(
-            "apiVersion: remoteassist.dev/v1alpha1\nkind: BarrierSegment\nmetadata:\n  name: {name}\nspec:\n  members:\n    userAttribute: {{attribute: Department, value: Support}}\n  allowedSegments: [{name}]\n"
-        ));
+        env.apply(
+            segment(name)
+                .members_with("Department", "Support")
+                .allows(&[name]),
+        );
     }
     env.start_operator();
     for name in [&x, &y] {
@@ -308,9 +307,9 @@ async fn a_restored_account_is_enabled_again_only_behind_a_new_application() {
     let mut env = Env::start("ibrestore").await;
     let ns = env.namespace("a");
     let v = format!("{}-v", env.id);
-    env.apply(&vendor(&v, &[&ns], ""));
+    env.apply(vendor(&v).namespaces(&[&ns]));
     let name = format!("{}-t", env.id);
-    env.apply(&license(&ns, &name, &v, ""));
+    env.apply(license(&ns, &name).vendor(&v));
     env.start_operator();
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
