@@ -78,6 +78,45 @@ impl ConditionUpdate {
     }
 }
 
+/// The conditions builder all three controllers use: one reconcile's writes to one object's
+/// conditions, each stamped with the object's generation and the same `now`.
+#[derive(Clone, Debug)]
+pub struct Conditions {
+    generation: Option<i64>,
+    now: Time,
+}
+
+impl Conditions {
+    pub fn new(generation: Option<i64>, now: Time) -> Self {
+        Conditions { generation, now }
+    }
+
+    /// Sets one condition; returns whether anything changed.
+    pub fn set(
+        &self,
+        list: &mut Vec<Condition>,
+        type_: &str,
+        status: Status,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> bool {
+        self.put(list, ConditionUpdate::new(type_, status, reason, message))
+    }
+
+    /// Sets a condition already built (the `Ready` roll-up, or one chosen elsewhere).
+    pub fn put(&self, list: &mut Vec<Condition>, update: ConditionUpdate) -> bool {
+        set_condition(list, update, self.generation, &self.now)
+    }
+
+    /// Sets `Ready`, the roll-up of `aspects`; returns its message.
+    pub fn ready(&self, list: &mut Vec<Condition>, aspects: &[&str]) -> String {
+        let rollup = ready_rollup(list, aspects);
+        let message = rollup.message.clone();
+        self.put(list, rollup);
+        message
+    }
+}
+
 /// Sets one condition in `conditions`. Returns `true` when anything changed.
 ///
 /// `lastTransitionTime` moves only when `status` changes; a new reason, message or generation

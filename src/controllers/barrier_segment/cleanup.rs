@@ -7,7 +7,7 @@ use crate::compliance::ComplianceError;
 use crate::context::Context;
 use crate::controllers::reconcile::{now, write_status};
 use crate::crd::BarrierSegment;
-use crate::crd::conditions::{ConditionUpdate, Status, set_condition, types};
+use crate::crd::conditions::{Conditions, Status, types};
 use crate::error::Error;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -32,13 +32,14 @@ async fn wait_for_holders(bs: &BarrierSegment, ctx: &Context) -> Result<(), Erro
     let message = crate::controllers::vendor_tenant::holders::holding_message(&holders);
     let api: Api<BarrierSegment> = Api::all(ctx.kube.clone());
     let mut status = bs.status.clone().unwrap_or_default();
-    let update = ConditionUpdate::new(
+    let c = Conditions::new(bs.metadata.generation, now());
+    c.set(
+        &mut status.conditions,
         types::READY,
         Status::False,
         "AccountsHoldSegment",
         message.clone(),
     );
-    set_condition(&mut status.conditions, update, bs.metadata.generation, &now());
     status.message = Some(message.clone());
     if write_status(&api, bs, bs.status.as_ref(), &status).await? {
         ctx.event(

@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::controllers::reconcile::{now, write_status};
 use crate::controllers::refusal::Refusal;
 use crate::crd::barrier_segment::CreatedObjects;
-use crate::crd::conditions::{ConditionUpdate, Status, ready_rollup, set_condition, types};
+use crate::crd::conditions::{Conditions, Status, types};
 use crate::crd::{BarrierSegment, BarrierSegmentStatus};
 use crate::error::Error;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -72,12 +72,7 @@ pub fn set(
     reason: &str,
     message: String,
 ) {
-    set_condition(
-        &mut status.conditions,
-        ConditionUpdate::new(type_, s, reason, message),
-        bs.metadata.generation,
-        t,
-    );
+    Conditions::new(bs.metadata.generation, t.clone()).set(&mut status.conditions, type_, s, reason, message);
 }
 
 /// The status after acting: Events for what was done, `SegmentReady` from how acting ended,
@@ -222,9 +217,8 @@ pub async fn finish(
     {
         status.created = None;
     }
-    let ready = ready_rollup(&status.conditions, &ASPECTS);
-    status.message = Some(ready.message.clone());
-    set_condition(&mut status.conditions, ready, bs.metadata.generation, &t);
+    let ready = Conditions::new(bs.metadata.generation, t).ready(&mut status.conditions, &ASPECTS);
+    status.message = Some(ready);
     if write_status(api, bs, bs.status.as_ref(), &status).await?
         && let Some(r) = refused
     {

@@ -10,7 +10,7 @@ use super::status::StatusBuilder;
 use crate::context::Context;
 use crate::controllers::reconcile::write_status;
 use crate::crd::RemoteAssistLicense;
-use crate::crd::conditions::{Status, types};
+use crate::crd::conditions::{Conditions, Status, types};
 use crate::directory::SkuTable;
 use crate::error::Error;
 use kube::runtime::controller::Action;
@@ -78,17 +78,13 @@ pub async fn plan_only(
     builder.set(types::PLANNED, Status::True, reason, message.clone());
     let mut status = builder.finish(plan.enablement_settled, desired.suspended);
     if n > 0 {
-        let ready = crate::crd::conditions::ConditionUpdate::new(
+        let c = Conditions::new(ral.metadata.generation, crate::controllers::reconcile::now());
+        c.set(
+            &mut status.conditions,
             types::READY,
             Status::False,
             reason,
             message.clone(),
-        );
-        crate::crd::conditions::set_condition(
-            &mut status.conditions,
-            ready,
-            ral.metadata.generation,
-            &crate::controllers::reconcile::now(),
         );
         status.message = Some(message.clone());
     }

@@ -4,7 +4,7 @@ use super::act::Outcome;
 use super::enforcement::Enforcement;
 use super::plan::{Desired, Plan, Step};
 use crate::crd::RemoteAssistLicenseStatus;
-use crate::crd::conditions::{ConditionUpdate, Status, ready_rollup, set_condition, types};
+use crate::crd::conditions::{ConditionUpdate, Conditions, Status, ready_rollup, types};
 use crate::directory::SkuTable;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -17,8 +17,7 @@ pub const ASPECTS: [&str; 3] = [
 /// Builds the next status from the current one: conditions keep their transition times.
 pub struct StatusBuilder {
     pub status: RemoteAssistLicenseStatus,
-    generation: Option<i64>,
-    now: Time,
+    conditions: Conditions,
 }
 
 impl StatusBuilder {
@@ -27,18 +26,13 @@ impl StatusBuilder {
         status.observed_generation = generation;
         StatusBuilder {
             status,
-            generation,
-            now,
+            conditions: Conditions::new(generation, now),
         }
     }
 
     pub fn set(&mut self, type_: &str, status: Status, reason: &str, message: impl Into<String>) {
-        set_condition(
-            &mut self.status.conditions,
-            ConditionUpdate::new(type_, status, reason, message),
-            self.generation,
-            &self.now,
-        );
+        self.conditions
+            .set(&mut self.status.conditions, type_, status, reason, message);
     }
 
     /// Every aspect False (or Unknown) for one reason: used when nothing can be observed.
@@ -67,7 +61,7 @@ impl StatusBuilder {
             );
         }
         self.status.message = Some(ready.message.clone());
-        set_condition(&mut self.status.conditions, ready, self.generation, &self.now);
+        self.conditions.put(&mut self.status.conditions, ready);
         self.status
     }
 

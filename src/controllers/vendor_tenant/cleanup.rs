@@ -7,7 +7,7 @@ use super::{accounts, generated_segments, holders};
 use crate::context::Context;
 use crate::controllers::reconcile::{now, write_status};
 use crate::crd::VendorTenant;
-use crate::crd::conditions::{ConditionUpdate, Status, set_condition, types};
+use crate::crd::conditions::{Conditions, Status, types};
 use crate::error::Error;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -37,8 +37,14 @@ async fn waiting(
     warn: bool,
 ) -> Result<(), Error> {
     let mut status = vt.status.clone().unwrap_or_default();
-    let update = ConditionUpdate::new(types::READY, Status::False, reason, message);
-    set_condition(&mut status.conditions, update, vt.metadata.generation, &now());
+    let c = Conditions::new(vt.metadata.generation, now());
+    c.set(
+        &mut status.conditions,
+        types::READY,
+        Status::False,
+        reason,
+        message,
+    );
     if warn {
         status.message = Some(message.to_owned());
     }

@@ -3,7 +3,7 @@
 
 use super::act::Outcome;
 use super::plan::{GroupRef, Plan, Role};
-use crate::crd::conditions::{ConditionUpdate, Status, find, ready_rollup, set_condition, types};
+use crate::crd::conditions::{Conditions, Status, find, types};
 use crate::crd::vendor_tenant::AccountsSummary;
 use crate::crd::{RemoteAssistLicense, VendorTenant, VendorTenantStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -20,12 +20,8 @@ pub fn status(
     now: &Time,
 ) -> VendorTenantStatus {
     let mut s = vt.status.clone().unwrap_or_default();
-    let generation = vt.metadata.generation;
-    let set = |s: &mut VendorTenantStatus, type_: &str, status: Status, reason: &str, message: String| {
-        let update = ConditionUpdate::new(type_, status, reason, message);
-        set_condition(&mut s.conditions, update, generation, now);
-    };
-    s.observed_generation = generation;
+    let c = Conditions::new(vt.metadata.generation, now.clone());
+    s.observed_generation = vt.metadata.generation;
     let bound = |g: &Option<GroupRef>, role: Role| match g {
         Some(GroupRef::Existing { id, .. }) => Some(id.clone()),
         Some(GroupRef::New { .. }) => outcome.created.get(&role).map(|g| g.id.clone()),
@@ -34,39 +30,45 @@ pub fn status(
     s.accounts_group_id = bound(&plan.accounts_group, Role::Accounts);
     s.engineers_group_id = bound(&plan.engineers_group, Role::Engineers);
     match plan.problems.first() {
-        Some(p) => set(
-            &mut s,
+        Some(p) => c.set(
+            &mut s.conditions,
             types::GROUPS_READY,
             Status::False,
             p.reason,
             p.message.clone(),
         ),
-        None => set(
-            &mut s,
+        None => c.set(
+            &mut s.conditions,
             types::GROUPS_READY,
             Status::True,
             "Bound",
-            "both groups exist and the engineers are members".into(),
+            "both groups exist and the engineers are members",
         ),
-    }
+    };
     s.seats = plan.seats.seats.clone();
     let (status, reason, message) = match &outcome.group_license_refused {
         Some(message) => (Status::False, "GroupLicenseRefused", message.clone()),
         None => plan.seats.condition.clone(),
     };
-    set(&mut s, types::LICENSES_ASSIGNED, status, reason, message);
+    c.set(
+        &mut s.conditions,
+        types::LICENSES_ASSIGNED,
+        status,
+        reason,
+        message,
+    );
     let summary = accounts_summary(accounts);
-    let rollup = ready_rollup(&s.conditions, &ASPECTS);
-    s.message = Some(if rollup.status == Status::True {
+    let rollup = c.ready(&mut s.conditions, &ASPECTS);
+    let ready = find(&s.conditions, types::READY).is_some_and(|r| r.status == "True");
+    s.message = Some(if ready {
         format!(
             "groups bound; {} of {} accounts ready",
             summary.ready, summary.total
         )
     } else {
-        rollup.message.clone()
+        rollup
     });
     s.accounts = Some(summary);
-    set_condition(&mut s.conditions, rollup, generation, now);
     s
 }
 
