@@ -9,7 +9,7 @@ use crate::controllers::barrier_segment::invariant;
 use crate::controllers::barrier_segment::plan::{self as segments, Rejection};
 use crate::controllers::refusal::Refusal;
 use crate::controllers::remote_assist_license::course::course;
-use crate::controllers::remote_assist_license::plan::{Observed as AccountObserved, SecretState};
+use crate::controllers::remote_assist_license::plan::{Desired, Observed as AccountObserved, SecretState};
 use crate::controllers::vendor_tenant::generated_segments::generated;
 use crate::controllers::vendor_tenant::plan::{GroupRef, GroupSeen, Observed, plan as vendor_plan};
 use crate::crd::barrier_segment::CreatedObjects;
@@ -167,6 +167,47 @@ async fn plan_vendor(
     })
 }
 
+/// What the RemoteAssistLicense reconciler would read of the account, read-only. A user the
+/// operator marked is taken to be this manifest's (its uid is not known here).
+async fn observe_account(
+    t: &Tenant,
+    desired: &mut Desired,
+    group: Option<&str>,
+) -> anyhow::Result<AccountObserved> {
+    let user = t.directory.user(&desired.upn).await?;
+    if let Some(uid) = user.as_ref().and_then(|u| u.managed_by()) {
+        desired.owner_uid = uid.to_owned();
+    }
+    let in_group = match (&user, group) {
+        (Some(u), Some(g)) => t.directory.member_of(&u.id).await?.contains(g),
+        _ => false,
+    };
+    let directory_roles = match &user {
+        Some(u) if u.managed_by().is_none() && u.upn_domain() == desired.vendor_domain => {
+            Some(t.directory.directory_roles(&u.id).await?)
+        }
+        _ => None,
+    };
+    Ok(AccountObserved {
+        directory_roles,
+        rotation_wait: None,
+        secret: if user.is_some() {
+            SecretState::Ready {
+                pending: false,
+                rotated_for: None,
+            }
+        } else {
+            SecretState::Missing
+        },
+        user,
+        status_user_id: None,
+        deleted: false,
+        status_adopted: false,
+        in_group,
+        rotation_request: None,
+    })
+}
+
 async fn plan_license(
     t: &Tenant,
     ral: &RemoteAssistLicense,
@@ -210,39 +251,7 @@ async fn plan_license(
             return Ok(());
         }
     };
-    let user = t.directory.user(&desired.upn).await?;
-    // A user the operator marked is taken to be this manifest's (its uid is not known here).
-    if let Some(uid) = user.as_ref().and_then(|u| u.managed_by()) {
-        desired.owner_uid = uid.to_owned();
-    }
-    let in_group = match (&user, group) {
-        (Some(u), Some(g)) => t.directory.member_of(&u.id).await?.contains(g),
-        _ => false,
-    };
-    let directory_roles = match &user {
-        Some(u) if u.managed_by().is_none() && u.upn_domain() == desired.vendor_domain => {
-            Some(t.directory.directory_roles(&u.id).await?)
-        }
-        _ => None,
-    };
-    let observed = AccountObserved {
-        directory_roles,
-        rotation_wait: None,
-        secret: if user.is_some() {
-            SecretState::Ready {
-                pending: false,
-                rotated_for: None,
-            }
-        } else {
-            SecretState::Missing
-        },
-        user,
-        status_user_id: None,
-        deleted: false,
-        status_adopted: false,
-        in_group,
-        rotation_request: None,
-    };
+    let observed = observe_account(t, &mut desired, group).await?;
     let (steps, last) = course(&desired, &observed);
     if let Some(b) = &last.blocked {
         r.refused(b);

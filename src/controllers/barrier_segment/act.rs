@@ -101,31 +101,33 @@ pub async fn act(
             }
             Err(e) => e,
         };
-        if matches!(e, ComplianceError::Command { .. }) && matches!(step, Step::CreateSegment { .. }) {
-            // Refused: nothing was created under the pending record.
-            status
-                .created
-                .get_or_insert_with(CreatedObjects::default)
-                .pending_segment = None;
-        }
-        return match e {
-            e if waiting(&e) => Ok((done, Some(Halt::Waiting))),
-            ComplianceError::Command {
-                exception, message, ..
-            } => {
-                let short = exception.rsplit('.').next().unwrap_or(&exception).to_owned();
-                let reason = if short.contains("AlreadyExists") {
-                    ownership::CONFLICT
-                } else {
-                    "Refused"
-                };
-                Ok((
-                    done,
-                    Some(Halt::Refused(refusal(reason, format!("{short}: {message}")))),
-                ))
-            }
-            e => Err(e.into()),
-        };
+        return halt(e, step, status).map(|h| (done, Some(h)));
     }
     Ok((done, None))
+}
+
+/// Why acting stops at `step`, which the tenant refused with `e`; an error for anything else.
+fn halt(e: ComplianceError, step: &Step, status: &mut BarrierSegmentStatus) -> Result<Halt, Error> {
+    if matches!(e, ComplianceError::Command { .. }) && matches!(step, Step::CreateSegment { .. }) {
+        // Refused: nothing was created under the pending record.
+        status
+            .created
+            .get_or_insert_with(CreatedObjects::default)
+            .pending_segment = None;
+    }
+    match e {
+        e if waiting(&e) => Ok(Halt::Waiting),
+        ComplianceError::Command {
+            exception, message, ..
+        } => {
+            let short = exception.rsplit('.').next().unwrap_or(&exception).to_owned();
+            let reason = if short.contains("AlreadyExists") {
+                ownership::CONFLICT
+            } else {
+                "Refused"
+            };
+            Ok(Halt::Refused(refusal(reason, format!("{short}: {message}"))))
+        }
+        e => Err(e.into()),
+    }
 }

@@ -65,17 +65,8 @@ impl StatusBuilder {
         self.status
     }
 
-    /// Conditions from a plan that ran (or was blocked) and what acting on it produced.
-    pub fn from_plan(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome, skus: &SkuTable) {
-        let s = &mut self.status;
-        s.user_principal_name = Some(d.upn.clone());
-        if let Some((id, created)) = &outcome.bound_user {
-            s.user_id = Some(id.clone());
-            s.created_by_operator = Some(*created);
-        } else if plan.user_id.is_some() {
-            s.user_id = plan.user_id.clone();
-            s.created_by_operator = plan.created_by_operator;
-        }
+    /// `AccountReady`: blocked, partly refused, replicating, being created, or in place.
+    fn account_ready(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome) {
         if let Some(b) = &plan.blocked {
             let (reason, message) = (b.reason, b.message.clone());
             self.set(types::ACCOUNT_READY, Status::False, reason, message);
@@ -111,43 +102,62 @@ impl StatusBuilder {
                 format!("user {} is in the accounts group", d.upn),
             );
         }
+    }
+
+    /// `LicensesAssigned`, once there is an account to license.
+    fn licenses_assigned(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome) {
+        if let Some(m) = &outcome.no_seats {
+            self.set(types::LICENSES_ASSIGNED, Status::False, "NoSeats", m.clone());
+        } else if d.suspended {
+            self.set(
+                types::LICENSES_ASSIGNED,
+                Status::False,
+                "Released",
+                "licences are released while suspended",
+            );
+        } else if plan.licensed
+            || outcome
+                .done
+                .iter()
+                .any(|d| matches!(d.step, Step::AssignLicenses { .. }))
+        {
+            self.set(
+                types::LICENSES_ASSIGNED,
+                Status::True,
+                "Assigned",
+                "every requested licence is assigned",
+            );
+        } else if matches!(d.licensing, super::plan::Licensing::Group(_)) {
+            self.set(
+                types::LICENSES_ASSIGNED,
+                Status::False,
+                "AwaitingGroupLicenses",
+                "waiting for the accounts group's licences to reach the account",
+            );
+        } else {
+            self.set(
+                types::LICENSES_ASSIGNED,
+                Status::False,
+                "Assigning",
+                "licences are being assigned",
+            );
+        }
+    }
+
+    /// Conditions from a plan that ran (or was blocked) and what acting on it produced.
+    pub fn from_plan(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome, skus: &SkuTable) {
+        let s = &mut self.status;
+        s.user_principal_name = Some(d.upn.clone());
+        if let Some((id, created)) = &outcome.bound_user {
+            s.user_id = Some(id.clone());
+            s.created_by_operator = Some(*created);
+        } else if plan.user_id.is_some() {
+            s.user_id = plan.user_id.clone();
+            s.created_by_operator = plan.created_by_operator;
+        }
+        self.account_ready(d, plan, outcome);
         if plan.blocked.is_none() {
-            if let Some(m) = &outcome.no_seats {
-                self.set(types::LICENSES_ASSIGNED, Status::False, "NoSeats", m.clone());
-            } else if d.suspended {
-                self.set(
-                    types::LICENSES_ASSIGNED,
-                    Status::False,
-                    "Released",
-                    "licences are released while suspended",
-                );
-            } else if plan.licensed
-                || outcome
-                    .done
-                    .iter()
-                    .any(|d| matches!(d.step, Step::AssignLicenses { .. }))
-            {
-                self.set(
-                    types::LICENSES_ASSIGNED,
-                    Status::True,
-                    "Assigned",
-                    "every requested licence is assigned",
-                );
-            } else if matches!(d.licensing, super::plan::Licensing::Group(_)) {
-                self.set(
-                    types::LICENSES_ASSIGNED,
-                    Status::False,
-                    "AwaitingGroupLicenses",
-                    "waiting for the accounts group's licences to reach the account",
-                );
-            } else {
-                self.set(
-                    types::LICENSES_ASSIGNED,
-                    Status::False,
-                    "Assigning",
-                    "licences are being assigned",
-                );
-            }
+            self.licenses_assigned(d, plan, outcome);
         }
         self.status.assigned_licenses = assigned_part_numbers(plan, skus);
     }
