@@ -12,7 +12,9 @@ use crate::metrics::Metrics;
 use futures::{Stream, StreamExt};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, utils::PredicateConfig, watcher};
+use kube::runtime::utils::{PredicateConfig, ResetTimerBackoff};
+use kube::runtime::watcher::ExponentialBackoff;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::collections::hash_map::DefaultHasher;
@@ -102,6 +104,22 @@ where
     })
 }
 
+/// The watches' retry policy. kube's default (client-go's) waits up to 30 s and resets only
+/// after 120 s without an error, so after an API server restart a watch can take a minute and
+/// a half of 403s, expired resource versions and relists before its cache is current again,
+/// while reconciles read the stale cache: an account's own status writes go unseen and its
+/// barrier is judged on old data. Barrier decisions read these caches, so retry within 5 s;
+/// eight watches retrying that often cost the API server nothing.
+pub fn backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    let policy = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(policy.into(), std::time::Duration::from_secs(30))
+}
+
 pub fn config(config: &Config) -> watcher::Config {
     let wc = watcher::Config::default();
     match &config.watch_selector {
@@ -157,7 +175,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let (cache, listed) = Cache::new(reader);
-    let stream = reported(watcher(api, wc).default_backoff(), "controller", metrics)
+    let stream = reported(watcher(api, wc).backoff(backoff()), "controller", metrics)
         .inspect(move |e| {
             if matches!(e, Ok(watcher::Event::InitDone)) {
                 SYNCED_LISTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -181,7 +199,7 @@ pub fn filtered_stream<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    reported(watcher(api, wc).default_backoff(), "trigger", metrics)
+    reported(watcher(api, wc).backoff(backoff()), "trigger", metrics)
         .applied_objects()
         .predicate_filter(predicate, PredicateConfig::default())
 }
@@ -195,7 +213,7 @@ pub fn related<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    reported(watcher(api, wc).default_backoff(), "trigger", metrics).applied_objects()
+    reported(watcher(api, wc).backoff(backoff()), "trigger", metrics).applied_objects()
 }
 
 /// A cache of every VendorTenant, for lookups from the licence reconciler.
@@ -206,7 +224,7 @@ pub fn vendor_cache(
 ) -> (Cache<VendorTenant>, impl std::future::Future<Output = ()> + use<>) {
     let (reader, writer) = reflector::store();
     let (cache, listed) = Cache::new(reader);
-    let run = reported(watcher(api, wc).default_backoff(), "cache", metrics)
+    let run = reported(watcher(api, wc).backoff(backoff()), "cache", metrics)
         .inspect(move |e| {
             if matches!(e, Ok(watcher::Event::InitDone)) {
                 listed.send_replace(true);
@@ -256,5 +274,23 @@ pub fn display_name<K: Resource>(obj: &K) -> String {
     match obj.namespace() {
         Some(ns) => format!("{ns}/{}", obj.name_any()),
         None => obj.name_any(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failing_watch_is_retried_within_seconds_however_long_it_fails() {
+        let mut b = backoff();
+        // Jitter adds up to the delay itself, so no wait exceeds twice the 5 s cap.
+        let waits: Vec<Duration> = (0..50).map(|_| b.next().expect("never gives up")).collect();
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(10)), "{waits:?}");
+        assert!(waits[0] < Duration::from_secs(1), "{waits:?}");
+        b.reset();
+        assert!(b.next().unwrap() < Duration::from_secs(1), "a reset starts over");
     }
 }
