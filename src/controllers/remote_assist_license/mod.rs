@@ -96,6 +96,14 @@ pub async fn run(
 pub async fn reconcile(ral: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<RemoteAssistLicense> =
         Api::namespaced(ctx.kube.clone(), &ral.namespace().unwrap_or_default());
+    // Read fresh, not from the cache: the barrier decisions read this object's own last status
+    // write (when the account was seen in its segment), and after an API server restart a
+    // watch can stay on an expired resource version for minutes, so the cache would show a
+    // status from before that write and the account would never count as behind its barrier.
+    let Some(ral) = api.get_opt(&ral.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let ral = Arc::new(ral);
     crate::controllers::reconcile::with_finalizer(
         &api,
         ral,
