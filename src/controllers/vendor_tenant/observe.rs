@@ -7,7 +7,7 @@ use crate::context::Context;
 use crate::crd::VendorTenant;
 use crate::directory::Directory;
 use crate::error::Error;
-use crate::watch;
+use kube::ResourceExt;
 use std::collections::BTreeMap;
 
 /// The tenant's and the cluster's view for `vt`, through the operator's caches.
@@ -49,10 +49,7 @@ pub async fn observe(ctx: &Context, vt: &VendorTenant) -> Result<Observed, Error
         engineer_members,
         vendors: ctx.caches().vendors.current().state(),
         segments,
-        accounts: watch::licenses_of(
-            ctx.licenses().await?,
-            &vt.metadata.name.clone().unwrap_or_default(),
-        ),
+        accounts: super::accounts(ctx, &vt.name_any()).await?,
         skus: dir.skus(false).await?,
     })
 }
