@@ -112,6 +112,25 @@ pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// Now, rounded up to the whole second, for a time that policy applications are compared with.
+/// A `Time` is stored with whole seconds only: rounded down, it could read earlier than the
+/// write it records, and an application that started between the two would count as covering
+/// an account its snapshot never saw.
+pub fn now_for_barriers() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(round_up_to_second(
+        k8s_openapi::jiff::Timestamp::now(),
+    ))
+}
+
+/// `t`, or the next whole second if it has a fraction.
+pub fn round_up_to_second(t: k8s_openapi::jiff::Timestamp) -> k8s_openapi::jiff::Timestamp {
+    if t.subsec_nanosecond() > 0 {
+        k8s_openapi::jiff::Timestamp::from_second(t.as_second() + 1).unwrap_or(t)
+    } else {
+        t
+    }
+}
+
 /// Runs one reconcile and records its duration and result.
 pub async fn instrumented<K, F>(ctx: &Context, fut: F) -> Result<Action, Error>
 where
@@ -127,4 +146,30 @@ where
     };
     ctx.metrics.reconciled(&K::kind(&()), outcome, start.elapsed());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_up_to_second;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    #[test]
+    fn a_barrier_time_read_back_is_never_earlier_than_the_event() {
+        for event in [
+            "2026-12-02T10:00:00.900Z",
+            "2026-12-02T10:00:00.000000001Z",
+            "2026-12-02T10:00:00Z",
+        ] {
+            let event: Timestamp = event.parse().unwrap();
+            let stored = serde_json::to_value(Time(round_up_to_second(event))).unwrap();
+            let read: Time = serde_json::from_value(stored).unwrap();
+            assert!(read.0 >= event, "{event} read back as {}", read.0);
+            assert!(read.0.duration_since(event).as_secs_f64() < 1.0);
+        }
+        // Rounded down, as a plain `Time` stores it, the first one would read earlier.
+        let event: Timestamp = "2026-12-02T10:00:00.900Z".parse().unwrap();
+        let read: Time = serde_json::from_value(serde_json::to_value(Time(event)).unwrap()).unwrap();
+        assert!(read.0 < event);
+    }
 }

@@ -10,7 +10,7 @@ use crate::clock::hold_for;
 use crate::env::Env;
 use crate::fixtures::{license, upn, vendor};
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -57,12 +57,29 @@ async fn nothing_lost(env: &Env, ns: &str, names: &[String]) {
             env.password_works(&upn(n), &password).await,
             "{n}: the Secret's password works"
         );
-        assert_eq!(
-            timeline[upn(n).as_str()]["enabledOutsideBarrier"],
-            0,
-            "{n} was enabled outside an applied barrier"
-        );
+        if timeline[upn(n).as_str()]["enabledOutsideBarrier"] != 0 {
+            panic!("{}", barrier_breach(env, n, &u, &status, &timeline).await);
+        }
     }
+}
+
+/// What a test needs to find why `n` was enabled outside an applied barrier: its timeline, its
+/// status, the applications and the writes to its user.
+async fn barrier_breach(env: &Env, n: &str, user: &Value, status: &Value, timeline: &Value) -> String {
+    let id = user["id"].as_str().unwrap_or_default();
+    let barriers = env.admin(reqwest::Method::GET, "/barriers", None).await;
+    let journal = env.admin(reqwest::Method::GET, "/journal", None).await;
+    let writes: Vec<&Value> = journal["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.to_string().contains(id))
+        .collect();
+    format!(
+        "{n} was enabled outside an applied barrier\ntimeline: {}\nstatus: {status:#}\napplications: {:#}\nwrites to {id}: {writes:#?}",
+        timeline[upn(n).as_str()],
+        barriers["applications"],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use super::application::HISTORY_WAIT;
 use super::applied;
 use super::ownership::Bound;
 use crate::context::Context;
-use crate::controllers::reconcile::{now, write_status};
+use crate::controllers::reconcile::{now, now_for_barriers, write_status};
 use crate::controllers::refusal::Refusal;
 use crate::crd::barrier_segment::CreatedObjects;
 use crate::crd::conditions::{Conditions, Status, types};
@@ -88,7 +88,7 @@ pub async fn conclude(
 ) -> Result<Action, Error> {
     let t = now();
     if !done.is_empty() {
-        status.last_changed = Some(now());
+        status.last_changed = Some(now_for_barriers());
         ctx.coordinator()
             .request("a segment or policy definition changed");
         for note in &done {

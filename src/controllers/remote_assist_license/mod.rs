@@ -320,7 +320,7 @@ fn segment_seen(
         && plan.user_id.is_some()
         && plan.blocked.is_none()
     {
-        builder.status.barrier_attribute_set_at = Some(crate::controllers::reconcile::now());
+        builder.status.barrier_attribute_set_at = Some(crate::controllers::reconcile::now_for_barriers());
         if desired.barrier_required {
             ctx.coordinator().request("an account was seen in its segment");
         }
