@@ -124,7 +124,7 @@ run kubectl apply --server-side -f deploy/examples/
 
 say "Waiting for the operator to converge the tenant"
 wait_for 120 --for=condition=Ready vendortenant --all
-wait_for 180 --for=condition=Ready barriersegment v1-accounts v1-engineers v2-accounts v2-engineers
+wait_for 180 --for=condition=Ready barriersegment v1-accounts v1-engineers v2-accounts v2-engineers abc-staff
 wait_for 180 --for=condition=Ready remoteassistlicense v1-tech-01 v1-tech-02 -n vendor-v1
 wait_for 60 --for=jsonpath='{.status.accounts.summary}'=2/2 vendortenant v1
 
@@ -174,12 +174,14 @@ echo
 echo "  V2's account is suspended in its manifest: sign-in is blocked and it leaves the licensed group."
 
 say "Who can reach whom, from the information barriers the tenant applied"
-echo "  (alice and bob are V1's engineers, carol is V2's, dave works in Finance)"
+echo "  (alice and bob are V1's engineers, carol is V2's, dave works in Finance: host staff)"
 for pair in "v1-tech-01@vendors.abc.example alice.engineer@abc.example" \
             "v1-tech-01@vendors.abc.example bob.engineer@abc.example" \
             "v1-tech-01@vendors.abc.example carol.engineer@abc.example" \
             "v1-tech-01@vendors.abc.example v2-tech-01@vendors.abc.example" \
-            "v1-tech-01@vendors.abc.example dave.finance@abc.example"; do
+            "v1-tech-01@vendors.abc.example dave.finance@abc.example" \
+            "alice.engineer@abc.example dave.finance@abc.example" \
+            "alice.engineer@abc.example carol.engineer@abc.example"; do
   read -r from to <<<"$pair"
   set -- "$from" "$to"
   printf '    %-32s -> %-32s %s\n' "$1" "$2" \
@@ -189,7 +191,17 @@ curl -fs "$sim/_sim/barriers" | python3 -c '
 import json, sys
 b = json.load(sys.stdin)
 print("  %d policy application(s); in effect: %s" % (len(b["applications"]), (b.get("applied") or {}).get("applicationId")))'
+echo "  (dave is host staff through the abc-staff segment: engineers keep their colleagues, accounts never reach them)"
 
+say "The reachability matrix of the applied policies (audit, read-only)"
+printf '$ remote-assist-operator audit ...\n'
+# audit exits 1 when it has findings; the demo shows the matrix either way.
+"$bin/remote-assist-operator" audit --graph-url "$sim" --authority-host "$sim" \
+  --tenant-id "$SIM_TENANT_ID" --client-id "$SIM_OPERATOR_CLIENT_ID" \
+  --client-secret-file target/demo-client-secret --compliance-url "$sim" \
+  --tenant-initial-domain "$SIM_INITIAL_DOMAIN" >target/demo-audit.txt 2>&1 || true
+sed -n '/^Under the applied policies/,/^Seats:/p' target/demo-audit.txt | sed '$d'
+grep -q '^Under the applied policies' target/demo-audit.txt || { cat target/demo-audit.txt >&2; echo "demo: audit printed no reachability matrix" >&2; exit 1; }
 
 
 if $keep; then

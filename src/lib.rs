@@ -1,5 +1,6 @@
 //! remote-assist-operator: manages vendor access to Dynamics 365 Remote Assist from Kubernetes.
 
+pub mod barriers;
 pub mod commands;
 pub mod compliance;
 pub mod config;

@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
             init_logs("text");
             let config = (*args).into_config()?;
             let code = runtime()?.block_on(async {
-                let tenant = commands::Tenant::connect(&config)?;
+                let tenant = commands::Tenant::connect(&config)?.read_mode().await;
                 let manifests = commands::Manifests::load(&files)?;
                 let cluster = if no_cluster {
                     None
@@ -112,7 +112,7 @@ fn main() -> anyhow::Result<()> {
             init_logs("text");
             let config = (*args).into_config()?;
             let code = runtime()?.block_on(async {
-                let tenant = commands::Tenant::connect(&config)?;
+                let tenant = commands::Tenant::connect(&config)?.read_mode().await;
                 let cluster = if no_cluster {
                     None
                 } else {

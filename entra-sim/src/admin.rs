@@ -2,7 +2,7 @@
 //! misbehaviour settings at run time, request counters, the journal of writes, a password
 //! check (so tests can prove a generated password works without the simulator ever showing
 //! one), and the information-barrier views (`/barriers`, `/barriers/reachable`,
-//! `/barriers/timeline`).
+//! `/barriers/timeline`, `/barriers/mode`).
 
 use crate::misbehave::Settings;
 use crate::state::Sim;
@@ -28,6 +28,10 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/barriers", get(crate::compliance::admin::barriers))
         .route("/barriers/reachable", get(crate::compliance::admin::reachable))
         .route("/barriers/timeline", get(crate::compliance::admin::timeline))
+        .route(
+            "/barriers/mode",
+            get(crate::compliance::admin::get_mode).put(crate::compliance::admin::put_mode),
+        )
 }
 
 /// Buys or cancels seats: `{"prepaidUnits": N}` sets the enabled units of a SKU by part number.

@@ -200,7 +200,11 @@ impl Tenant {
             skus: seed.skus.iter().map(Sku::from_seed).collect(),
             consumed: HashMap::new(),
             pending_locations: BTreeSet::new(),
-            barriers: Default::default(),
+            barriers: crate::compliance::state::Barriers {
+                mode: seed.information_barrier_mode,
+                segment_limit_override: seed.information_barrier_segment_limit,
+                ..Default::default()
+            },
         };
         for u in &seed.users {
             t.insert_user(User::from_seed(u, now));

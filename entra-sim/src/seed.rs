@@ -31,6 +31,14 @@ pub struct Seed {
     /// (default `eur03b`).
     #[serde(default)]
     pub compliance_region: Option<String>,
+    /// The tenant's information-barrier mode: `Legacy`, `SingleSegment` (default) or
+    /// `MultiSegment`.
+    #[serde(default)]
+    pub information_barrier_mode: crate::compliance::state::Mode,
+    /// Simulator-only, for tests: a segment limit lower than the mode's (250 legacy, 5,000
+    /// otherwise).
+    #[serde(default)]
+    pub information_barrier_segment_limit: Option<usize>,
 }
 
 fn default_token_lifetime() -> u64 {

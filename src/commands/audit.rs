@@ -5,13 +5,17 @@
 //! RemoteAssistLicense is gone (a cost leak).
 
 use super::Tenant;
+use crate::barriers::IbMode;
+use crate::barriers::reach::Matrix;
 use crate::compliance::definitions::{Policy, Segment};
-use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::controllers::barrier_segment::preview;
+use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::{DirUser, SkuTable};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 #[derive(Debug, Serialize)]
 pub struct Account {
@@ -43,6 +47,11 @@ pub struct AuditReport {
     pub seats: Vec<Seats>,
     pub findings: Vec<Finding>,
     pub notes: Vec<String>,
+    /// The tenant's IB mode, if it could be read.
+    #[serde(rename = "informationBarrierMode")]
+    pub information_barrier_mode: Option<IbMode>,
+    /// Who can reach whom under the applied Active policies, by the cluster's BarrierSegments.
+    pub reachability: Option<Matrix>,
 }
 
 impl AuditReport {
@@ -69,6 +78,10 @@ impl AuditReport {
         out.push_str("Segments that can reach each other (applied, Active policies):\n");
         for (a, b) in &self.reachable {
             out.push_str(&format!("  {a} <-> {b}\n"));
+        }
+        if let Some(m) = &self.reachability {
+            out.push_str("Under the applied policies, ");
+            out.push_str(&m.render());
         }
         out.push_str("Seats:\n");
         for s in &self.seats {
@@ -171,6 +184,7 @@ struct ClusterView {
     accounts_by_uid: BTreeMap<String, RemoteAssistLicense>,
     vendor_groups: BTreeMap<String, String>,
     vendors: Vec<VendorTenant>,
+    segments: Vec<BarrierSegment>,
 }
 
 pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<AuditReport> {
@@ -208,10 +222,33 @@ pub async fn audit(t: &Tenant, cluster: Option<kube::Client>) -> anyhow::Result<
         };
         audit_account(u, groups, barriers.as_ref(), view.as_ref(), &skus, &mut report);
     }
+    if let (Some(b), Some(view), Some(mode)) = (&barriers, &view, t.mode) {
+        report.reachability = Some(applied_matrix(b, view, mode));
+    }
+    report.information_barrier_mode = t.mode;
+    if let Some(why) = &t.mode_unread {
+        report.notes.push(format!(
+            "the information-barrier mode could not be read ({why}); no reachability matrix"
+        ));
+    }
     if let (Some(b), Some(view)) = (&barriers, &view) {
         vendor_invariant(t, &users, b, view, &groups_by_user, &mut report).await?;
     }
     Ok(report)
+}
+
+/// The matrix for the applied Active policies, with the classes the cluster's segments place.
+fn applied_matrix(b: &Barriers, view: &ClusterView, mode: IbMode) -> Matrix {
+    let segments: Vec<Arc<BarrierSegment>> = view.segments.iter().cloned().map(Arc::new).collect();
+    let vendors: Vec<Arc<VendorTenant>> = view.vendors.iter().cloned().map(Arc::new).collect();
+    let applied: Vec<Policy> = b
+        .policies
+        .iter()
+        .filter(|p| b.applied(&p.assigned_segment))
+        .cloned()
+        .collect();
+    let classes = preview::classes(&segments, &vendors, mode);
+    Matrix::new(mode, classes, &preview::tenant_policies(&applied))
 }
 
 /// Segments, policies and the last completed application; `None` (and a note) if unreadable.
@@ -276,12 +313,20 @@ async fn read_cluster(cluster: Option<kube::Client>, report: &mut AuditReport) -
     let rals = kube::Api::<RemoteAssistLicense>::all(client.clone())
         .list(&Default::default())
         .await;
-    let vts = kube::Api::<VendorTenant>::all(client)
+    let vts = kube::Api::<VendorTenant>::all(client.clone())
         .list(&Default::default())
         .await;
-    let (rals, vts) = match (rals, vts) {
-        (Ok(rals), Ok(vts)) => (rals, vts),
-        (Err(e), _) | (_, Err(e)) => {
+    let bss = kube::Api::<BarrierSegment>::all(client)
+        .list(&Default::default())
+        .await
+        .map_err(|e| e.to_string());
+    let (rals, vts, bss) = match (
+        rals.map_err(|e| e.to_string()),
+        vts.map_err(|e| e.to_string()),
+        bss,
+    ) {
+        (Ok(rals), Ok(vts), Ok(bss)) => (rals, vts, bss),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
             report.notes.push(format!(
                 "the cluster could not be read ({e}); cost-leak and group findings are skipped"
             ));
@@ -295,6 +340,7 @@ async fn read_cluster(cluster: Option<kube::Client>, report: &mut AuditReport) -
             .filter_map(|r| Some((r.uid()?, r)))
             .collect(),
         vendors: vts.items.clone(),
+        segments: bss.items,
         ..ClusterView::default()
     };
     for v in vts.items {

@@ -19,6 +19,10 @@ use std::time::Duration;
 pub struct Tenant {
     pub directory: Directory,
     pub compliance: ComplianceClient,
+    /// The tenant's IB mode, once [`Tenant::read_mode`] read it.
+    pub mode: Option<crate::barriers::IbMode>,
+    /// Why the mode is not known, if it was read and could not be.
+    pub mode_unread: Option<String>,
 }
 
 impl Tenant {
@@ -55,7 +59,19 @@ impl Tenant {
         Ok(Tenant {
             directory: Directory::new(graph, Duration::from_secs(300)),
             compliance,
+            mode: None,
+            mode_unread: None,
         })
+    }
+
+    /// Reads the tenant's IB mode (`Get-PolicyConfig`), keeping why it could not be read.
+    pub async fn read_mode(mut self) -> Tenant {
+        match self.compliance.ib_mode().await {
+            Ok(Some(mode)) => self.mode = Some(mode),
+            Ok(None) => self.mode_unread = Some("Get-PolicyConfig names no mode this operator knows".into()),
+            Err(e) => self.mode_unread = Some(e.to_string()),
+        }
+        self
     }
 }
 

@@ -4,9 +4,12 @@
 //! disagree. It only ever reads: every request is a GET (Graph) or a `Get-*` cmdlet.
 
 use super::{Manifests, Tenant};
+use crate::barriers::IbMode;
+use crate::barriers::reach::Matrix;
 use crate::compliance::definitions::{Policy, Segment};
-use crate::controllers::barrier_segment::invariant;
+use crate::controllers::barrier_segment::members::Scope;
 use crate::controllers::barrier_segment::plan::{self as segments, Rejection};
+use crate::controllers::barrier_segment::{invariant, preview};
 use crate::controllers::refusal::Refusal;
 use crate::controllers::remote_assist_license::course::course;
 use crate::controllers::remote_assist_license::plan::{Desired, Observed as AccountObserved, SecretState};
@@ -56,8 +59,13 @@ impl ResourcePlan {
 }
 
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The tenant's IB mode, if it could be read.
+    pub information_barrier_mode: Option<IbMode>,
     pub resources: Vec<ResourcePlan>,
+    /// Who could reach whom once the planned policies are applied.
+    pub reachability: Option<Matrix>,
     pub notes: Vec<String>,
 }
 
@@ -85,6 +93,10 @@ impl Report {
         }
         for n in &self.notes {
             out.push_str(&format!("note: {n}\n"));
+        }
+        if let Some(m) = &self.reachability {
+            out.push_str("\nOnce these policies are applied, ");
+            out.push_str(&m.render());
         }
         out.push_str(&format!(
             "\n{} change(s) planned; nothing was changed.\n",
@@ -137,18 +149,19 @@ async fn observe_vendor(
             .map(Arc::new)
             .collect(),
         skus: dir.skus(false).await?,
+        mode: t.mode,
     })
 }
 
-/// The vendor's plan, as the reconciler makes it; returns the accounts group's id, if it
-/// exists already.
+/// The vendor's plan, as the reconciler makes it; returns the vendor with the group ids it
+/// would have (a group still to be created gets a stand-in), for the segment filters.
 async fn plan_vendor(
     t: &Tenant,
     vt: &VendorTenant,
     m: &Manifests,
     existing: &[Arc<BarrierSegment>],
     r: &mut ResourcePlan,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<VendorTenant> {
     let observed = observe_vendor(t, vt, m, existing).await?;
     let plan = vendor_plan(vt, None, [None, None], &observed);
     for step in &plan.steps {
@@ -161,10 +174,16 @@ async fn plan_vendor(
     if *status == Status::False {
         r.problems.push(format!("{message} ({reason})"));
     }
-    Ok(match plan.accounts_group {
-        Some(GroupRef::Existing { id, .. }) => Some(id),
-        _ => None,
-    })
+    let id = |g: &Option<GroupRef>| match g {
+        Some(GroupRef::Existing { id, .. }) => Some(id.clone()),
+        Some(GroupRef::New { name, .. }) => Some(format!("(new group {name})")),
+        None => None,
+    };
+    let mut planned = vt.clone();
+    let status = planned.status.get_or_insert_with(Default::default);
+    status.accounts_group_id = id(&plan.accounts_group);
+    status.engineers_group_id = id(&plan.engineers_group);
+    Ok(planned)
 }
 
 /// What the RemoteAssistLicense reconciler would read of the account, read-only. A user the
@@ -267,11 +286,11 @@ async fn plan_license(
 fn plan_segment(
     bs: &BarrierSegment,
     all: &[Arc<BarrierSegment>],
-    vendors: &[Arc<VendorTenant>],
+    scope: Scope,
     observed: Option<&(Vec<Segment>, Vec<Policy>)>,
     r: &mut ResourcePlan,
 ) {
-    let desired = match segments::admit(bs, all, vendors) {
+    let desired = match segments::admit(bs, all, scope) {
         Ok(d) => d,
         Err(Rejection::Refused(refusal) | Rejection::Invalid(refusal)) => return r.refused(&refusal),
     };
@@ -313,24 +332,41 @@ fn operator_made(name: &str, segments: &[Segment], policies: &[Policy]) -> Creat
 /// The plan for the manifests `m`. `cluster`, when given, is read for the BarrierSegments that
 /// exist (the vendors' generated ones are otherwise shown as to be generated).
 pub async fn plan(t: &Tenant, m: &Manifests, cluster: Option<kube::Client>) -> anyhow::Result<Report> {
-    let mut report = Report::default();
+    let mut report = Report {
+        information_barrier_mode: t.mode,
+        ..Report::default()
+    };
+    if let Some(why) = &t.mode_unread {
+        report.notes.push(format!(
+            "the tenant's information-barrier mode could not be read ({why}): generated segments and the reachability preview are left out"
+        ));
+    }
     let existing = existing_segments(cluster, &mut report).await;
-    let vendors: Vec<Arc<VendorTenant>> = m.vendors.iter().cloned().map(Arc::new).collect();
-    let mut groups = BTreeMap::new();
+    let mut vendors: Vec<Arc<VendorTenant>> = Vec::new();
     let mut all_segments: Vec<Arc<BarrierSegment>> = m.segments.iter().cloned().map(Arc::new).collect();
     for vt in &m.vendors {
         let mut r = resource("VendorTenant", vt);
-        groups.insert(r.name.clone(), plan_vendor(t, vt, m, &existing, &mut r).await?);
-        if vt.generates_segments() {
-            all_segments.extend(generated(vt).into_iter().map(Arc::new));
+        vendors.push(Arc::new(plan_vendor(t, vt, m, &existing, &mut r).await?));
+        if vt.generates_segments()
+            && let Some(mode) = t.mode
+        {
+            all_segments.extend(generated(vt, mode).into_iter().map(Arc::new));
         }
         report.resources.push(r);
     }
     plan_segments(t, &all_segments, &vendors, &mut report).await;
+    if let Some(mode) = t.mode {
+        let matrix = preview::asked(&all_segments, &vendors, mode);
+        report.notes.extend(preview::warnings(&matrix));
+        report.reachability = Some(matrix);
+    }
     for ral in &m.licenses {
         let mut r = resource("RemoteAssistLicense", ral);
         let vendor = vendors.iter().find(|v| v.name_any() == ral.spec.vendor_ref.name);
-        let group = groups.get(&ral.spec.vendor_ref.name).cloned().flatten();
+        let group = vendor
+            .and_then(|v| v.status.as_ref())
+            .and_then(|s| s.accounts_group_id.clone())
+            .filter(|id| !id.starts_with("(new group"));
         plan_license(t, ral, vendor, group.as_deref(), &mut r).await?;
         report.resources.push(r);
     }
@@ -383,7 +419,11 @@ async fn plan_segments(
     };
     for bs in all {
         let mut r = resource("BarrierSegment", bs.as_ref());
-        plan_segment(bs, all, vendors, observed.as_ref(), &mut r);
+        let scope = Scope {
+            vendors,
+            mode: t.mode,
+        };
+        plan_segment(bs, all, scope, observed.as_ref(), &mut r);
         report.resources.push(r);
     }
     let paths = invariant::cross_vendor_paths(all, vendors);
@@ -393,7 +433,7 @@ async fn plan_segments(
             invariant::describe(&paths)
         ));
     }
-    for (a, b) in segments::asymmetries(all) {
+    for (a, b) in segments::asymmetries(all, vendors) {
         report.notes.push(format!(
             "{a} allows {b} but {b} does not allow {a}: the policy application would be held back"
         ));

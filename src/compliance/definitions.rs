@@ -385,3 +385,26 @@ impl ComplianceClient {
 #[cfg(test)]
 #[path = "definitions_tests.rs"]
 mod tests;
+
+/// The part of `Get-PolicyConfig` the operator reads.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub information_barrier_mode: Option<String>,
+}
+
+impl ComplianceClient {
+    /// The tenant's information-barrier mode; `None` if the answer names none this operator
+    /// knows. Read only: the operator never sends `Set-PolicyConfig`.
+    pub async fn ib_mode(&self) -> Result<Option<crate::barriers::IbMode>, ComplianceError> {
+        let config: PolicyConfig = one(
+            decode(self.invoke("Get-PolicyConfig", json!({})).await?)?,
+            "Get-PolicyConfig",
+        )?;
+        Ok(config
+            .information_barrier_mode
+            .as_deref()
+            .and_then(crate::barriers::IbMode::parse))
+    }
+}

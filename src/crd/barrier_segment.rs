@@ -32,6 +32,9 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("!has(self.spec.blockedSegments) || !(self.metadata.name in self.spec.blockedSegments)")
         .message("a segment cannot block itself: information barriers never restrict communication inside a segment")
         .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!has(self.spec.members.hostStaff) || has(self.spec.allowedSegments)")
+        .message("a hostStaff segment needs allowedSegments (it may be empty): its policy allows the vendors' engineers' segments, which the operator adds")
+        .reason(Reason::FieldValueRequired),
     validation = Rule::new("size(self.metadata.name) <= 64")
         .message("a BarrierSegment name is at most 64 characters (the limit of an information-barrier policy name)"),
 )]
@@ -102,8 +105,8 @@ pub struct BarrierSegmentSpec {
 /// Where a segment's members come from: exactly one of the fields.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.vendorAccounts) ? 1 : 0) + (has(self.vendorEngineers) ? 1 : 0) + (has(self.groupId) ? 1 : 0) + (has(self.userAttribute) ? 1 : 0) == 1")
-    .message("members needs exactly one of vendorAccounts, vendorEngineers, groupId or userAttribute")
+#[x_kube(validation = Rule::new("(has(self.vendorAccounts) ? 1 : 0) + (has(self.vendorEngineers) ? 1 : 0) + (has(self.vendor) ? 1 : 0) + (has(self.hostStaff) ? 1 : 0) + (has(self.groupId) ? 1 : 0) + (has(self.userAttribute) ? 1 : 0) == 1")
+    .message("members needs exactly one of vendorAccounts, vendorEngineers, vendor, hostStaff, groupId or userAttribute")
     .reason(Reason::FieldValueInvalid))]
 pub struct SegmentMembers {
     /// The service accounts of the named VendorTenant.
@@ -115,6 +118,23 @@ pub struct SegmentMembers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), pattern(formats::DNS_SUBDOMAIN))]
     pub vendor_engineers: Option<String>,
+
+    /// The named VendorTenant's accounts and its engineers together: the multi-segment design,
+    /// in which an engineer who serves several vendors is in each of their segments. Accounts
+    /// are matched by the vendor's barrier attribute, engineers by `MemberOf` the vendor's
+    /// engineers group (by object id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(formats::DNS_SUBDOMAIN))]
+    pub vendor: Option<String>,
+
+    /// The host's other staff: users whose attribute equals the value, never any vendor's
+    /// accounts. With it, engineers keep reaching their colleagues: in single-segment mode this
+    /// segment and every vendor's engineers segment allow each other (engineers are left out of
+    /// it, since a user can be in one segment only); in multi-segment mode the vendors'
+    /// engineers are in it too. Needs `allowedSegments` (it may be empty): the engineers'
+    /// segments are added to it by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_staff: Option<UserAttributeMatch>,
 
     /// The members of an Entra group, by object id (the segment filters on `MemberOf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +242,11 @@ pub struct BarrierSegmentStatus {
     /// application started after this puts the change into effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_changed: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
+    /// What the next policy application would change for this segment's members (the
+    /// definitions written since the last one that covers them); cleared once applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<String>,
 
     /// The policy application whose completion put this segment's current policy into effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]

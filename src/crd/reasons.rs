@@ -158,7 +158,9 @@ pub const REASONS: &[Reason] = &[
     r("DriftObserved", Suspended, L, "observe mode: differences are reported and left as they are"),
     // VendorTenant GroupsReady and LicensesAssigned (vendor, vendor::seats).
     r("Bound", Healthy, V, "both groups exist and the engineers are members"),
-    r("EngineerShared", Degraded, V, "a support engineer is listed by another vendor too"),
+    r("EngineerShared", Degraded, V, "single-segment tenant: a support engineer is listed by another vendor too"),
+    r("EngineerSegmentLimit", Degraded, V, "multi-segment tenant: a support engineer already serves as many vendors as a user can have segments"),
+    r("BarrierModeUnknown", Progressing, V, "the tenant's information-barrier mode is not read yet; the generated segments wait for it"),
     r("EngineerNotFound", Degraded, V, "a support engineer's UPN does not exist in the tenant"),
     r("SegmentNameTaken", Degraded, VB, "the segment name is held by another BarrierSegment (or, for a vendor, a segment it does not own exists under a generated name)"),
     r("SeatsAvailable", Healthy, V, "every SKU has the seats the vendor's accounts need"),

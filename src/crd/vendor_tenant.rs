@@ -35,6 +35,7 @@ pub const ENGINEERS_GROUP_SUFFIX: &str = "_SupportEngineer";
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
     printcolumn(name = "Accounts", type_ = "string", json_path = ".status.accounts.summary"),
+    printcolumn(name = "IB Mode", type_ = "string", json_path = ".status.informationBarrierMode"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new(
         "(has(self.spec.accountsGroup) && has(self.spec.accountsGroup.displayName) ? self.spec.accountsGroup.displayName : self.metadata.name + '_RemoteAssistUser') != (has(self.spec.supportEngineers) && has(self.spec.supportEngineers.groupDisplayName) ? self.spec.supportEngineers.groupDisplayName : self.metadata.name + '_SupportEngineer')"
@@ -292,6 +293,11 @@ pub struct VendorTenantStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["skuPartNumber"]))]
     pub seats: Vec<SeatStatus>,
 
+    /// The tenant's information-barrier mode as last read (`Get-PolicyConfig`), which decides
+    /// the generated barrier design. The operator never changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub information_barrier_mode: Option<crate::barriers::IbMode>,
+
     /// A short summary for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -409,6 +415,11 @@ impl VendorTenant {
     /// The attribute value that places a user in this vendor's accounts segment.
     pub fn accounts_segment_value(&self) -> String {
         format!("{}-accounts", self.metadata.name.as_deref().unwrap_or_default())
+    }
+
+    /// The name of this vendor's one segment in multi-segment mode (accounts and engineers).
+    pub fn vendor_segment_value(&self) -> String {
+        format!("{}-vendor", self.metadata.name.as_deref().unwrap_or_default())
     }
 
     /// The attribute value that places a user in this vendor's engineers segment.

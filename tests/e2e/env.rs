@@ -294,6 +294,10 @@ impl Env {
             }
             poll_interval().await;
         }
+        self.timed_out(what, timeout)
+    }
+
+    fn timed_out(&self, what: &str, timeout: Duration) -> ! {
         let log = self.operator_log();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         panic!(
@@ -311,12 +315,23 @@ impl Env {
         status: &str,
         reason: Option<&str>,
     ) {
-        let what = format!("{kind} {name}: {type_}={status} {}", reason.unwrap_or(""));
-        self.wait_for(&what, Duration::from_secs(90), async || {
-            self.current_condition(kind, ns, name, type_)
-                .is_some_and(|(s, r)| s == status && reason.is_none_or(|want| r == want))
-        })
-        .await;
+        let timeout = Duration::from_secs(90);
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let now = self.current_condition(kind, ns, name, type_);
+            if now.is_some_and(|(s, r)| s == status && reason.is_none_or(|want| r == want)) {
+                return;
+            }
+            poll_interval().await;
+        }
+        // What the object says when the wait gives up: the first thing to read.
+        let seen = self.get(kind, ns, name).map(|o| o["status"].clone());
+        let what = format!(
+            "{kind} {name}: {type_}={status} {}\n--- its status ---\n{:#}",
+            reason.unwrap_or(""),
+            seen.unwrap_or(Value::Null)
+        );
+        self.timed_out(&what, timeout)
     }
 
     /// Reconciles so far by the latest operator, from its own `/metrics` (every kind, every

@@ -253,6 +253,13 @@ impl Segment {
         self.spec(&["members", "vendorEngineers"], json!(vendor))
     }
 
+    /// `members.hostStaff`: the host's other staff, by an attribute, with the allow list the
+    /// operator fills with the engineers' segments.
+    pub fn host_staff(self, attribute: &str, value: &str) -> Self {
+        let by = json!({"attribute": attribute, "value": value});
+        self.spec(&["members", "hostStaff"], by).allows(&[])
+    }
+
     /// `allowedSegments` (an empty list is an allow policy that allows nothing else).
     pub fn allows(self, segments: &[&str]) -> Self {
         self.spec(&["allowedSegments"], json!(segments))

@@ -23,6 +23,7 @@ mod barriers;
 mod campaigns;
 mod hostile;
 mod lifecycle;
+mod modes;
 mod operations;
 mod plan_audit;
 mod plan_equals_act;

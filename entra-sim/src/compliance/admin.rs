@@ -1,7 +1,8 @@
 //! Admin views of information barriers (under `/_sim`, unauthenticated): the whole state, the
-//! reachability of two users under the applied state, and a per-user timeline.
+//! reachability of two users under the applied state, a per-user timeline, and the tenant's IB
+//! mode (set here without Set-PolicyConfig's rules, for test setup).
 
-use super::state::{self, Applied};
+use super::state::{self, Applied, Mode};
 use crate::state::Sim;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ fn applied_json(a: &Applied) -> Value {
         "completedAt": a.completed_at.to_string(),
         "policies": a.policies.iter().map(state::Policy::to_json).collect::<Vec<_>>(),
         "userSegments": a.user_segments,
+        "mode": a.mode.as_str(),
     })
 }
 
@@ -25,6 +27,7 @@ pub async fn barriers(State(sim): State<Arc<Sim>>) -> Response {
     let t = sim.tenant();
     let b = &t.barriers;
     axum::Json(json!({
+        "mode": b.mode.as_str(),
         "segments": b.segments.iter().map(state::Segment::to_json).collect::<Vec<_>>(),
         "policies": b.policies.iter().map(state::Policy::to_json).collect::<Vec<_>>(),
         "applications": b.applications.iter().rev().map(|a| a.to_json(now)).collect::<Vec<_>>(),
@@ -81,4 +84,30 @@ pub async fn timeline(State(sim): State<Arc<Sim>>) -> Response {
         );
     }
     axum::Json(Value::Object(out)).into_response()
+}
+
+/// `GET /_sim/barriers/mode` → `{"mode":"SingleSegment"}`.
+pub async fn get_mode(State(sim): State<Arc<Sim>>) -> Response {
+    let mode = sim.tenant().barriers.mode;
+    axum::Json(json!({"mode": mode.as_str()})).into_response()
+}
+
+/// `PUT /_sim/barriers/mode` with `{"mode":"Legacy"|"SingleSegment"|"MultiSegment"}`: sets the
+/// mode directly (any of the three, either way: no irreversibility, no check of policies);
+/// answers `{"mode":...}`, or 400 for anything else.
+pub async fn put_mode(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let mode = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["mode"].as_str().and_then(Mode::parse));
+    let Some(mode) = mode else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"error": "expected {\"mode\": \"Legacy\" | \"SingleSegment\" | \"MultiSegment\"}"}),
+            ),
+        )
+            .into_response();
+    };
+    sim.tenant().barriers.mode = mode;
+    axum::Json(json!({"mode": mode.as_str()})).into_response()
 }

@@ -6,7 +6,7 @@
 //! NotStarted or InProgress.
 
 use super::opath::{self, FilterError};
-use super::state::{Application, Barriers, Policy, PolicyType, Segment};
+use super::state::{Application, Barriers, Mode, Policy, PolicyType, Segment};
 use super::{CmdletError, Kind, Params, error};
 use crate::model::Tenant;
 use jiff::Timestamp;
@@ -67,6 +67,11 @@ pub fn run(t: &mut Tenant, name: &str, p: &Params, scale: f64, now: Timestamp) -
         }
         "get-informationbarrierpoliciesapplicationstatus" => application_status(&t.barriers, p, now),
         "stop-informationbarrierpoliciesapplication" => stop(&mut t.barriers, p, now),
+        "get-policyconfig" => {
+            p.only(&[])?;
+            Ok(vec![policy_config(t)])
+        }
+        "set-policyconfig" => set_policy_config(t, p, now),
         _ => Err(error(
             Kind::UnknownCmdlet,
             format!(
@@ -112,6 +117,91 @@ fn idle(b: &Barriers, now: Timestamp) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// Refuses a block policy in multi-segment mode: "all policies must be allow" lists
+/// (https://learn.microsoft.com/purview/information-barriers-multi-segment).
+fn allow_only(b: &Barriers, kind: PolicyType) -> Result<()> {
+    if b.mode == Mode::MultiSegment && kind == PolicyType::Block {
+        return Err(error(
+            Kind::AllowOnly,
+            "SegmentsBlocked can't be used: only allow policies are permitted in multi-segment mode. Use SegmentsAllowed.",
+        ));
+    }
+    Ok(())
+}
+
+/// A stable identity for the tenant's single PolicyConfig object.
+const POLICY_CONFIG_ID: &str = "c8a3f7d2-5e41-4b9a-8d6c-1f0e2a7b9c35";
+
+/// The object Get-/Set-PolicyConfig return. Field names: the Set-PolicyConfig page
+/// (https://learn.microsoft.com/powershell/module/exchangepowershell/set-policyconfig);
+/// people search is restricted by default (ib-modes-and-product-status.md, Ref §5.6).
+fn policy_config(t: &Tenant) -> Value {
+    serde_json::json!({
+        "Identity": POLICY_CONFIG_ID,
+        "Name": "PolicyConfig",
+        "InformationBarrierMode": t.barriers.mode.as_str(),
+        "InformationBarrierPeopleSearchRestriction": "Enabled",
+    })
+}
+
+/// `Set-PolicyConfig -InformationBarrierMode SingleSegment|MultiSegment`.
+fn set_policy_config(t: &mut Tenant, p: &Params, now: Timestamp) -> Result<Vec<Value>> {
+    p.only(&["InformationBarrierMode"])?;
+    let wanted = p.required("InformationBarrierMode")?;
+    // Only SingleSegment and MultiSegment are accepted; `Legacy` was dropped from the values
+    // "since you can't revert back to Legacy after switching" (office-docs-powershell PR #11147;
+    // the Set-PolicyConfig page).
+    let to = match Mode::parse(&wanted) {
+        Some(m @ (Mode::SingleSegment | Mode::MultiSegment)) => m,
+        _ => {
+            return Err(error(
+                Kind::Parameter,
+                format!(
+                    "Cannot validate argument on parameter 'InformationBarrierMode'. The argument \"{wanted}\" does not belong to the set \"SingleSegment,MultiSegment\" specified by the ValidateSet attribute. Supply an argument that is in the set and then try the command again."
+                ),
+            ));
+        }
+    };
+    idle(&t.barriers, now)?;
+    let b = &mut t.barriers;
+    let failed = |why: String| {
+        error(
+            Kind::ConfigUpdate,
+            format!("Information Barrier config is not updated successfully. Error: {why}"),
+        )
+    };
+    match (b.mode, to) {
+        (from, to) if from == to => {}
+        // A legacy tenant cannot be switched: the 40005 error of microsoft-365-docs #11597
+        // (also #11773; the fix was a doc change to check the mode first, PR #11975).
+        (Mode::Legacy, _) => {
+            return Err(failed(
+                r#"{"error":{"code":"40005","message":"Unrecognized mode, source mode and destination mode should be 'Single' or 'MultiAllow'"}}."#
+                    .into(),
+            ));
+        }
+        // Not reversible: "you cannot revert to single segment support"
+        // (https://learn.microsoft.com/purview/information-barriers-multi-segment).
+        (Mode::MultiSegment, _) => {
+            return Err(failed(
+                "the tenant is in MultiSegment mode, and you cannot revert to single segment support.".into(),
+            ));
+        }
+        // Multi-segment mode permits allow policies only (same page), so a block policy (Active
+        // or not) holds the switch back.
+        (Mode::SingleSegment, _) => {
+            if let Some(q) = b.policies.iter().find(|q| q.kind == PolicyType::Block) {
+                return Err(failed(format!(
+                    "the information barrier policy '{}' is a SegmentsBlocked policy, and multi-segment mode permits allow policies only. Remove every block policy before switching to MultiSegment.",
+                    q.name
+                )));
+            }
+            b.mode = to;
+        }
+    }
+    Ok(vec![policy_config(t)])
 }
 
 fn segment(b: &Barriers, identity: &str) -> Result<usize> {
@@ -180,6 +270,20 @@ fn new_segment(t: &mut Tenant, p: &Params, now: Timestamp) -> Result<Vec<Value>>
         return Err(error(
             Kind::AlreadyExists,
             format!("The organization segment '{name}' already exists. Choose a different name."),
+        ));
+    }
+    // 250 segments for legacy tenants, 5,000 otherwise:
+    // https://learn.microsoft.com/purview/information-barriers-multi-segment,
+    // https://learn.microsoft.com/powershell/module/exchangepowershell/set-policyconfig.
+    let limit = t.barriers.segment_limit();
+    if t.barriers.segments.len() >= limit {
+        return Err(error(
+            Kind::SegmentLimit,
+            format!(
+                "The organization segment '{name}' can't be created: the tenant already has {} segments, the limit of {limit} segments in {} mode.",
+                t.barriers.segments.len(),
+                t.barriers.mode.as_str()
+            ),
         ));
     }
     let expr = filter(t, &text)?;
@@ -323,6 +427,7 @@ fn new_policy(b: &mut Barriers, p: &Params, now: Timestamp) -> Result<Vec<Value>
         ));
     }
     idle(b, now)?;
+    allow_only(b, kind)?;
     if b.policies.iter().any(|q| q.name.eq_ignore_ascii_case(&name)) {
         return Err(error(
             Kind::AlreadyExists,
@@ -375,6 +480,9 @@ fn set_policy(b: &mut Barriers, p: &Params, now: Timestamp) -> Result<Vec<Value>
     p.flag("Force")?;
     let list = lists(p)?;
     idle(b, now)?;
+    if let Some((kind, _)) = &list {
+        allow_only(b, *kind)?;
+    }
     let at = policy(b, &identity)?;
     let current = &b.policies[at];
     let segments = match list {

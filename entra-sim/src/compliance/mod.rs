@@ -85,6 +85,12 @@ pub enum Kind {
     Unauthorized,
     NoOrganization,
     Transient,
+    /// Set-PolicyConfig could not change the IB mode.
+    ConfigUpdate,
+    /// New-OrganizationSegment beyond the mode's segment limit.
+    SegmentLimit,
+    /// A block policy in multi-segment mode.
+    AllowOnly,
 }
 
 impl Kind {
@@ -107,6 +113,9 @@ impl Kind {
             Kind::Unauthorized => "Ex4C02A9",
             Kind::NoOrganization => "ExD61F07",
             Kind::Transient => "Ex5E8A0C",
+            Kind::ConfigUpdate => "Ex42E1F2",
+            Kind::SegmentLimit => "Ex6C1D93",
+            Kind::AllowOnly => "ExA47E0B",
         }
     }
 
@@ -143,6 +152,14 @@ impl Kind {
                 "Microsoft.Exchange.Configuration.Tasks.OrganizationContainerNotFoundException"
             }
             Kind::Transient => "Microsoft.Exchange.Data.TransientException",
+            // The exception Set-PolicyConfig reported in microsoft-365-docs #11597.
+            Kind::ConfigUpdate => "Microsoft.Office.CompliancePolicy.Tasks.IBConfigUpdateFailureException",
+            Kind::SegmentLimit => {
+                "Microsoft.Exchange.Management.Tasks.OrganizationSegmentLimitExceededException"
+            }
+            Kind::AllowOnly => {
+                "Microsoft.Exchange.Management.Tasks.BlockPolicyNotSupportedInMultiSegmentModeException"
+            }
         }
     }
 }

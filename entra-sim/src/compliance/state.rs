@@ -9,6 +9,7 @@
 use super::opath::Expr;
 use crate::model::{Tenant, User};
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,6 +17,52 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub const START_DELAY_SECONDS: f64 = 30.0 * 60.0;
 /// Processing speed.
 pub const USERS_PER_HOUR: f64 = 5000.0;
+
+/// The tenant's information-barrier mode (`InformationBarrierMode` of `Get-PolicyConfig`).
+///
+/// Legacy: IB enabled before 2023-02-15, at most 250 segments and one segment per user
+/// (https://learn.microsoft.com/purview/information-barriers-multi-segment). SingleSegment and
+/// MultiSegment: non-legacy, at most 5,000 segments; one segment per user, or up to 10 in
+/// MultiSegment (https://learn.microsoft.com/powershell/module/exchangepowershell/set-policyconfig).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    Legacy,
+    #[default]
+    SingleSegment,
+    MultiSegment,
+}
+
+/// Segments a user may be in under MultiSegment mode (Set-PolicyConfig page, cited on [`Mode`]).
+pub const MULTI_SEGMENTS_PER_USER: usize = 10;
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Legacy, Mode::SingleSegment, Mode::MultiSegment];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Legacy => "Legacy",
+            Mode::SingleSegment => "SingleSegment",
+            Mode::MultiSegment => "MultiSegment",
+        }
+    }
+
+    /// A mode by name, without regard to case (as PowerShell binds enum values).
+    pub fn parse(name: &str) -> Option<Mode> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The most segments a tenant may hold: 250 for legacy tenants, 5,000 otherwise
+    /// (https://learn.microsoft.com/purview/information-barriers-multi-segment and the
+    /// Set-PolicyConfig page).
+    pub fn segment_limit(self) -> usize {
+        match self {
+            Mode::Legacy => 250,
+            Mode::SingleSegment | Mode::MultiSegment => 5000,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Segment {
@@ -79,10 +126,17 @@ pub struct Applied {
     pub policies: Vec<Policy>,
     /// Segment names by user id, for every user present when processing began.
     pub user_segments: BTreeMap<String, Vec<String>>,
+    /// The tenant's mode when processing began (it decides the conduit rule of [`reachable`]).
+    pub mode: Mode,
 }
 
 #[derive(Default)]
 pub struct Barriers {
+    /// The tenant's IB mode (`informationBarrierMode` in the seed; `Set-PolicyConfig`).
+    pub mode: Mode,
+    /// A lower segment limit than the mode's, for tests (`informationBarrierSegmentLimit` in the
+    /// seed); simulator-only.
+    pub segment_limit_override: Option<usize>,
     pub segments: Vec<Segment>,
     pub policies: Vec<Policy>,
     /// Oldest first.
@@ -269,6 +323,12 @@ impl Policy {
 }
 
 impl Barriers {
+    /// The most segments the tenant may hold now.
+    pub fn segment_limit(&self) -> usize {
+        self.segment_limit_override
+            .unwrap_or_else(|| self.mode.segment_limit())
+    }
+
     /// Whether an application is NotStarted or InProgress, and which.
     pub fn running(&self, now: Timestamp) -> Option<(&Application, &'static str)> {
         let app = self.applications.last()?;
@@ -395,21 +455,32 @@ fn decide(t: &Tenant, application_id: String) -> Outcome {
             }
         }
     }
-    let overlapping: Vec<(&String, &Vec<String>)> = users.iter().filter(|(_, s)| s.len() > 1).collect();
-    if let Some((id, segments)) = overlapping.first() {
-        let upn = t.users.get(*id).map_or(id.as_str(), |u| u.upn.as_str());
-        let more = match overlapping.len() {
-            1 => String::new(),
-            n => format!(" ({} more users are in more than one segment.)", n - 1),
-        };
-        return fail(
-            "UserInMultipleSegments",
-            format!(
-                "User '{upn}' is in more than one segment: '{}'. In single-segment mode a user may be in one segment only.{more}",
-                segments.join("', '")
-            ),
-            overlapping.len(),
-        );
+    if let Some(failure) = match b.mode {
+        // Legacy and single-segment mode: one segment per user; a user in two fails the
+        // application (troubleshooting doc: "check for users in more than one segment",
+        // https://learn.microsoft.com/office365/troubleshoot/information-barriers/information-barriers-troubleshooting).
+        Mode::Legacy | Mode::SingleSegment => too_many_segments(t, &users, 1),
+        // Multi-segment mode: allow policies only ("all policies must be allow" / "multi-segment
+        // mode requires allow policies only", https://learn.microsoft.com/purview/information-barriers-multi-segment),
+        // so an Active block policy fails the application; and at most 10 segments per user
+        // (https://learn.microsoft.com/powershell/module/exchangepowershell/set-policyconfig).
+        Mode::MultiSegment => policies
+            .iter()
+            .find(|p| p.kind == PolicyType::Block)
+            .map(|p| {
+                (
+                    "BlockPolicyInMultiSegmentMode",
+                    format!(
+                        "The information barrier policy '{}' of segment '{}' is a SegmentsBlocked policy. Only allow policies are permitted in multi-segment mode.",
+                        p.name, p.assigned
+                    ),
+                    0,
+                )
+            })
+            .or_else(|| too_many_segments(t, &users, MULTI_SEGMENTS_PER_USER)),
+    } {
+        let (category, message, failed) = failure;
+        return fail(category, message, failed);
     }
     Outcome {
         total,
@@ -419,42 +490,160 @@ fn decide(t: &Tenant, application_id: String) -> Outcome {
             completed_at: Timestamp::UNIX_EPOCH,
             policies,
             user_segments: users,
+            mode: b.mode,
         }),
     }
 }
 
-/// Whether `from` can reach `to` under the applied policy of `from`'s segment.
+/// The failure of an application whose users may be in at most `limit` segments, if any user
+/// is in more.
+fn too_many_segments(
+    t: &Tenant,
+    users: &BTreeMap<String, Vec<String>>,
+    limit: usize,
+) -> Option<(&'static str, String, usize)> {
+    let over: Vec<(&String, &Vec<String>)> = users.iter().filter(|(_, s)| s.len() > limit).collect();
+    let (id, segments) = over.first()?;
+    let upn = t.users.get(*id).map_or(id.as_str(), |u| u.upn.as_str());
+    let list = segments.join("', '");
+    Some(if limit == 1 {
+        let more = match over.len() {
+            1 => String::new(),
+            n => format!(" ({} more users are in more than one segment.)", n - 1),
+        };
+        (
+            "UserInMultipleSegments",
+            format!(
+                "User '{upn}' is in more than one segment: '{list}'. In single-segment mode a user may be in one segment only.{more}"
+            ),
+            over.len(),
+        )
+    } else {
+        let more = match over.len() {
+            1 => String::new(),
+            n => format!(" ({} more users are in more than {limit} segments.)", n - 1),
+        };
+        (
+            "UserInTooManySegments",
+            format!(
+                "User '{upn}' is in {} segments: '{list}'. In multi-segment mode a user may be in at most {limit} segments.{more}",
+                segments.len()
+            ),
+            over.len(),
+        )
+    })
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn quoted(names: &[String]) -> String {
+    match names {
+        [one] => format!("segment '{one}'"),
+        many => format!("any of segments '{}'", many.join("', '")),
+    }
+}
+
+/// The applied policies assigned to a segment (an application leaves at most one).
+fn policies_of<'a>(applied: &'a Applied, segment: &'a str) -> impl Iterator<Item = &'a Policy> {
+    applied
+        .policies
+        .iter()
+        .filter(move |p| same(&p.assigned, segment))
+}
+
+/// Whether segment `a`'s effective allow list names segment `b`, on the declared lists: every
+/// policy of `a` permits `b` (an allow policy lists it, a block policy does not); a segment
+/// without a policy is unrestricted, as in [`direction`].
+fn names(applied: &Applied, a: &str, b: &str) -> bool {
+    policies_of(applied, a).all(|p| match p.kind {
+        PolicyType::Allow => p.segments.iter().any(|s| same(s, b)),
+        PolicyType::Block => !p.segments.iter().any(|s| same(s, b)),
+    })
+}
+
+/// The "conduit" rule, MultiSegment mode only: an allow policy of segment S whose listed
+/// segments other than S include two that are not mutually allowed (neither one's effective
+/// allow list names the other, on the declared lists) is treated as listing S only, so that
+/// S's users cannot pass information between the two. Source: a techcommunity reply (author
+/// unverified) on IB v2 compiling policies into per-user "stamped" segments, recorded in the
+/// project's reference notes (ib-modes-and-product-status.md §1) [unconfirmed]. Gives the pair.
+fn conduit<'a>(applied: &Applied, p: &'a Policy) -> Option<(&'a str, &'a str)> {
+    if applied.mode != Mode::MultiSegment || p.kind != PolicyType::Allow {
+        return None;
+    }
+    let others: Vec<&str> = p
+        .segments
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !same(s, &p.assigned))
+        .collect();
+    others.iter().enumerate().find_map(|(i, x)| {
+        others[i + 1..]
+            .iter()
+            .find(|y| !names(applied, x, y) && !names(applied, y, x))
+            .map(|y| (*x, *y))
+    })
+}
+
+/// Whether `from` can reach `to` (ids and labels) under the applied policies: iff EVERY policy
+/// assigned to any of `from`'s segments permits `to`. An allow policy permits `to` when it
+/// lists at least one of `to`'s segments; a block policy when it lists none of them. A user in
+/// no segment, or only in segments without policies, passes (nothing restricts them). An allow
+/// policy never permits a user in no segment: users in no segment are on no allow list (not
+/// said in as many words by the docs; the most restrictive reading, ib-modes-and-product-status.md
+/// §0). Sources: an allow policy lets its segment "communicate with only certain other
+/// segments", a block policy covers one direction
+/// (https://learn.microsoft.com/purview/information-barriers-policies). Several policies on one
+/// user (MultiSegment mode, https://learn.microsoft.com/purview/information-barriers-multi-segment)
+/// must all permit: the docs are silent on combining them, so the most restrictive reading.
 fn direction(applied: &Applied, from: (&str, &str), to: (&str, &str)) -> Result<(), String> {
     let none = Vec::new();
     let segs = |id: &str| applied.user_segments.get(id).unwrap_or(&none);
     let (from_segs, to_segs) = (segs(from.0), segs(to.0));
-    let Some(policy) = from_segs
-        .iter()
-        .find_map(|s| applied.policies.iter().find(|p| &p.assigned == s))
-    else {
-        return Ok(());
-    };
-    let listed = to_segs
-        .iter()
-        .find(|s| policy.segments.iter().any(|x| x.eq_ignore_ascii_case(s)));
-    let where_to = match to_segs.first() {
-        Some(s) => format!("segment '{s}'"),
-        None => "no segment".to_owned(),
-    };
-    match (policy.kind, listed) {
-        (PolicyType::Allow, Some(_)) | (PolicyType::Block, None) => Ok(()),
-        (PolicyType::Allow, None) => Err(format!(
-            "policy '{}' of segment '{}' ({}) does not allow {where_to} ({})",
-            policy.name, policy.assigned, from.1, to.1
-        )),
-        (PolicyType::Block, Some(s)) => Err(format!(
-            "policy '{}' of segment '{}' ({}) blocks segment '{s}' ({})",
-            policy.name, policy.assigned, from.1, to.1
-        )),
+    for s in from_segs {
+        for policy in policies_of(applied, s) {
+            let lists = |x: &String| policy.segments.iter().any(|l| same(l, x));
+            let head = format!(
+                "policy '{}' of segment '{}' ({})",
+                policy.name, policy.assigned, from.1
+            );
+            match policy.kind {
+                PolicyType::Allow if to_segs.is_empty() => {
+                    return Err(format!(
+                        "{head} does not allow users in no segment ({}): they are on no allow list",
+                        to.1
+                    ));
+                }
+                PolicyType::Allow => {
+                    if let Some((x, y)) = conduit(applied, policy) {
+                        return Err(format!(
+                            "{head} allows only its own segment in multi-segment mode, because its listed segments '{x}' and '{y}' do not allow each other (conduit rule); it does not allow {} ({})",
+                            quoted(to_segs),
+                            to.1
+                        ));
+                    }
+                    if !to_segs.iter().any(lists) {
+                        return Err(format!("{head} does not allow {} ({})", quoted(to_segs), to.1));
+                    }
+                }
+                PolicyType::Block => {
+                    if let Some(x) = to_segs.iter().find(|x| lists(x)) {
+                        return Err(format!("{head} blocks segment '{x}' ({})", to.1));
+                    }
+                }
+            }
+        }
     }
+    Ok(())
 }
 
-/// Whether two users (id, label) can communicate under the applied state, and why.
+/// Whether two users (id, label) can communicate under the applied state, and why: the same
+/// user, or users sharing any segment, always can ("If users share assignment to the same
+/// segment, they are compatible", https://learn.microsoft.com/purview/information-barriers-multi-segment;
+/// IB cannot block a segment from itself, OfficeDocs-SkypeForBusiness#5155); otherwise iff
+/// [`direction`] passes both ways.
 pub fn reachable(applied: Option<&Applied>, a: (&str, &str), b: (&str, &str)) -> (bool, String) {
     let Some(applied) = applied else {
         return (true, "no information barrier policies are applied".into());
@@ -465,7 +654,7 @@ pub fn reachable(applied: Option<&Applied>, a: (&str, &str), b: (&str, &str)) ->
     let none = Vec::new();
     let a_segs = applied.user_segments.get(a.0).unwrap_or(&none);
     let b_segs = applied.user_segments.get(b.0).unwrap_or(&none);
-    if let Some(s) = a_segs.iter().find(|s| b_segs.contains(s)) {
+    if let Some(s) = a_segs.iter().find(|s| b_segs.iter().any(|x| same(x, s))) {
         return (true, format!("both are in segment '{s}'"));
     }
     match direction(applied, a, b).and_then(|_| direction(applied, b, a)) {

@@ -97,6 +97,8 @@ pub struct Coordinator {
     history: watch::Sender<bool>,
     debounce: Duration,
     poll: Duration,
+    /// The tenant's IB mode, read by its own loop (started with [`Coordinator::run`]).
+    pub mode: Arc<super::tenant_mode::TenantMode>,
 }
 
 /// When `app` certainly started, on this operator's clock. Its `CreationTime` must be readable
@@ -204,6 +206,7 @@ impl Coordinator {
             history: watch::Sender::new(false),
             debounce,
             poll,
+            mode: Arc::default(),
         }
     }
 
@@ -283,6 +286,7 @@ impl Coordinator {
     }
 
     pub async fn run(self: Arc<Self>) {
+        tokio::spawn(self.mode.clone().follow(self.compliance.clone(), self.poll));
         // The invariant check reads every segment and vendor: never start an application on a
         // cache still filling after a restart, which could miss a path between vendors.
         self.segments.synced().await;
@@ -356,11 +360,12 @@ impl Coordinator {
     fn hold_back(&self) -> Option<(&'static str, String)> {
         // Both caches are synced before `run` starts anything (see there).
         let segments = self.segments.current().state();
-        let paths = super::invariant::cross_vendor_paths(&segments, &self.vendors.current().state());
+        let vendors = self.vendors.current().state();
+        let paths = super::invariant::cross_vendor_paths(&segments, &vendors);
         if !paths.is_empty() {
             return Some(("CrossVendorPath", super::invariant::describe(&paths)));
         }
-        let pairs = asymmetries(&segments);
+        let pairs = asymmetries(&segments, &vendors);
         if pairs.is_empty() {
             return None;
         }

@@ -18,6 +18,10 @@ use std::sync::Arc;
 pub enum Holder {
     Accounts(String),
     Engineers(String),
+    /// A vendor's accounts and its engineers together (the multi-segment design).
+    Vendor(String),
+    /// The host's other staff (`hostStaff`).
+    Host,
     /// Not known to be any vendor's (host users, a group the operator does not own, ...).
     Other,
 }
@@ -29,6 +33,12 @@ pub fn holder<V: Borrow<VendorTenant>>(members: &SegmentMembers, vendors: &[V]) 
     }
     if let Some(v) = &members.vendor_engineers {
         return Holder::Engineers(v.clone());
+    }
+    if let Some(v) = &members.vendor {
+        return Holder::Vendor(v.clone());
+    }
+    if members.host_staff.is_some() {
+        return Holder::Host;
     }
     for v in vendors.iter().map(Borrow::borrow) {
         let name = v.name_any();
@@ -53,7 +63,7 @@ pub fn holder<V: Borrow<VendorTenant>>(members: &SegmentMembers, vendors: &[V]) 
     Holder::Other
 }
 
-fn active_allow(s: &BarrierSegment) -> bool {
+pub fn active_allow(s: &BarrierSegment) -> bool {
     s.policy_type() == PolicyType::Allow
         && s.spec.policy_state.unwrap_or_default() == PolicyState::Active
         && s.metadata.deletion_timestamp.is_none()
@@ -68,7 +78,7 @@ pub fn cross_vendor_paths(
     let by_name: BTreeMap<String, &Arc<BarrierSegment>> = all.iter().map(|s| (s.name_any(), s)).collect();
     let mut out = Vec::new();
     for s in all.iter().filter(|s| active_allow(s)) {
-        let Holder::Accounts(vendor) = holder(&s.spec.members, vendors) else {
+        let (Holder::Accounts(vendor) | Holder::Vendor(vendor)) = holder(&s.spec.members, vendors) else {
             continue;
         };
         for target in s.spec.allowed_segments.iter().flatten() {
@@ -78,11 +88,13 @@ pub fn cross_vendor_paths(
             let whose = by_name
                 .get(target)
                 .map_or(Holder::Other, |t| holder(&t.spec.members, vendors));
-            let own = matches!(&whose, Holder::Accounts(v) | Holder::Engineers(v) if *v == vendor);
+            let own = matches!(&whose, Holder::Accounts(v) | Holder::Engineers(v) | Holder::Vendor(v) if *v == vendor);
             if !own {
                 let whose = match whose {
                     Holder::Accounts(v) => format!("VendorTenant {v}'s accounts"),
                     Holder::Engineers(v) => format!("VendorTenant {v}'s engineers"),
+                    Holder::Vendor(v) => format!("VendorTenant {v}'s accounts and engineers"),
+                    Holder::Host => "the host's staff".into(),
                     Holder::Other => "users that are not this vendor's".into(),
                 };
                 out.push((s.name_any(), target.clone(), whose));

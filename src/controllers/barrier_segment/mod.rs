@@ -12,10 +12,14 @@ pub mod application;
 pub mod applied;
 pub mod cleanup;
 pub mod invariant;
+pub mod members;
 pub mod observe;
 pub mod ownership;
+pub mod pairing;
 pub mod plan;
+pub mod preview;
 pub mod status;
+pub mod tenant_mode;
 
 use crate::context::Context;
 use crate::controllers::reconcile::error_policy;
@@ -44,6 +48,14 @@ pub async fn run(
         &ctx.metrics,
     );
     let store = reader.clone();
+    // A host segment's allow list follows the engineers' segments, and theirs follows it.
+    let peers = watch::filtered_stream(
+        Api::<BarrierSegment>::all(ctx.kube.clone()),
+        watch::config(&ctx.config),
+        watch::actionable::<BarrierSegment>,
+        &ctx.metrics,
+    );
+    let (segments, vendor_cache) = (reader.clone(), ctx.caches().vendors.clone());
     Controller::for_stream(stream, reader)
         .watches_stream(vendors, move |v| {
             let name = v.name_any();
@@ -51,14 +63,23 @@ pub async fn run(
                 .state()
                 .into_iter()
                 .filter(|s| {
+                    // A host segment's filter names every vendor.
                     let m = &s.spec.members;
                     m.vendor_accounts.as_deref() == Some(&name)
                         || m.vendor_engineers.as_deref() == Some(&name)
+                        || m.vendor.as_deref() == Some(&name)
+                        || m.host_staff.is_some()
                 })
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .reconcile_all_on(ctx.coordinator().changes())
+        .watches_stream(peers, move |changed| {
+            pairing::partners(&changed, &segments.state(), &vendor_cache.current().state())
+        })
+        .reconcile_all_on(futures::stream::select(
+            ctx.coordinator().changes(),
+            ctx.coordinator().mode.changes(),
+        ))
         .with_config(ControllerConfig::default().concurrency(4))
         .shutdown_on_signal()
         .run(
@@ -91,7 +112,7 @@ pub async fn reconcile(bs: Arc<BarrierSegment>, ctx: Arc<Context>) -> Result<Act
 async fn apply(bs: &BarrierSegment, ctx: &Context, api: &Api<BarrierSegment>) -> Result<Action, Error> {
     let cluster = observe::cluster(ctx).await?;
     let mut status = status::start(bs);
-    let desired = match plan::admit(bs, &cluster.segments, &cluster.vendors) {
+    let desired = match plan::admit(bs, &cluster.segments, cluster.scope()) {
         Ok(d) => d,
         Err(Rejection::Refused(r)) => return status::refuse(bs, ctx, api, status, r).await,
         Err(Rejection::Invalid(r)) => return status::invalid(bs, ctx, api, status, r).await,

@@ -1,6 +1,9 @@
 //! What the BarrierSegment reconciler reads: the cluster's BarrierSegments and VendorTenants
 //! (from the caches, once listed), then the tenant's segments and policies.
 
+use super::application::HISTORY_WAIT;
+use super::members::Scope;
+use crate::barriers::IbMode;
 use crate::compliance::definitions::{Policy, Segment};
 use crate::context::Context;
 use crate::crd::{BarrierSegment, VendorTenant};
@@ -10,13 +13,25 @@ use std::sync::Arc;
 pub struct Cluster {
     pub segments: Vec<Arc<BarrierSegment>>,
     pub vendors: Vec<Arc<VendorTenant>>,
+    /// The tenant's IB mode, if known (waited for briefly after start-up).
+    pub mode: Option<IbMode>,
 }
 
-/// Every BarrierSegment and VendorTenant.
+impl Cluster {
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            vendors: &self.vendors,
+            mode: self.mode,
+        }
+    }
+}
+
+/// Every BarrierSegment and VendorTenant, and the IB mode.
 pub async fn cluster(ctx: &Context) -> Result<Cluster, Error> {
     Ok(Cluster {
         segments: ctx.segments().await?.state(),
         vendors: ctx.caches().vendors.current().state(),
+        mode: ctx.coordinator().mode.read_within(HISTORY_WAIT).await,
     })
 }
 

@@ -2,12 +2,12 @@
 //! commands that bring the tenant there, and the tenant-wide symmetry check that must pass
 //! before policies are applied.
 
-use super::{invariant, ownership};
+use super::members::{self, Scope};
+use super::{invariant, ownership, pairing};
 use crate::compliance::definitions::{Policy, Segment};
 use crate::controllers::refusal::{Refusal, refusal};
 use crate::crd::barrier_segment::CreatedObjects;
-use crate::crd::barrier_segment::{PolicyState, PolicyType, SegmentMembers};
-use crate::crd::vendor_tenant::MembershipAttribute;
+use crate::crd::barrier_segment::{PolicyState, PolicyType};
 use crate::crd::{BarrierSegment, VendorTenant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,73 +70,6 @@ pub fn opath_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// The information-barrier name of a vendor's membership attribute.
-fn ib_attribute(a: MembershipAttribute) -> String {
-    serde_json::to_value(a)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// The segment filter for `members`. Vendor sources follow the vendor's barrier attribute:
-/// its value (`<vendor>-accounts` / `<vendor>-engineers`), or `MemberOf` the vendor's group.
-pub fn filter(
-    members: &SegmentMembers,
-    vendor: &dyn Fn(&str) -> Option<Arc<VendorTenant>>,
-) -> Result<String, String> {
-    let by_vendor = |name: &str, accounts: bool| -> Result<String, String> {
-        let v = vendor(name).ok_or_else(|| format!("VendorTenant {name} does not exist"))?;
-        let attribute = v.membership_attribute();
-        if attribute == MembershipAttribute::MemberOf {
-            let status = v.status.clone().unwrap_or_default();
-            let id = if accounts {
-                status.accounts_group_id
-            } else {
-                status.engineers_group_id
-            };
-            let id = id.ok_or_else(|| format!("VendorTenant {name} has no group id yet"))?;
-            return Ok(format!("MemberOf -eq {}", opath_string(&id)));
-        }
-        let value = if accounts {
-            v.accounts_segment_value()
-        } else {
-            v.engineers_segment_value()
-        };
-        Ok(format!(
-            "{} -eq {}",
-            ib_attribute(attribute),
-            opath_string(&value)
-        ))
-    };
-    match members {
-        SegmentMembers {
-            vendor_accounts: Some(v),
-            ..
-        } => by_vendor(v, true),
-        SegmentMembers {
-            vendor_engineers: Some(v),
-            ..
-        } => by_vendor(v, false),
-        SegmentMembers {
-            group_id: Some(id), ..
-        } => Ok(format!("MemberOf -eq {}", opath_string(id))),
-        SegmentMembers {
-            user_attribute: Some(m),
-            ..
-        } => {
-            let attribute = serde_json::to_value(m.attribute)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned));
-            Ok(format!(
-                "{} -eq {}",
-                attribute.unwrap_or_default(),
-                opath_string(&m.value)
-            ))
-        }
-        _ => Err("members names no source".into()),
-    }
-}
-
 /// Tenant segment names of BarrierSegments, by object name.
 pub fn segment_names(all: &[Arc<BarrierSegment>]) -> BTreeMap<String, String> {
     all.iter()
@@ -148,10 +81,10 @@ pub fn segment_names(all: &[Arc<BarrierSegment>]) -> BTreeMap<String, String> {
 pub fn desired(
     bs: &BarrierSegment,
     all: &[Arc<BarrierSegment>],
-    vendor: &dyn Fn(&str) -> Option<Arc<VendorTenant>>,
+    scope: Scope,
 ) -> Result<Desired, (&'static str, String)> {
     let name = bs.segment_name();
-    let filter = filter(&bs.spec.members, vendor).map_err(|m| ("MembersUnresolved", m))?;
+    let filter = members::filter(&bs.spec.members, scope).map_err(|m| ("MembersUnresolved", m))?;
     let names = segment_names(all);
     let resolve = |refs: &[String]| -> Result<Vec<String>, (&'static str, String)> {
         let mut out = Vec::new();
@@ -169,7 +102,7 @@ pub fn desired(
     };
     let policy = match bs.policy_type() {
         PolicyType::Allow => {
-            let mut segments = resolve(bs.spec.allowed_segments.as_deref().unwrap_or_default())?;
+            let mut segments = resolve(&pairing::allowed_refs(bs, all, scope.vendors))?;
             segments.push(name.clone());
             segments.sort();
             segments.dedup();
@@ -206,11 +139,8 @@ pub enum Rejection {
 
 /// The decisions made from the cluster alone, before the tenant is read (pure): a refused
 /// object never reaches the tenant.
-pub fn admit(
-    bs: &BarrierSegment,
-    all: &[Arc<BarrierSegment>],
-    vendors: &[Arc<VendorTenant>],
-) -> Result<Desired, Rejection> {
+pub fn admit(bs: &BarrierSegment, all: &[Arc<BarrierSegment>], scope: Scope) -> Result<Desired, Rejection> {
+    let vendors = scope.vendors;
     use kube::ResourceExt;
     if let Some(holder) = ownership::name_holder(bs, all) {
         let message = format!(
@@ -227,8 +157,7 @@ pub fn admit(
         );
         return Err(Rejection::Refused(refusal("Conflict", message)));
     }
-    let vendor = |n: &str| vendors.iter().find(|v| v.name_any() == n).cloned();
-    desired(bs, all, &vendor).map_err(|(reason, message)| Rejection::Invalid(refusal(reason, message)))
+    desired(bs, all, scope).map_err(|(reason, message)| Rejection::Invalid(refusal(reason, message)))
 }
 
 /// The tenant objects `desired` binds to and the commands that bring them to it (pure), or a
@@ -293,7 +222,7 @@ pub fn plan(d: &Desired, segment: Option<&Segment>, policy: Option<&Policy>) -> 
 
 /// Allow lists that are not mirrored: `(a, b)` means segment object `a` allows `b` but `b` does
 /// not allow `a` back (or is not an Active allow policy). Policy application would fail on them.
-pub fn asymmetries(all: &[Arc<BarrierSegment>]) -> Vec<(String, String)> {
+pub fn asymmetries(all: &[Arc<BarrierSegment>], vendors: &[Arc<VendorTenant>]) -> Vec<(String, String)> {
     let active_allow = |s: &BarrierSegment| {
         s.policy_type() == PolicyType::Allow && s.spec.policy_state.unwrap_or_default() == PolicyState::Active
     };
@@ -307,15 +236,15 @@ pub fn asymmetries(all: &[Arc<BarrierSegment>]) -> Vec<(String, String)> {
         .filter(|s| active_allow(s) && s.metadata.deletion_timestamp.is_none())
     {
         let a_name = a.metadata.name.clone().unwrap_or_default();
-        for b_name in a.spec.allowed_segments.iter().flatten() {
-            if *b_name == a_name {
+        for b_name in pairing::allowed_refs(a, all, vendors) {
+            if b_name == a_name {
                 continue;
             }
-            let mirrored = by_name.get(b_name).is_some_and(|b| {
-                active_allow(b) && b.spec.allowed_segments.iter().flatten().any(|x| *x == a_name)
-            });
+            let mirrored = by_name
+                .get(&b_name)
+                .is_some_and(|b| active_allow(b) && pairing::allowed_refs(b, all, vendors).contains(&a_name));
             if !mirrored {
-                out.push((a_name.clone(), b_name.clone()));
+                out.push((a_name.clone(), b_name));
             }
         }
     }

@@ -1,5 +1,13 @@
 use super::*;
+use crate::barriers::IbMode;
 use serde_json::json;
+
+fn scope(vendors: &[Arc<VendorTenant>]) -> Scope<'_> {
+    Scope {
+        vendors,
+        mode: Some(IbMode::SingleSegment),
+    }
+}
 
 fn segment(name: &str, spec: serde_json::Value) -> Arc<BarrierSegment> {
     Arc::new(
@@ -41,27 +49,33 @@ fn pair() -> Vec<Arc<BarrierSegment>> {
 
 #[test]
 fn filters_follow_the_vendor_attribute_and_escape_values() {
-    let v1 = |n: &str| (n == "v1").then(|| vendor("v1", None));
+    let v1 = [vendor("v1", None)];
     let all = pair();
-    let d = desired(&all[0], &all, &v1).unwrap();
+    let d = desired(&all[0], &all, scope(&v1)).unwrap();
     assert_eq!(d.filter, "ExtensionAttribute15 -eq 'v1-accounts'");
-    let member_of = |_: &str| Some(vendor("v1", Some("MemberOf")));
-    let d = desired(&all[1], &all, &member_of).unwrap();
+    let member_of = [vendor("v1", Some("MemberOf"))];
+    let d = desired(&all[1], &all, scope(&member_of)).unwrap();
     assert_eq!(d.filter, "MemberOf -eq '22222222-2222-2222-2222-222222222222'");
     let odd = segment(
         "x",
         json!({"members": {"userAttribute": {"attribute": "Department", "value": "R'n D"}}}),
     );
-    assert_eq!(desired(&odd, &[], &v1).unwrap().filter, "Department -eq 'R''n D'");
+    assert_eq!(
+        desired(&odd, &[], scope(&v1)).unwrap().filter,
+        "Department -eq 'R''n D'"
+    );
     let missing = segment("y", json!({"members": {"vendorAccounts": "nope"}}));
-    assert_eq!(desired(&missing, &[], &v1).unwrap_err().0, "MembersUnresolved");
+    assert_eq!(
+        desired(&missing, &[], scope(&v1)).unwrap_err().0,
+        "MembersUnresolved"
+    );
 }
 
 #[test]
 fn allow_lists_name_tenant_segments_and_include_themselves() {
-    let v1 = |_: &str| Some(vendor("v1", None));
+    let v1 = [vendor("v1", None)];
     let all = pair();
-    let d = desired(&all[0], &all, &v1).unwrap();
+    let d = desired(&all[0], &all, scope(&v1)).unwrap();
     let p = d.policy.unwrap();
     assert!(p.allowed);
     assert_eq!(p.segments, ["V1_SupportEngineer", "v1-accounts"]);
@@ -70,7 +84,10 @@ fn allow_lists_name_tenant_segments_and_include_themselves() {
         "z",
         json!({"members": {"groupId": "33333333-3333-3333-3333-333333333333"}, "blockedSegments": ["ghost"]}),
     );
-    assert_eq!(desired(&dangling, &all, &v1).unwrap_err().0, "UnknownSegment");
+    assert_eq!(
+        desired(&dangling, &all, scope(&v1)).unwrap_err().0,
+        "UnknownSegment"
+    );
 }
 
 #[test]
@@ -124,14 +141,14 @@ fn plan_creates_then_updates_only_what_differs() {
 
 #[test]
 fn asymmetric_allow_lists_are_found_in_the_missing_direction() {
-    assert!(asymmetries(&pair()).is_empty());
+    assert!(asymmetries(&pair(), &[]).is_empty());
     let mut one_way = pair();
     one_way[1] = segment(
         "v1-engineers",
         json!({"members": {"vendorEngineers": "v1"}, "allowedSegments": []}),
     );
     assert_eq!(
-        asymmetries(&one_way),
+        asymmetries(&one_way, &[]),
         [("v1-accounts".to_string(), "v1-engineers".to_string())]
     );
     let mut inactive = pair();
@@ -140,7 +157,7 @@ fn asymmetric_allow_lists_are_found_in_the_missing_direction() {
         json!({"members": {"vendorEngineers": "v1"}, "allowedSegments": ["v1-accounts"], "policyState": "Inactive"}),
     );
     assert_eq!(
-        asymmetries(&inactive).len(),
+        asymmetries(&inactive, &[]).len(),
         1,
         "an Inactive mirror does not count"
     );

@@ -89,6 +89,10 @@ pub async fn conclude(
     let t = now();
     if !done.is_empty() {
         status.last_changed = Some(now_for_barriers());
+        status.pending_change = Some(format!(
+            "the next policy application puts into effect: {}",
+            done.join("; ")
+        ));
         ctx.coordinator()
             .request("a segment or policy definition changed");
         for note in &done {
@@ -134,6 +138,11 @@ pub async fn conclude(
     // before the restart does not flip to not applied and take its accounts' sign-in with it.
     ctx.coordinator().history_read(HISTORY_WAIT).await;
     policy_applied(bs, ctx, &mut status, &t);
+    let applied = crate::crd::conditions::find(&status.conditions, types::POLICY_APPLIED)
+        .is_some_and(|c| c.status == "True");
+    if applied {
+        status.pending_change = None;
+    }
     let action = finish(bs, ctx, api, status, None).await?;
     Ok(if halt.is_some() {
         Action::requeue(Duration::from_secs(5).min(ctx.config.resync))

@@ -41,7 +41,8 @@ pub fn selects_accounts(segment: &BarrierSegment, vendor: &VendorTenant) -> bool
         &segment.spec.members,
         std::slice::from_ref(vendor),
     );
-    placed == crate::controllers::barrier_segment::invariant::Holder::Accounts(vendor.name_any())
+    use crate::controllers::barrier_segment::invariant::Holder;
+    matches!(placed, Holder::Accounts(v) | Holder::Vendor(v) if v == vendor.name_any())
 }
 
 /// The one segment that isolates the vendor's accounts, or why there is none. Pure.

@@ -65,6 +65,14 @@ pub async fn act(ctx: &Context, owner_uid: &str, steps: &[Step]) -> Result<Outco
                 apply_segment(ctx, segment).await?;
                 step.describe()
             }
+            Step::DeleteSegment { name } => {
+                let api: Api<BarrierSegment> = Api::all(ctx.kube.clone());
+                match api.delete(name, &kube::api::DeleteParams::default()).await {
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    other => drop(other?),
+                }
+                step.describe()
+            }
             Step::AssignGroupLicenses { group, add, remove } => {
                 let Some(id) = out.id(group) else { continue };
                 match dir.assign_group_licenses(&id, add, remove).await {

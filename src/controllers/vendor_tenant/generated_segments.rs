@@ -1,6 +1,7 @@
-//! A vendor's generated barriers: two BarrierSegments it owns (its accounts and its engineers,
-//! allowed to reach only each other), and the attribute that places its engineers in theirs.
+//! A vendor's generated barriers: the BarrierSegments it owns, by the tenant's IB mode, and the
+//! attribute that places its engineers in theirs.
 
+use crate::barriers::IbMode;
 use crate::context::Context;
 use crate::controllers::remote_assist_license::plan::BarrierAttribute;
 use crate::crd::barrier_segment::{BarrierSegmentSpec, PolicyState, SegmentMembers};
@@ -9,17 +10,28 @@ use crate::error::Error;
 use kube::api::DeleteParams;
 use kube::{Api, Resource, ResourceExt};
 
-/// The two segments a vendor with `generateSegments` owns (pure).
-pub fn generated(vt: &VendorTenant) -> Vec<BarrierSegment> {
+/// The names of every segment a vendor may generate, in either design.
+pub fn generated_names(vt: &VendorTenant) -> [String; 3] {
+    [
+        vt.accounts_segment_value(),
+        vt.engineers_segment_value(),
+        vt.vendor_segment_value(),
+    ]
+}
+
+/// The segments a vendor with `generateSegments` owns in `mode` (pure). Single-segment (and
+/// legacy) tenants get two: its accounts and its engineers, allowed to reach only each other.
+/// Multi-segment tenants get one holding both, allowed to reach only itself, so that an
+/// engineer who serves several vendors can be in each of their segments.
+pub fn generated(vt: &VendorTenant, mode: IbMode) -> Vec<BarrierSegment> {
     let name = vt.name_any();
-    let (accounts, engineers) = (vt.accounts_segment_value(), vt.engineers_segment_value());
-    let segment = |own: &str, other: &str, members: SegmentMembers| {
+    let segment = |own: &str, allowed: &str, members: SegmentMembers| {
         let mut s = BarrierSegment::new(
             own,
             BarrierSegmentSpec {
                 segment_name: None,
                 members,
-                allowed_segments: Some(vec![other.to_owned()]),
+                allowed_segments: Some(vec![allowed.to_owned()]),
                 blocked_segments: None,
                 policy_state: Some(PolicyState::Active),
                 adopt_existing: None,
@@ -29,6 +41,15 @@ pub fn generated(vt: &VendorTenant) -> Vec<BarrierSegment> {
         s.metadata.owner_references = vt.controller_owner_ref(&()).map(|o| vec![o]);
         s
     };
+    if mode.multi() {
+        let own = vt.vendor_segment_value();
+        let members = SegmentMembers {
+            vendor: Some(name),
+            ..SegmentMembers::default()
+        };
+        return vec![segment(&own, &own, members)];
+    }
+    let (accounts, engineers) = (vt.accounts_segment_value(), vt.engineers_segment_value());
     vec![
         segment(
             &accounts,
@@ -54,8 +75,7 @@ pub fn generated(vt: &VendorTenant) -> Vec<BarrierSegment> {
 pub async fn delete_generated(ctx: &Context, vt: &VendorTenant) -> Result<bool, Error> {
     let api: Api<BarrierSegment> = Api::all(ctx.kube.clone());
     let mut gone = true;
-    for want in generated(vt) {
-        let name = want.name_any();
+    for name in generated_names(vt) {
         if let Some(have) = api.get_opt(&name).await?
             && super::plan::owned_by(&have, vt.uid().as_deref())
         {
@@ -68,8 +88,12 @@ pub async fn delete_generated(ctx: &Context, vt: &VendorTenant) -> Result<bool, 
     Ok(gone)
 }
 
-/// The engineers' barrier attribute value to write, per engineer; `None` for `MemberOf`.
-pub fn engineer_attribute(vt: &VendorTenant) -> Option<BarrierAttribute> {
+/// The engineers' barrier attribute value to write, per engineer; `None` for `MemberOf`, and in
+/// multi-segment mode, where engineers are placed by their group.
+pub fn engineer_attribute(vt: &VendorTenant, mode: Option<IbMode>) -> Option<BarrierAttribute> {
+    if mode.is_some_and(IbMode::multi) {
+        return None;
+    }
     vt.membership_attribute()
         .graph_property()
         .map(|(property, key)| BarrierAttribute {

@@ -42,6 +42,7 @@ pub async fn run(
         .watches_stream(accounts, |ral| {
             Some(ObjectRef::<VendorTenant>::new(&ral.spec.vendor_ref.name))
         })
+        .reconcile_all_on(ctx.coordinator().mode.changes())
         .with_config(
             ControllerConfig::default()
                 .concurrency(ctx.config.concurrency)
@@ -94,7 +95,8 @@ async fn apply(vt: &VendorTenant, ctx: &Context, api: &Api<VendorTenant>) -> Res
         let message = format!("group {group} was gone; bound to {id}");
         outcome.done.insert(0, ("GroupRebound", message));
     }
-    let new_status = status::status(vt, &plan, &outcome, &observed.accounts, &now());
+    let mut new_status = status::status(vt, &plan, &outcome, &observed.accounts, &now());
+    new_status.information_barrier_mode = observed.mode;
     for (reason, note) in &outcome.done {
         tracing::info!(vendor = %name, reason, note = %note, "acted on the tenant");
         ctx.event(vt, EventType::Normal, reason, reason, note.clone())

@@ -4,6 +4,7 @@
 
 use super::plan::{GroupSeen, Observed};
 use crate::context::Context;
+use crate::controllers::barrier_segment::application::HISTORY_WAIT;
 use crate::crd::VendorTenant;
 use crate::directory::Directory;
 use crate::error::Error;
@@ -51,6 +52,7 @@ pub async fn observe(ctx: &Context, vt: &VendorTenant) -> Result<Observed, Error
         segments,
         accounts: super::accounts(ctx, &vt.name_any()).await?,
         skus: dir.skus(false).await?,
+        mode: ctx.coordinator().mode.read_within(HISTORY_WAIT).await,
     })
 }
 

@@ -3,9 +3,10 @@
 //! BarrierSegments to the spec, and the problems a person must fix. The operator and the `plan`
 //! command both call [`plan`], so what `plan` shows is what the operator does.
 
-use super::generated_segments::{engineer_attribute, generated};
+use super::generated_segments::{engineer_attribute, generated, generated_names};
 use super::groups::{choose, membership_changes};
 use super::seats::{self, Evaluation};
+use crate::barriers::IbMode;
 use crate::controllers::refusal::{Refusal, refusal};
 use crate::controllers::remote_assist_license::plan::BarrierAttribute;
 use crate::crd::vendor_tenant::{LicenseMode, MembershipMode};
@@ -55,6 +56,8 @@ pub struct Observed {
     /// This vendor's RemoteAssistLicenses.
     pub accounts: Vec<Arc<RemoteAssistLicense>>,
     pub skus: SkuTable,
+    /// The tenant's IB mode, if known: it decides the generated design.
+    pub mode: Option<IbMode>,
 }
 
 /// A group a step writes to: one that exists, or the one this pass creates.
@@ -96,6 +99,10 @@ pub enum Step {
     ApplySegment {
         segment: Box<BarrierSegment>,
     },
+    /// A generated segment of the other design (the tenant's IB mode changed).
+    DeleteSegment {
+        name: String,
+    },
     AssignGroupLicenses {
         group: GroupRef,
         add: Vec<AssignedLicense>,
@@ -112,6 +119,7 @@ impl Step {
             Step::AddMembers { .. } => "AddMembers",
             Step::RemoveMember { .. } => "RemoveMember",
             Step::ApplySegment { .. } => "GenerateSegment",
+            Step::DeleteSegment { .. } => "DeleteGeneratedSegment",
             Step::AssignGroupLicenses { .. } => "AssignGroupLicenses",
         }
     }
@@ -124,6 +132,7 @@ impl Step {
             Step::AddMembers { .. } => "EngineersAdded",
             Step::RemoveMember { .. } => "EngineersRemoved",
             Step::ApplySegment { .. } => "SegmentGenerated",
+            Step::DeleteSegment { .. } => "SegmentRetired",
             Step::AssignGroupLicenses { .. } => "GroupLicensesChanged",
         }
     }
@@ -136,6 +145,7 @@ impl Step {
             Step::AddMembers { group, .. } | Step::AssignGroupLicenses { group, .. } => group.name().into(),
             Step::RemoveMember { group_name, .. } => group_name.clone(),
             Step::ApplySegment { segment } => segment.name_any(),
+            Step::DeleteSegment { name } => name.clone(),
         }
     }
 
@@ -150,6 +160,9 @@ impl Step {
                 format!("remove member {id}, not listed, from {group_name}")
             }
             Step::ApplySegment { segment } => format!("generate BarrierSegment {}", segment.name_any()),
+            Step::DeleteSegment { name } => {
+                format!("delete generated BarrierSegment {name}, which the tenant's IB mode no longer uses")
+            }
             Step::AssignGroupLicenses { group, add, remove } => format!(
                 "assign {} licence(s) to group {}, remove {}",
                 add.len(),
@@ -272,9 +285,9 @@ fn plan_engineers(p: &mut Plan, vt: &VendorTenant, (group, _): &(GroupRef, Optio
         .filter(|(_, u)| u.is_none())
         .map(|(upn, _)| upn.clone())
         .collect();
-    let (write, shared) = engineer_changes(vt, &known, &o.vendors);
-    if let Some(attribute) = engineer_attribute(vt) {
-        for user in write {
+    let placed = engineer_changes(vt, &known, o);
+    if let Some(attribute) = engineer_attribute(vt, o.mode) {
+        for user in placed.write {
             p.steps.push(Step::PlaceEngineer {
                 user_id: user.id.clone(),
                 upn: user.user_principal_name.clone(),
@@ -282,14 +295,27 @@ fn plan_engineers(p: &mut Plan, vt: &VendorTenant, (group, _): &(GroupRef, Optio
             });
         }
     }
-    if !shared.is_empty() {
+    if !placed.shared.is_empty() {
         let message = format!(
-            "{} also serve another vendor; an engineer can be in one segment only, so their barrier attribute is left as it is",
-            shared.join(", ")
+            "{} also serve another vendor; in a single-segment tenant a user can be in one segment only, so their barrier attribute is left as it is and they serve neither vendor. Fix: switch the tenant to multi-segment mode (Set-PolicyConfig -InformationBarrierMode MultiSegment, which cannot be undone; see docs/barriers.md), where an engineer is in each vendor's segment",
+            placed.shared.join(", ")
         );
         p.problems.push(refusal("EngineerShared", message));
     }
-    let wanted: BTreeSet<String> = known.iter().map(|(_, u)| u.id.clone()).collect();
+    if !placed.over_limit.is_empty() {
+        let message = format!(
+            "{} already serve {} other vendors; a user can be in at most {} segments, so they are not added to this vendor's engineers",
+            placed.over_limit.join(", "),
+            placed.limit,
+            crate::barriers::mode::MULTI_SEGMENTS_PER_USER
+        );
+        p.problems.push(refusal("EngineerSegmentLimit", message));
+    }
+    let wanted: BTreeSet<String> = known
+        .iter()
+        .filter(|(upn, _)| !placed.over_limit.contains(upn))
+        .map(|(_, u)| u.id.clone())
+        .collect();
     let exclusive = se.membership.unwrap_or_default() == MembershipMode::Exclusive;
     let current = match group {
         GroupRef::Existing { id, .. } => o.engineer_members.get(id).cloned().unwrap_or_default(),
@@ -318,39 +344,93 @@ fn plan_engineers(p: &mut Plan, vt: &VendorTenant, (group, _): &(GroupRef, Optio
     }
 }
 
-/// Engineers whose attribute must be written, and those listed by another vendor too (an
-/// engineer can be in one segment only, so they are reported instead of flipped back and forth).
+/// How the listed engineers are placed.
+pub struct Placement<'a> {
+    /// Engineers whose barrier attribute must be written.
+    pub write: Vec<&'a DirUser>,
+    /// Single-segment mode: engineers another vendor lists too (reported, not flipped back and
+    /// forth between two vendors' segments).
+    pub shared: Vec<String>,
+    /// Multi-segment mode: engineers who would be in more segments than a user may be; they
+    /// keep the vendors that come first by name.
+    pub over_limit: Vec<String>,
+    /// The segments an engineer may hold for vendors, as counted for `over_limit`.
+    pub limit: usize,
+}
+
+/// The vendors (by name) that list `upn` as an engineer.
+fn vendors_of(upn: &str, vendors: &[Arc<VendorTenant>]) -> Vec<String> {
+    let mut names: Vec<String> = vendors
+        .iter()
+        .filter(|v| {
+            v.spec
+                .support_engineers
+                .as_ref()
+                .is_some_and(|se| se.members.iter().any(|m| m.eq_ignore_ascii_case(upn)))
+        })
+        .map(|v| v.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// How the engineers are placed (pure). In multi-segment mode every engineer may serve up to
+/// ten vendors (one fewer with a host segment, which holds them too).
 pub fn engineer_changes<'a>(
     vt: &VendorTenant,
     engineers: &'a [(String, DirUser)],
-    vendors: &[Arc<VendorTenant>],
-) -> (Vec<&'a DirUser>, Vec<String>) {
-    let Some(attr) = engineer_attribute(vt) else {
-        return (Vec::new(), Vec::new());
+    o: &Observed,
+) -> Placement<'a> {
+    let host = o.segments.iter().any(|s| s.spec.members.host_staff.is_some());
+    let limit = crate::barriers::mode::MULTI_SEGMENTS_PER_USER - usize::from(host);
+    let mut out = Placement {
+        write: Vec::new(),
+        shared: Vec::new(),
+        over_limit: Vec::new(),
+        limit,
     };
-    let mut write = Vec::new();
-    let mut shared = Vec::new();
+    let name = vt.name_any();
     for (upn, user) in engineers {
-        let elsewhere = vendors.iter().any(|o| {
-            o.metadata.name != vt.metadata.name
-                && o.spec
-                    .support_engineers
-                    .as_ref()
-                    .is_some_and(|se| se.members.iter().any(|m| m.eq_ignore_ascii_case(upn)))
-        });
-        if elsewhere {
-            shared.push(upn.clone());
+        let serves = vendors_of(upn, &o.vendors);
+        if o.mode.is_some_and(IbMode::multi) {
+            if serves.iter().position(|v| *v == name).is_some_and(|i| i >= limit) {
+                out.over_limit.push(upn.clone());
+            }
+            continue;
+        }
+        let Some(attr) = engineer_attribute(vt, o.mode) else {
+            continue;
+        };
+        if serves.iter().any(|v| *v != name) {
+            out.shared.push(upn.clone());
         } else if attr.observed(user).as_deref() != Some(&attr.value) {
-            write.push(user);
+            out.write.push(user);
         }
     }
-    (write, shared)
+    out
 }
 
 /// The generated BarrierSegments: written when missing or different; a segment of that name
 /// this vendor does not own is never taken over.
 fn plan_segments(p: &mut Plan, vt: &VendorTenant, owner_uid: Option<&str>, o: &Observed) {
-    for want in generated(vt) {
+    let Some(mode) = o.mode else {
+        let message = "the tenant's information-barrier mode is not known yet (Get-PolicyConfig), and it decides the generated design; the generated BarrierSegments are left as they are".into();
+        p.problems.push(refusal("BarrierModeUnknown", message));
+        return;
+    };
+    let wanted = generated(vt, mode);
+    for name in generated_names(vt) {
+        let retired = !wanted.iter().any(|w| w.name_any() == name);
+        let have = o.segments.iter().find(|s| s.name_any() == name);
+        if retired
+            && let Some(have) = have
+            && owned_by(have, owner_uid)
+            && have.metadata.deletion_timestamp.is_none()
+        {
+            p.steps.push(Step::DeleteSegment { name });
+        }
+    }
+    for want in wanted {
         let name = want.name_any();
         match o.segments.iter().find(|s| s.name_any() == name) {
             Some(have) if !owned_by(have, owner_uid) => {

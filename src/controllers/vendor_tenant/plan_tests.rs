@@ -72,6 +72,7 @@ fn observed(vt: &VendorTenant) -> Observed {
         segments: vec![],
         accounts: vec![],
         skus,
+        mode: Some(IbMode::SingleSegment),
     }
 }
 
@@ -212,9 +213,12 @@ fn generated_segments_are_written_when_missing_and_never_taken_over() {
     let mut o = observed(&vt);
     let p = plan_of(&vt, &o);
     assert_eq!(kinds(&p), ["GenerateSegment", "GenerateSegment"]);
-    o.segments = generated(&vt).into_iter().map(Arc::new).collect();
+    o.segments = generated(&vt, IbMode::SingleSegment)
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     assert!(plan_of(&vt, &o).steps.is_empty(), "already generated");
-    let mut foreign = generated(&vt).remove(0);
+    let mut foreign = generated(&vt, IbMode::SingleSegment).remove(0);
     foreign.metadata.owner_references = None;
     o.segments = vec![Arc::new(foreign)];
     let p = plan_of(&vt, &o);
@@ -227,4 +231,93 @@ fn a_group_bound_before_and_gone_is_rebound_by_name() {
     let vt = vendor(engineers("Additive", &["eng1@abc.example"]));
     let p = plan(&vt, Some(UID), [Some("gone"), None], &observed(&vt));
     assert_eq!(p.rebound, [("V1_RemoteAssistUser".to_string(), "ga".to_string())]);
+}
+
+#[test]
+fn the_generated_design_follows_the_tenants_mode_and_waits_while_it_is_unknown() {
+    let mut spec = engineers("Additive", &["eng1@abc.example"]);
+    spec["barriers"] = json!({"generateSegments": true});
+    let vt = vendor(spec);
+    let mut o = observed(&vt);
+    o.segments = generated(&vt, IbMode::SingleSegment)
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let segment_steps = |p: &Plan| -> Vec<(String, &'static str)> {
+        p.steps
+            .iter()
+            .filter(|s| s.kind().contains("Segment"))
+            .map(|s| (s.object(), s.kind()))
+            .collect()
+    };
+    assert!(segment_steps(&plan_of(&vt, &o)).is_empty());
+    o.mode = Some(IbMode::MultiSegment);
+    let p = plan_of(&vt, &o);
+    let objects = segment_steps(&p);
+    assert_eq!(
+        objects,
+        [
+            ("V1-accounts".to_string(), "DeleteGeneratedSegment"),
+            ("V1-engineers".to_string(), "DeleteGeneratedSegment"),
+            ("V1-vendor".to_string(), "GenerateSegment"),
+        ]
+    );
+    o.mode = None;
+    let p = plan_of(&vt, &o);
+    assert!(
+        segment_steps(&p).is_empty(),
+        "nothing generated or retired on an unknown mode"
+    );
+    assert_eq!(reasons(&p), ["BarrierModeUnknown"]);
+}
+
+/// `n` vendors that all list eng1, named v01..vNN, and the observation of `which`.
+fn engineer_shared_by(n: usize, which: usize, mode: IbMode) -> (VendorTenant, Observed) {
+    let vendors: Vec<VendorTenant> = (1..=n)
+        .map(|i| {
+            let mut spec = engineers("Additive", &["eng1@abc.example"]);
+            spec["barriers"] = json!({"generateSegments": false});
+            let mut v = vendor(spec);
+            v.metadata.name = Some(format!("v{i:02}"));
+            v
+        })
+        .collect();
+    let vt = vendors[which - 1].clone();
+    let mut o = observed(&vt);
+    o.vendors = vendors.into_iter().map(Arc::new).collect();
+    o.engineer_members = [("ge".to_string(), BTreeSet::new())].into();
+    o.mode = Some(mode);
+    (vt, o)
+}
+
+#[test]
+fn in_multi_segment_mode_an_engineer_serves_up_to_ten_vendors_and_is_refused_beyond() {
+    let (vt, o) = engineer_shared_by(11, 10, IbMode::MultiSegment);
+    let p = plan_of(&vt, &o);
+    assert!(
+        !kinds(&p).contains(&"PlaceEngineer"),
+        "multi-segment engineers are placed by group"
+    );
+    assert!(kinds(&p).contains(&"AddMembers"), "{:?}", kinds(&p));
+    assert!(!reasons(&p).contains(&"EngineerShared"));
+    let (vt, o) = engineer_shared_by(11, 11, IbMode::MultiSegment);
+    let p = plan_of(&vt, &o);
+    assert_eq!(reasons(&p), ["EngineerSegmentLimit"]);
+    assert!(
+        !kinds(&p).contains(&"AddMembers"),
+        "the eleventh vendor does not get the engineer"
+    );
+}
+
+#[test]
+fn in_single_segment_mode_a_shared_engineer_is_reported_with_the_fix() {
+    let (vt, o) = engineer_shared_by(2, 1, IbMode::SingleSegment);
+    let p = plan_of(&vt, &o);
+    assert_eq!(reasons(&p), ["EngineerShared"]);
+    assert!(
+        p.problems[0].message.contains("multi-segment mode"),
+        "{}",
+        p.problems[0].message
+    );
+    assert!(!kinds(&p).contains(&"PlaceEngineer"));
 }

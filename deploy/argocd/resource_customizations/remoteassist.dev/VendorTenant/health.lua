@@ -23,6 +23,7 @@
 local TERMINAL = {
   -- groups, engineers and generated segments
   Conflict = true, EngineerShared = true, EngineerNotFound = true, SegmentNameTaken = true,
+  EngineerSegmentLimit = true,
   -- licences
   UnknownLicense = true, InsufficientSeats = true, GroupLicenseRefused = true,
   -- deletion held by enabled accounts that no licence manages any more
@@ -33,7 +34,7 @@ local TERMINAL = {
 
 -- Progressing: resolves by itself (waiting, retrying, throttled, pending).
 local PROGRESSING = {
-  Pending = true, Terminating = true,
+  Pending = true, Terminating = true, BarrierModeUnknown = true,
   -- retried by the operator (reported as Events today; classified for conditions)
   Throttled = true, TenantUnreachable = true, GraphUnavailable = true, ComplianceUnreachable = true,
   ComplianceError = true, KubernetesError = true, FinalizerUpdateFailed = true, Waiting = true,
