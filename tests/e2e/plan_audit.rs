@@ -57,7 +57,7 @@ async fn plan_lists_the_changes_for_the_examples_and_never_writes() {
         "VendorTenant v1",
         "+ create security group V1_RemoteAssistUser",
         "+ add 2 engineer(s) to V1_SupportEngineer",
-        "+ assign 3 licence(s) to group v2_RemoteAssistUser",
+        "+ assign 2 licence(s) to group v2_RemoteAssistUser",
         "RemoteAssistLicense vendor-v1/v1-tech-01",
         "+ create user v1-tech-01@vendors.abc.example",
         "nothing was changed",
