@@ -441,18 +441,28 @@ fn decide(t: &Tenant, application_id: String) -> Outcome {
     };
     for p in policies.iter().filter(|p| p.kind == PolicyType::Allow) {
         for other in p.segments.iter().filter(|s| !s.eq_ignore_ascii_case(&p.assigned)) {
-            if let Some(q) = allow_of(other)
-                && !q.segments.iter().any(|s| s.eq_ignore_ascii_case(&p.assigned))
-            {
-                return fail(
-                    "AsymmetricPolicies",
-                    format!(
-                        "AsymmetricPoliciesException: segment '{}' allows segment '{other}', but the policy '{}' assigned to segment '{other}' does not allow segment '{}'. Allow policies must be symmetrical.",
-                        p.assigned, q.name, p.assigned
-                    ),
-                    0,
-                );
-            }
+            // The mirror rule: the listed segment must allow this one back, and a segment with
+            // no Active allow policy does not (microsoft-365-docs #1837: a one-way allow policy
+            // fails with AsymmetricPoliciesException even when the other segment has no policy).
+            let why = match allow_of(other) {
+                Some(q) if q.segments.iter().any(|s| s.eq_ignore_ascii_case(&p.assigned)) => continue,
+                Some(q) => format!(
+                    "the policy '{}' assigned to segment '{other}' does not allow segment '{}'",
+                    q.name, p.assigned
+                ),
+                None => format!(
+                    "segment '{other}' has no Active allow policy that allows segment '{}'",
+                    p.assigned
+                ),
+            };
+            return fail(
+                "AsymmetricPolicies",
+                format!(
+                    "AsymmetricPoliciesException: segment '{}' allows segment '{other}', but {why}. Allow policies must be symmetrical.",
+                    p.assigned
+                ),
+                0,
+            );
         }
     }
     if let Some(failure) = match b.mode {
