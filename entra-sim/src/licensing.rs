@@ -250,3 +250,25 @@ pub async fn license_details(
         .collect();
     Ok(axum::Json(json!({"@odata.context": format!("{}/v1.0/$metadata#users('{id}')/licenseDetails", base_url()), "value": value})).into_response())
 }
+
+/// `POST /users/{id}/reprocessLicenseAssignment`: group licensing processes the user again, so
+/// an inherited licence in error gets another try (the only way out of an error state here, as
+/// "Force group license processing to resolve errors" describes:
+/// https://learn.microsoft.com/entra/identity/users/licensing-groups-resolve-problems). Answers
+/// 200 with the user (https://learn.microsoft.com/graph/api/user-reprocesslicenseassignment).
+pub async fn reprocess_user(
+    State(sim): State<Arc<Sim>>,
+    Extension(p): Extension<Principal>,
+    Path(key): Path<String>,
+) -> Result<Response> {
+    require(&p, ASSIGN_USER)?;
+    let id = visible_user_id(&sim, &key)?;
+    let mut t = sim.tenant();
+    t.reprocess_licenses(&id);
+    let mut out = t.users[&id].to_json();
+    out.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#users/$entity", base_url())),
+    );
+    Ok((StatusCode::OK, axum::Json(Value::Object(out))).into_response())
+}

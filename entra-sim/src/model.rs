@@ -253,6 +253,26 @@ impl Tenant {
     /// keeping `consumed` exact. A state that cannot get a seat or lacks a usage location is
     /// recorded with its error, as group-based licensing reports it.
     pub fn recompute_licenses(&mut self, user_id: &str) {
+        self.process_licenses(user_id, false);
+    }
+
+    /// Processes a user's licences again, inherited ones in error included
+    /// (`reprocessLicenseAssignment`); each group state is stamped with the time.
+    pub fn reprocess_licenses(&mut self, user_id: &str) {
+        self.process_licenses(user_id, true);
+        if let Some(u) = self.users.get_mut(user_id) {
+            let now = now_string();
+            for s in u.states.iter_mut().filter(|s| s.assigned_by_group.is_some()) {
+                s.last_updated = now.clone();
+            }
+        }
+    }
+
+    /// An inherited licence in error stays in error until the user is reprocessed or the group's
+    /// licence on it changes: group licensing records the error and does not retry by itself
+    /// (https://learn.microsoft.com/entra/identity/users/licensing-groups-resolve-problems,
+    /// "Force group license processing to resolve errors"; freed seats alone do not fix it).
+    fn process_licenses(&mut self, user_id: &str, reprocess: bool) {
         let Some(user) = self.users.get(user_id) else {
             return;
         };
@@ -275,7 +295,15 @@ impl Tenant {
                 .iter()
                 .find(|s| s.sku_id == a.sku_id && s.assigned_by_group == by_group);
             let already = before.contains(&a.sku_id) || holding.contains(&a.sku_id);
-            let (state, error) = if !has_location {
+            let stuck = previous.filter(|p| {
+                !reprocess
+                    && p.assigned_by_group.is_some()
+                    && p.state == "Error"
+                    && p.disabled_plans == a.disabled_plans
+            });
+            let (state, error) = if let Some(p) = stuck {
+                ("Error", p.error)
+            } else if !has_location {
                 ("Error", "ProhibitedInUsageLocationViolation")
             } else if already || self.free(&a.sku_id) > 0 {
                 // Each SKU takes at most one seat per user, so `free` needs no adjustment for

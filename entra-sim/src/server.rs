@@ -22,6 +22,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
             get(users::get_one).patch(users::update).delete(users::delete),
         )
         .route("/v1.0/users/{id}/assignLicense", post(licensing::assign_to_user))
+        .route(
+            "/v1.0/users/{id}/reprocessLicenseAssignment",
+            post(licensing::reprocess_user),
+        )
         .route("/v1.0/users/{id}/licenseDetails", get(licensing::license_details))
         .route("/v1.0/users/{id}/memberOf", get(groups::member_of))
         .route(

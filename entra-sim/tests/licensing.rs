@@ -539,3 +539,55 @@ async fn admin_can_buy_and_cancel_seats() {
     .await;
     assert_eq!(assign().await.status.as_u16(), 200);
 }
+
+/// Group licensing does not retry a user in error by itself: seats bought later and another
+/// pass over the group leave the `CountViolation`; `reprocessLicenseAssignment` clears it.
+#[tokio::test]
+async fn a_count_violation_stays_until_the_user_is_reprocessed() {
+    let env = common::start_with(with_prepaid(REMOTE_ASSIST, 0)).await;
+    let g = id_of(&env.create_group("RA_Sticky").await);
+    let u = id_of(&env.create_user("sticky", Some("US")).await);
+    add_member(&env, &g, &u).await;
+    assign_group(&env, &g, add(REMOTE_ASSIST)).await;
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Error", "CountViolation").await;
+    env.admin(
+        Method::PUT,
+        "/skus/MICROSOFT_REMOTE_ASSIST",
+        Some(json!({"prepaidUnits": 1})),
+    )
+    .await;
+    // A later pass over the group (it gains a second licence) reaches the user...
+    assign_group(&env, &g, add(ENTERPRISEPREMIUM)).await;
+    wait_for_group_state(&env, &u, &g, ENTERPRISEPREMIUM, "Active", "None").await;
+    // ...and leaves the failed one as it was.
+    let ra = states(&env, &u)
+        .await
+        .into_iter()
+        .find(|s| s["assignedByGroup"] == g.as_str() && s["skuId"] == REMOTE_ASSIST)
+        .unwrap();
+    assert_eq!(
+        (ra["state"].as_str(), ra["error"].as_str()),
+        (Some("Error"), Some("CountViolation"))
+    );
+
+    let answer = env
+        .graph(
+            Method::POST,
+            &format!("/users/{u}/reprocessLicenseAssignment"),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["id"], u.as_str(), "answers with the user");
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Active", "None").await;
+    assert_eq!(consumed(&env, REMOTE_ASSIST).await, 1);
+
+    let missing = env
+        .graph(
+            Method::POST,
+            "/users/00000000-0000-0000-0000-000000000000/reprocessLicenseAssignment",
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

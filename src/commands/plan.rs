@@ -12,6 +12,7 @@ use crate::controllers::barrier_segment::plan::{self as segments, Rejection};
 use crate::controllers::barrier_segment::{invariant, preview};
 use crate::controllers::refusal::Refusal;
 use crate::controllers::remote_assist_license::course::course;
+use crate::controllers::remote_assist_license::observe::license_error_stale;
 use crate::controllers::remote_assist_license::plan::{Desired, Observed as AccountObserved, SecretState};
 use crate::controllers::vendor_tenant::generated_segments::generated;
 use crate::controllers::vendor_tenant::plan::{GroupRef, GroupSeen, Observed, plan as vendor_plan};
@@ -207,7 +208,17 @@ async fn observe_account(
         }
         _ => None,
     };
+    let free_seats = t
+        .directory
+        .skus(false)
+        .await?
+        .into_values()
+        .map(|s| (s.sku_id.clone(), s.free()))
+        .collect();
+    let license_error_stale = user.as_ref().is_some_and(|u| license_error_stale(u, desired));
     Ok(AccountObserved {
+        free_seats,
+        license_error_stale,
         directory_roles,
         rotation_wait: None,
         secret: if user.is_some() {

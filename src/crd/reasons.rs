@@ -135,6 +135,7 @@ pub const REASONS: &[Reason] = &[
     r("Assigning", Progressing, L, "licences are being assigned"),
     r("AwaitingGroupLicenses", Progressing, L, "waiting for the accounts group's licences to reach the account"),
     r("NoSeats", Degraded, L, "no seats left for a SKU"),
+    r("GroupLicenseError", Degraded, L, "group licensing recorded an error on the account (CountViolation, MutuallyExclusiveViolation, DependencyViolation, ProhibitedInUsageLocationViolation, UniquenessViolation); the message names it and the fix"),
     r("Released", Suspended, L, "licences are released while suspended"),
     // RemoteAssistLicense BarrierEnforced (license::barrier).
     r("NotRequired", Healthy, L, "the vendor does not require barriers"),

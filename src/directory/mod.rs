@@ -72,12 +72,35 @@ pub fn upn_domain(upn: &str) -> String {
 }
 
 /// One entry of `licenseAssignmentStates`: tells direct assignments from inherited ones.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LicenseState {
     pub sku_id: String,
     #[serde(default)]
     pub assigned_by_group: Option<String>,
+    /// `Active`, `ActiveWithError`, `Disabled` or `Error`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// `None`, or why group licensing failed: `CountViolation`, `MutuallyExclusiveViolation`,
+    /// `DependencyViolation`, `ProhibitedInUsageLocationViolation`, `UniquenessViolation`,
+    /// `Others` (https://learn.microsoft.com/graph/api/resources/licenseassignmentstate).
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub last_updated_date_time: Option<String>,
+}
+
+impl LicenseState {
+    /// The error group licensing recorded, if this inherited assignment failed.
+    pub fn group_error(&self) -> Option<&str> {
+        let failed = matches!(self.state.as_deref(), Some("Error" | "ActiveWithError"));
+        let error = self.error.as_deref().filter(|e| *e != "None");
+        if self.assigned_by_group.is_some() && failed {
+            Some(error.unwrap_or("Others"))
+        } else {
+            None
+        }
+    }
 }
 
 impl DirUser {
@@ -428,6 +451,16 @@ impl Directory {
         self.assign("users", id, add, remove).await?;
         self.view.wrote_user(id, |u| apply_licenses(u, add, remove));
         Ok(())
+    }
+
+    /// Asks group licensing to process the user again (after the cause of a licence error is
+    /// gone): https://learn.microsoft.com/graph/api/user-reprocesslicenseassignment. The view
+    /// forgets the user, whose licence states Graph recomputes.
+    pub async fn reprocess_licenses(&self, id: &str) -> Result<(), GraphError> {
+        let path = format!("/users/{}/reprocessLicenseAssignment", segment(id));
+        let result = self.graph.call(Method::POST, &path, None).await.map(drop);
+        self.view.forget_user(id);
+        result
     }
 
     pub async fn assign_group_licenses(

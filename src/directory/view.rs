@@ -339,6 +339,7 @@ pub fn apply_licenses(user: &mut DirUser, add: &[AssignedLicense], remove: &[Str
             user.license_assignment_states.push(LicenseState {
                 sku_id: a.sku_id.clone(),
                 assigned_by_group: None,
+                ..LicenseState::default()
             });
         }
     }

@@ -244,12 +244,7 @@ async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
     let v = format!("{}-v", env.id);
     env.apply(vendor(&v).namespaces(&[&ns]).barriers_not_required());
     // Two Remote Assist seats left in the whole tenant; three accounts want one each.
-    env.admin(
-        reqwest::Method::PUT,
-        "/skus/MICROSOFT_REMOTE_ASSIST",
-        Some(json!({"prepaidUnits": 2})),
-    )
-    .await;
+    remote_assist_seats(&env, 2).await;
     let names: Vec<String> = (1..=3).map(|i| format!("{}-t{i}", env.id)).collect();
     for n in &names {
         env.apply(license(&ns, n).vendor(&v));
@@ -306,14 +301,81 @@ async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
     )
     .await;
 
-    env.admin(
-        reqwest::Method::PUT,
-        "/skus/MICROSOFT_REMOTE_ASSIST",
-        Some(json!({"prepaidUnits": 3})),
-    )
-    .await;
+    remote_assist_seats(&env, 3).await;
     env.wait_condition(RAL, Some(&ns), short, "Ready", "True", None)
         .await;
     env.wait_condition("vendortenant", None, &v, "LicensesAssigned", "True", None)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn group_licence_seat_exhaustion_names_count_violation_on_the_account_and_recovers() {
+    let mut env = Env::start("groupseats").await;
+    let ns = env.namespace("a");
+    let v = format!("{}-v", env.id);
+    env.apply(
+        vendor(&v)
+            .namespaces(&[&ns])
+            .barriers_not_required()
+            .license_mode("Group"),
+    );
+    remote_assist_seats(&env, 2).await;
+    let names: Vec<String> = (1..=3).map(|i| format!("{}-g{i}", env.id)).collect();
+    for n in &names {
+        env.apply(license(&ns, n).vendor(&v));
+    }
+    env.start_operator();
+    let failed = |n: &String| {
+        env.condition(RAL, Some(&ns), n, "LicensesAssigned")
+            .is_some_and(|c| c.1 == "GroupLicenseError")
+    };
+    env.wait_for(
+        "one account names its group licence error",
+        Duration::from_secs(90),
+        async || names.iter().any(failed),
+    )
+    .await;
+    let short = names.iter().find(|n| failed(n)).unwrap().clone();
+    let ral = env.get(RAL, Some(&ns), &short).unwrap();
+    let message = ral["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "LicensesAssigned")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("CountViolation") && message.contains("MICROSOFT_REMOTE_ASSIST"),
+        "{message}"
+    );
+    assert_eq!(
+        env.condition(RAL, Some(&ns), &short, "Ready").unwrap(),
+        ("False".into(), "GroupLicenseError".into())
+    );
+    assert_eq!(env.user(&upn(&short)).await.unwrap()["accountEnabled"], false);
+
+    // Seats bought: Entra leaves the account in error; the operator asks for a reprocess.
+    remote_assist_seats(&env, 3).await;
+    env.wait_condition(RAL, Some(&ns), &short, "Ready", "True", None)
+        .await;
+    assert!(
+        env.events(&ns, &short)
+            .iter()
+            .any(|e| e.contains("LicensesReprocessed")),
+        "{:?}",
+        env.events(&ns, &short)
+    );
+}
+
+/// Sets how many Remote Assist seats the tenant has bought.
+async fn remote_assist_seats(env: &Env, prepaid: i64) {
+    env.admin(
+        reqwest::Method::PUT,
+        "/skus/MICROSOFT_REMOTE_ASSIST",
+        Some(json!({"prepaidUnits": prepaid})),
+    )
+    .await;
 }

@@ -167,6 +167,7 @@ async fn run_step(
                 Err(e) => Ran::Failed(e),
             }
         }
+        Step::ReprocessLicenses { user_id, .. } => ran(dir.reprocess_licenses(user_id).await),
         Step::Enable { user_id } => ran(dir.update_user(user_id, &json!({"accountEnabled": true})).await),
         Step::Disable { user_id } => ran(dir.update_user(user_id, &json!({"accountEnabled": false})).await),
     })

@@ -40,7 +40,8 @@ fn apply(d: &Desired, o: &mut Observed, step: &Step) -> bool {
                 rotated_for: None,
             }
         }
-        Step::RestoreUser { .. } => return false,
+        // Whether the account gets its licence this time is group licensing's to decide.
+        Step::RestoreUser { .. } | Step::ReprocessLicenses { .. } => return false,
         Step::CreateUser { body } => {
             let mut user = body.clone();
             user["id"] = format!("(new user {})", d.upn).into();
@@ -89,6 +90,7 @@ fn inherit(u: &mut DirUser, skus: &[String], group: &str) {
             u.license_assignment_states.push(LicenseState {
                 sku_id: sku.clone(),
                 assigned_by_group: Some(group.to_owned()),
+                ..LicenseState::default()
             });
         }
     }

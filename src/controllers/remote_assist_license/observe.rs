@@ -161,7 +161,16 @@ pub async fn observe(
         }
         _ => None,
     };
+    let free_seats = dir
+        .skus(false)
+        .await?
+        .into_values()
+        .map(|s| (s.sku_id.clone(), s.free()))
+        .collect();
+    let license_error_stale = seen.as_ref().is_some_and(|s| license_error_stale(&s.user, d));
     let observed = Observed {
+        free_seats,
+        license_error_stale,
         directory_roles,
         rotation_wait: rotation_wait(ral, ctx.config.rotation_interval),
         status_adopted: status.and_then(|s| s.created_by_operator) == Some(false),
@@ -206,4 +215,24 @@ pub async fn counted_licenses(
     }
     all.retain(|l| allowed[&l.namespace().unwrap_or_default()]);
     Ok(all)
+}
+
+/// How long a group licence error the operator cannot see the cause of waits before a reprocess.
+const LICENSE_ERROR_RETRY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Whether the account's failed group licence was last processed more than
+/// [`LICENSE_ERROR_RETRY`] ago (an unreadable time counts as not stale: no reprocess loop).
+pub fn license_error_stale(user: &crate::directory::DirUser, d: &Desired) -> bool {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    user.license_assignment_states
+        .iter()
+        .filter(|s| s.assigned_by_group.as_deref() == Some(d.accounts_group_id.as_str()))
+        .filter(|s| s.group_error().is_some())
+        .filter_map(|s| {
+            s.last_updated_date_time
+                .as_deref()?
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .ok()
+        })
+        .any(|at| now.duration_since(at).unsigned_abs() > LICENSE_ERROR_RETRY)
 }

@@ -7,7 +7,7 @@ use crate::controllers::refusal::Refusal;
 use crate::crd::remote_assist_license::AdoptionPolicy;
 use crate::directory::{ADOPTED_MARK, AssignedLicense, DirUser, MANAGED_USER_PREFIX};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A user attribute the barrier segment filters on, and the value this account needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +106,11 @@ pub struct Observed {
     pub directory_roles: Option<Vec<String>>,
     /// How long until the next password may be set (rotations are rate-limited per licence).
     pub rotation_wait: Option<std::time::Duration>,
+    /// Free seats by SKU id (for telling when a `CountViolation` can be reprocessed).
+    pub free_seats: BTreeMap<String, i64>,
+    /// Whether the account's group licence error was last processed longer ago than the
+    /// retry interval (errors the operator cannot see the cause of are retried then).
+    pub license_error_stale: bool,
 }
 
 /// One step, in the order it must run.
@@ -150,6 +155,12 @@ pub enum Step {
         user_id: String,
         token: Option<String>,
         why: Rotation,
+    },
+    /// Ask group licensing to process the user again: its group licence failed and the cause
+    /// looks gone (seats are free, the usage location is set).
+    ReprocessLicenses {
+        user_id: String,
+        error: String,
     },
     Enable {
         user_id: String,
@@ -199,7 +210,7 @@ impl Step {
                 why: Rotation::Requested | Rotation::Resumed,
                 ..
             } => Nature::Requested,
-            Step::Enable { .. } | Step::WriteCredentials => Nature::Routine,
+            Step::Enable { .. } | Step::WriteCredentials | Step::ReprocessLicenses { .. } => Nature::Routine,
             _ => Nature::Change,
         }
     }
@@ -216,6 +227,7 @@ impl Step {
             Step::RemoveFromGroup { .. } => "RemoveFromGroup",
             Step::AssignLicenses { .. } => "AssignLicenses",
             Step::RotatePassword { .. } => "RotatePassword",
+            Step::ReprocessLicenses { .. } => "ReprocessLicenses",
             Step::Enable { .. } => "Enable",
             Step::Disable { .. } => "Disable",
         }
@@ -233,6 +245,7 @@ impl Step {
             Step::RemoveFromGroup { .. } => "RemovedFromGroup",
             Step::AssignLicenses { .. } => "LicensesChanged",
             Step::RotatePassword { .. } => "PasswordSet",
+            Step::ReprocessLicenses { .. } => "LicensesReprocessed",
             Step::Enable { .. } => "Enabled",
             Step::Disable { .. } => "Disabled",
         }
@@ -255,6 +268,9 @@ impl Step {
                 format!("assign {} licence(s), remove {}", add.len(), remove.len())
             }
             Step::RotatePassword { why, .. } => format!("set a new password ({})", why.describe()),
+            Step::ReprocessLicenses { error, .. } => {
+                format!("ask group licensing to process the account again (it failed with {error})")
+            }
             Step::Enable { .. } => "enable sign-in".into(),
             Step::Disable { .. } => "disable sign-in".into(),
         }
@@ -279,6 +295,16 @@ pub struct Plan {
     pub enablement_settled: bool,
     /// SKU ids the user holds now (direct or inherited), for status.
     pub observed_skus: Vec<String>,
+    /// A licence of the accounts group that group licensing failed to assign to the account.
+    pub group_license_error: Option<GroupLicenseError>,
+}
+
+/// An inherited licence in error, as `licenseAssignmentStates` records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupLicenseError {
+    pub sku_id: String,
+    /// `CountViolation`, `MutuallyExclusiveViolation`, … (Graph's values).
+    pub error: String,
 }
 
 fn blocked(reason: &'static str, message: String) -> Plan {
@@ -548,8 +574,41 @@ fn membership_and_licenses(d: &Desired, o: &Observed, user: &DirUser, created: b
         }
         Licensing::Group(skus) => {
             p.licensed = d.suspended || (o.in_group && skus.iter().all(|s| has(s)));
+            if !d.suspended && o.in_group {
+                group_license_error(d, o, user, p);
+            }
         }
     }
+}
+
+/// Group licensing records a failed inherited licence on the user and, once in error, does not
+/// retry by itself (Microsoft's "Force group license processing to resolve errors"): when the
+/// cause the operator can see is gone, it asks for the user to be processed again.
+fn group_license_error(d: &Desired, o: &Observed, user: &DirUser, p: &mut Plan) {
+    let Some(failed) = user.license_assignment_states.iter().find(|s| {
+        s.assigned_by_group.as_deref() == Some(d.accounts_group_id.as_str()) && s.group_error().is_some()
+    }) else {
+        return;
+    };
+    let error = failed.group_error().unwrap_or("Others").to_owned();
+    let cause_gone = match error.as_str() {
+        "CountViolation" => o.free_seats.get(&failed.sku_id).is_some_and(|free| *free > 0),
+        "ProhibitedInUsageLocationViolation" => user.usage_location.as_deref().is_some_and(|l| !l.is_empty()),
+        // A conflict or a dependency is the administrator's to resolve; a reprocess is asked
+        // for once the licence's state is older than the retry interval.
+        _ => o.license_error_stale,
+    };
+    p.licensed = false;
+    if cause_gone {
+        p.actions.push(Step::ReprocessLicenses {
+            user_id: user.id.clone(),
+            error: error.clone(),
+        });
+    }
+    p.group_license_error = Some(GroupLicenseError {
+        sku_id: failed.sku_id.clone(),
+        error,
+    });
 }
 
 /// Sign-in: enabled only when everything else is in place (barrier-first activation).

@@ -1,4 +1,5 @@
 use super::*;
+use crate::directory::LicenseState;
 
 const UID: &str = "uid-1";
 const GROUP: &str = "g-accounts";
@@ -46,6 +47,8 @@ fn nothing() -> Observed {
         rotation_request: None,
         directory_roles: None,
         rotation_wait: None,
+        free_seats: BTreeMap::new(),
+        license_error_stale: false,
     }
 }
 
@@ -526,4 +529,73 @@ fn the_course_of_a_new_account_lists_every_pass_until_sign_in() {
     );
     let (steps, _) = course(&desired(), &converged(true));
     assert!(steps.is_empty(), "a converged account has no course left");
+}
+
+/// A Group-mode account whose inherited `sku` failed with `error`.
+fn group_error(sku: &str, error: &str) -> (Desired, Observed) {
+    let d = Desired {
+        licensing: Licensing::Group(vec![RA.into()]),
+        ..desired()
+    };
+    let mut o = converged(false);
+    let u = o.user.as_mut().unwrap();
+    u.assigned_licenses.clear();
+    u.license_assignment_states = vec![LicenseState {
+        sku_id: sku.into(),
+        assigned_by_group: Some(GROUP.into()),
+        state: Some("Error".into()),
+        error: Some(error.into()),
+        last_updated_date_time: None,
+    }];
+    (d, o)
+}
+
+#[test]
+fn a_group_licence_error_is_named_and_reprocessed_once_seats_are_free() {
+    let (d, mut o) = group_error(RA, "CountViolation");
+    o.free_seats.insert(RA.into(), 0);
+    let p = plan(&d, &o);
+    assert!(!p.licensed);
+    assert_eq!(p.group_license_error.as_ref().unwrap().error, "CountViolation");
+    assert!(
+        kinds(&p).is_empty(),
+        "no reprocess while no seat is free: {:?}",
+        kinds(&p)
+    );
+
+    o.free_seats.insert(RA.into(), 1);
+    let p = plan(&d, &o);
+    assert_eq!(kinds(&p), ["ReprocessLicenses"]);
+    assert!(
+        !p.licensed,
+        "not licensed (and not enabled) until the reprocess has worked"
+    );
+}
+
+#[test]
+fn a_usage_location_error_is_reprocessed_once_the_account_has_a_location() {
+    let (d, mut o) = group_error(RA, "ProhibitedInUsageLocationViolation");
+    o.user.as_mut().unwrap().usage_location = None;
+    assert_eq!(kinds(&plan(&d, &o)), ["UpdateUser"], "the location is set first");
+    o.user.as_mut().unwrap().usage_location = Some("US".into());
+    assert_eq!(kinds(&plan(&d, &o)), ["ReprocessLicenses"]);
+}
+
+#[test]
+fn a_conflict_is_retried_only_after_the_retry_interval_and_errors_of_other_groups_are_ignored() {
+    let (d, mut o) = group_error(RA, "MutuallyExclusiveViolation");
+    assert!(kinds(&plan(&d, &o)).is_empty());
+    o.license_error_stale = true;
+    assert_eq!(kinds(&plan(&d, &o)), ["ReprocessLicenses"]);
+
+    let (d, mut o) = group_error(RA, "CountViolation");
+    o.user.as_mut().unwrap().license_assignment_states[0].assigned_by_group = Some("someone-elses".into());
+    o.user.as_mut().unwrap().assigned_licenses = vec![lic(RA)];
+    o.free_seats.insert(RA.into(), 5);
+    let p = plan(&d, &o);
+    assert!(
+        p.group_license_error.is_none(),
+        "another group's licence is not this account's business"
+    );
+    assert!(!kinds(&p).contains(&"ReprocessLicenses"));
 }

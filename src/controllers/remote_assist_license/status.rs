@@ -2,7 +2,7 @@
 
 use super::act::Outcome;
 use super::enforcement::Enforcement;
-use super::plan::{Desired, Plan, Step};
+use super::plan::{Desired, GroupLicenseError, Plan, Step};
 use crate::crd::RemoteAssistLicenseStatus;
 use crate::crd::conditions::{ConditionUpdate, Conditions, Status, ready_rollup, types};
 use crate::directory::SkuTable;
@@ -105,7 +105,7 @@ impl StatusBuilder {
     }
 
     /// `LicensesAssigned`, once there is an account to license.
-    fn licenses_assigned(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome) {
+    fn licenses_assigned(&mut self, d: &Desired, plan: &Plan, outcome: &Outcome, skus: &SkuTable) {
         if let Some(m) = &outcome.no_seats {
             self.set(types::LICENSES_ASSIGNED, Status::False, "NoSeats", m.clone());
         } else if d.suspended {
@@ -126,6 +126,13 @@ impl StatusBuilder {
                 Status::True,
                 "Assigned",
                 "every requested licence is assigned",
+            );
+        } else if let Some(e) = &plan.group_license_error {
+            self.set(
+                types::LICENSES_ASSIGNED,
+                Status::False,
+                "GroupLicenseError",
+                group_license_message(e, skus),
             );
         } else if matches!(d.licensing, super::plan::Licensing::Group(_)) {
             self.set(
@@ -157,7 +164,7 @@ impl StatusBuilder {
         }
         self.account_ready(d, plan, outcome);
         if plan.blocked.is_none() {
-            self.licenses_assigned(d, plan, outcome);
+            self.licenses_assigned(d, plan, outcome, skus);
         }
         self.status.assigned_licenses = assigned_part_numbers(plan, skus);
     }
@@ -196,4 +203,42 @@ fn assigned_part_numbers(plan: &Plan, skus: &SkuTable) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// A group licence error in words: the SKU, Graph's error value, what it means and the fix.
+fn group_license_message(e: &GroupLicenseError, skus: &SkuTable) -> String {
+    let sku = skus
+        .values()
+        .find(|s| s.sku_id == e.sku_id)
+        .map_or(e.sku_id.as_str(), |s| s.part_number.as_str());
+    let (meaning, fix) = match e.error.as_str() {
+        "CountViolation" => (
+            "no seats left",
+            "buy seats or free some; the operator asks for the account to be processed again once seats are free",
+        ),
+        "MutuallyExclusiveViolation" => (
+            "a service plan conflicts with one the account already holds from another licence",
+            "remove the conflicting licence from the account or disable the plan on the VendorTenant",
+        ),
+        "DependencyViolation" => (
+            "another licence on the account depends on a plan this one removes",
+            "assign the required plan another way, or remove the dependent licence",
+        ),
+        "ProhibitedInUsageLocationViolation" => (
+            "the SKU is not offered in the account's usage location",
+            "set a usage location where the SKU is available",
+        ),
+        "UniquenessViolation" => (
+            "an attribute that must be unique (such as a proxy address) clashes with another object",
+            "resolve the duplicate in the directory",
+        ),
+        _ => (
+            "group licensing failed",
+            "see the accounts group's licence errors in the Entra admin center",
+        ),
+    };
+    format!(
+        "group licensing could not assign {sku} to the account: {} ({meaning}); {fix}",
+        e.error
+    )
 }
