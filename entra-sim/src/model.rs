@@ -95,6 +95,8 @@ pub struct Tenant {
     pub pending_locations: BTreeSet<String>,
     /// Information barriers (segments, policies, applications, the applied state).
     pub barriers: crate::compliance::state::Barriers,
+    /// Service plan names that conflict, from the seed's `mutuallyExclusivePlans`.
+    pub exclusive_plans: Vec<[String; 2]>,
 }
 
 impl Sku {
@@ -200,6 +202,7 @@ impl Tenant {
             skus: seed.skus.iter().map(Sku::from_seed).collect(),
             consumed: HashMap::new(),
             pending_locations: BTreeSet::new(),
+            exclusive_plans: seed.mutually_exclusive_plans.clone(),
             barriers: crate::compliance::state::Barriers {
                 mode: seed.information_barrier_mode,
                 segment_limit_override: seed.information_barrier_segment_limit,
@@ -241,6 +244,32 @@ impl Tenant {
             .filter(|s| s.state == "Active")
             .map(|s| s.sku_id.clone())
             .collect()
+    }
+
+    /// The service plan names a licence enables (the SKU's plans less its disabled ones).
+    fn enabled_plans(&self, a: &Assigned) -> Vec<&str> {
+        self.sku(&a.sku_id).map_or_else(Vec::new, |s| {
+            s.plans
+                .iter()
+                .filter(|(id, _)| !a.disabled_plans.iter().any(|d| d.eq_ignore_ascii_case(id)))
+                .map(|(_, name)| name.as_str())
+                .collect()
+        })
+    }
+
+    /// Whether an inherited licence enables a plan that conflicts with one a licence already
+    /// held enables: group licensing records `MutuallyExclusiveViolation` and never resolves
+    /// it itself ("Conflicting service plans",
+    /// https://learn.microsoft.com/entra/identity/users/licensing-groups-resolve-problems).
+    fn conflicts(&self, a: &Assigned, held: &[Assigned]) -> bool {
+        let mine = self.enabled_plans(a);
+        held.iter().filter(|h| h.sku_id != a.sku_id).any(|h| {
+            let theirs = self.enabled_plans(h);
+            self.exclusive_plans.iter().any(|[x, y]| {
+                (mine.contains(&x.as_str()) && theirs.contains(&y.as_str()))
+                    || (mine.contains(&y.as_str()) && theirs.contains(&x.as_str()))
+            })
+        })
     }
 
     /// Free seats of a SKU.
@@ -289,6 +318,7 @@ impl Tenant {
         let has_location = user.usage_location.is_some();
         let old_states = user.states.clone();
         let mut holding: BTreeSet<String> = BTreeSet::new();
+        let mut held: Vec<Assigned> = Vec::new();
         let mut states = Vec::new();
         for (a, by_group) in wanted {
             let previous = old_states
@@ -305,6 +335,8 @@ impl Tenant {
                 ("Error", p.error)
             } else if !has_location {
                 ("Error", "ProhibitedInUsageLocationViolation")
+            } else if by_group.is_some() && self.conflicts(&a, &held) {
+                ("Error", "MutuallyExclusiveViolation")
             } else if already || self.free(&a.sku_id) > 0 {
                 // Each SKU takes at most one seat per user, so `free` needs no adjustment for
                 // seats taken earlier in this loop.
@@ -314,6 +346,7 @@ impl Tenant {
             };
             if state == "Active" {
                 holding.insert(a.sku_id.clone());
+                held.push(a.clone());
             }
             let unchanged = previous.is_some_and(|p| {
                 p.state == state && p.error == error && p.disabled_plans == a.disabled_plans

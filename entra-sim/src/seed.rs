@@ -39,6 +39,10 @@ pub struct Seed {
     /// otherwise).
     #[serde(default)]
     pub information_barrier_segment_limit: Option<usize>,
+    /// Pairs of service plan names that cannot be enabled on one user together (group
+    /// licensing records `MutuallyExclusiveViolation`); none by default.
+    #[serde(default)]
+    pub mutually_exclusive_plans: Vec<[String; 2]>,
 }
 
 fn default_token_lifetime() -> u64 {

@@ -591,3 +591,30 @@ async fn a_count_violation_stays_until_the_user_is_reprocessed() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// Conflicting service plans: an inherited licence that enables a plan conflicting with one the
+/// user already holds is a `MutuallyExclusiveViolation`; resolving the conflict is the
+/// administrator's, and the user keeps the error until it is reprocessed.
+#[tokio::test]
+async fn conflicting_service_plans_are_a_mutually_exclusive_violation() {
+    let env = common::start_with(common::seed_with(|s| {
+        s.mutually_exclusive_plans = vec![["EXCHANGE_S_ENTERPRISE".into(), "CDS_REMOTE_ASSIST".into()]];
+    }))
+    .await;
+    let g = id_of(&env.create_group("RA_Conflict").await);
+    let u = id_of(&env.create_user("conflicted", Some("US")).await);
+    assert_eq!(assign(&env, &u, add(SPE_E5)).await.status, StatusCode::OK);
+    add_member(&env, &g, &u).await;
+    assign_group(&env, &g, add(REMOTE_ASSIST)).await;
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Error", "MutuallyExclusiveViolation").await;
+    assert_eq!(assigned_skus(&env, &u).await, vec![SPE_E5.to_owned()]);
+
+    // The administrator turns the conflicting plan off: still in error until reprocessed.
+    let without_exchange =
+        json!({"addLicenses": [{"skuId": SPE_E5, "disabledPlans": [EXCHANGE_PLAN]}], "removeLicenses": []});
+    assert_eq!(assign(&env, &u, without_exchange).await.status, StatusCode::OK);
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Error", "MutuallyExclusiveViolation").await;
+    let path = format!("/users/{u}/reprocessLicenseAssignment");
+    assert_eq!(env.graph(Method::POST, &path, None).await.status, StatusCode::OK);
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Active", "None").await;
+}

@@ -242,3 +242,44 @@ fn group_license_message(e: &GroupLicenseError, skus: &SkuTable) -> String {
         e.error
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Sku;
+
+    #[test]
+    fn a_group_licence_error_names_the_sku_the_error_and_the_fix() {
+        let skus: SkuTable = [(
+            "MICROSOFT_REMOTE_ASSIST".to_owned(),
+            Sku {
+                sku_id: "sku-ra".into(),
+                part_number: "MICROSOFT_REMOTE_ASSIST".into(),
+                enabled: 2,
+                consumed: 2,
+                plans: Default::default(),
+            },
+        )]
+        .into();
+        let error = |e: &str| GroupLicenseError {
+            sku_id: "sku-ra".into(),
+            error: e.into(),
+        };
+        let m = group_license_message(&error("CountViolation"), &skus);
+        assert!(
+            m.contains("MICROSOFT_REMOTE_ASSIST") && m.contains("CountViolation"),
+            "{m}"
+        );
+        assert!(m.contains("buy seats"), "{m}");
+        let m = group_license_message(&error("MutuallyExclusiveViolation"), &skus);
+        assert!(
+            m.contains("conflicts") && m.contains("remove the conflicting licence"),
+            "{m}"
+        );
+        let unknown = GroupLicenseError {
+            sku_id: "sku-unknown".into(),
+            error: "Others".into(),
+        };
+        assert!(group_license_message(&unknown, &skus).contains("sku-unknown"));
+    }
+}
