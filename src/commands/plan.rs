@@ -208,13 +208,7 @@ async fn observe_account(
         }
         _ => None,
     };
-    let free_seats = t
-        .directory
-        .skus(false)
-        .await?
-        .into_values()
-        .map(|s| (s.sku_id.clone(), s.free()))
-        .collect();
+    let free_seats = crate::directory::free_seats(&t.directory.skus(false).await?);
     let license_error_stale = user.as_ref().is_some_and(|u| license_error_stale(u, desired));
     Ok(AccountObserved {
         free_seats,

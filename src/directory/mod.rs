@@ -104,6 +104,13 @@ impl LicenseState {
 }
 
 impl DirUser {
+    /// The licences inherited from `group` that group licensing failed to assign.
+    pub fn group_license_failures(&self, group: &str) -> impl Iterator<Item = &LicenseState> {
+        self.license_assignment_states
+            .iter()
+            .filter(move |s| s.assigned_by_group.as_deref() == Some(group) && s.group_error().is_some())
+    }
+
     /// SKU ids assigned to the user directly (not inherited from a group).
     pub fn direct_skus(&self) -> Vec<String> {
         if self.license_assignment_states.is_empty() {
@@ -177,6 +184,11 @@ impl Sku {
 
 /// The tenant's SKUs by part number.
 pub type SkuTable = BTreeMap<String, Sku>;
+
+/// Free seats by SKU id.
+pub fn free_seats(skus: &SkuTable) -> BTreeMap<String, i64> {
+    skus.values().map(|s| (s.sku_id.clone(), s.free())).collect()
+}
 
 fn decode<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> Result<T, GraphError> {
     serde_json::from_value(v).map_err(|e| GraphError::Decode(format!("{what}: {e}")))

@@ -161,12 +161,7 @@ pub async fn observe(
         }
         _ => None,
     };
-    let free_seats = dir
-        .skus(false)
-        .await?
-        .into_values()
-        .map(|s| (s.sku_id.clone(), s.free()))
-        .collect();
+    let free_seats = crate::directory::free_seats(&dir.skus(false).await?);
     let license_error_stale = seen.as_ref().is_some_and(|s| license_error_stale(&s.user, d));
     let observed = Observed {
         free_seats,
@@ -224,10 +219,7 @@ const LICENSE_ERROR_RETRY: std::time::Duration = std::time::Duration::from_secs(
 /// [`LICENSE_ERROR_RETRY`] ago (an unreadable time counts as not stale: no reprocess loop).
 pub fn license_error_stale(user: &crate::directory::DirUser, d: &Desired) -> bool {
     let now = k8s_openapi::jiff::Timestamp::now();
-    user.license_assignment_states
-        .iter()
-        .filter(|s| s.assigned_by_group.as_deref() == Some(d.accounts_group_id.as_str()))
-        .filter(|s| s.group_error().is_some())
+    user.group_license_failures(&d.accounts_group_id)
         .filter_map(|s| {
             s.last_updated_date_time
                 .as_deref()?

@@ -585,9 +585,7 @@ fn membership_and_licenses(d: &Desired, o: &Observed, user: &DirUser, created: b
 /// retry by itself (Microsoft's "Force group license processing to resolve errors"): when the
 /// cause the operator can see is gone, it asks for the user to be processed again.
 fn group_license_error(d: &Desired, o: &Observed, user: &DirUser, p: &mut Plan) {
-    let Some(failed) = user.license_assignment_states.iter().find(|s| {
-        s.assigned_by_group.as_deref() == Some(d.accounts_group_id.as_str()) && s.group_error().is_some()
-    }) else {
+    let Some(failed) = user.group_license_failures(&d.accounts_group_id).next() else {
         return;
     };
     let error = failed.group_error().unwrap_or("Others").to_owned();
