@@ -8,6 +8,7 @@ pub mod context;
 pub mod controllers;
 pub mod crd;
 pub mod directory;
+pub mod doctor;
 pub mod error;
 pub mod graph;
 pub mod leader;

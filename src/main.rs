@@ -1,7 +1,7 @@
 //! The `remote-assist-operator` command.
 
 use clap::{Parser, Subcommand};
-use remote_assist_operator::{commands, config::RunArgs, crd};
+use remote_assist_operator::{commands, config::RunArgs, crd, doctor};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -51,6 +51,22 @@ enum Command {
         /// Do not compare with the cluster's RemoteAssistLicenses and VendorTenants.
         #[arg(long)]
         no_cluster: bool,
+        #[command(flatten)]
+        args: Box<RunArgs>,
+    },
+    /// Check the tenant's prerequisites (tokens, permissions, the compliance identity, the IB
+    /// mode, admin consent, verified domains, SKUs and seats, IB-capable licences, the directory
+    /// role for passwords). Exit status 1 when any check fails.
+    Doctor {
+        /// VendorTenant manifests to check; without them, the cluster's VendorTenants.
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+        /// Do not read the cluster's VendorTenants.
+        #[arg(long)]
+        no_cluster: bool,
+        /// `text` or `json`.
+        #[arg(short = 'o', long, default_value = "text")]
+        output: String,
         #[command(flatten)]
         args: Box<RunArgs>,
     },
@@ -121,6 +137,23 @@ fn main() -> anyhow::Result<()> {
                 let report = commands::audit::audit(&tenant, cluster).await?;
                 print_report(&output, &report, report.render_text())?;
                 anyhow::Ok(if report.findings.is_empty() { 0 } else { 1 })
+            })?;
+            std::process::exit(code);
+        }
+        Command::Doctor {
+            files,
+            no_cluster,
+            output,
+            args,
+        } => {
+            init_logs("text");
+            let config = (*args).into_config()?;
+            let code = runtime()?.block_on(async {
+                let tenant = commands::Tenant::connect(&config)?.read_mode().await;
+                let vendors = commands::doctor_vendors(&files, no_cluster).await?;
+                let report = doctor::examine(&tenant, &vendors).await;
+                print_report(&output, &report, report.render_text())?;
+                anyhow::Ok(i32::from(report.failed().next().is_some()))
             })?;
             std::process::exit(code);
         }

@@ -54,6 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokens: tokens.clone(),
         leading: false.into(),
         context: Default::default(),
+        prerequisites: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.metrics_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
@@ -74,6 +75,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = health.context.set(ctx.clone());
     // Licence reconciles look vendors up without waiting: the vendor cache is listed first.
     ctx.caches().vendors.synced().await;
+    tokio::spawn({
+        let (config, ctx, health) = (ctx.config.clone(), ctx.clone(), health.clone());
+        async move {
+            if let Some(report) = crate::doctor::check_at_start_up(&config, &ctx).await {
+                let _ = health.prerequisites.set(report);
+            }
+        }
+    });
     tracing::info!(graph = %ctx.config.graph_base, "controllers starting");
     let controllers = async {
         tokio::join!(

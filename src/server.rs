@@ -20,6 +20,8 @@ pub struct Health {
     /// This replica leads (or runs without election).
     pub leading: AtomicBool,
     pub context: OnceLock<Arc<Context>>,
+    /// The prerequisite checks made at start-up, once they ran.
+    pub prerequisites: OnceLock<crate::doctor::Report>,
 }
 
 pub fn router(health: Arc<Health>) -> Router {
@@ -71,7 +73,12 @@ async fn readyz(State(h): State<Arc<Health>>) -> Response {
     if h.leading.load(Ordering::Relaxed) && !synced {
         return (StatusCode::SERVICE_UNAVAILABLE, "watch caches are not synced yet").into_response();
     }
-    "ok".into_response()
+    match h.prerequisites.get() {
+        // Ready even with a failed check: the operator keeps reporting conditions, and the
+        // failures are here, in the log and in an Event.
+        Some(report) => format!("ok\nprerequisites:\n{}", report.render_text()).into_response(),
+        None => "ok\nprerequisites: not checked yet\n".into_response(),
+    }
 }
 
 /// Serves until the process ends.

@@ -294,11 +294,7 @@ fn mint(sim: &Sim, app: &App, resource: &str) -> Value {
         .cloned()
         .collect();
     let lifetime = sim.seed.token_lifetime_seconds;
-    let token = format!(
-        "simtok.{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let token = jwt_shaped(sim, app, resource, &roles, lifetime);
     sim.tokens.lock().unwrap().insert(
         token.clone(),
         IssuedToken {
@@ -311,6 +307,31 @@ fn mint(sim: &Sim, app: &App, resource: &str) -> Value {
         },
     );
     json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token})
+}
+
+/// An access token shaped as Entra's: a JWT whose claims name the resource, the tenant, the
+/// app, its service principal and its roles. Its signature is random: the simulator checks
+/// tokens by looking them up, and clients only read the claims.
+fn jwt_shaped(sim: &Sim, app: &App, resource: &str, roles: &BTreeSet<String>, lifetime: u64) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = jiff::Timestamp::now().as_second();
+    let tenant = &sim.seed.tenant_id;
+    let claims = json!({
+        "aud": resource, "iss": format!("https://sts.windows.net/{tenant}/"), "tid": tenant,
+        "appid": app.seed.client_id, "oid": crate::seed::service_principal_id(&app.seed),
+        "idtyp": "app", "roles": roles, "iat": now, "nbf": now, "exp": now + lifetime as i64,
+    });
+    let signature = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    format!(
+        "{}.{}.{}",
+        b64.encode(br#"{"typ":"JWT","alg":"RS256"}"#),
+        b64.encode(claims.to_string()),
+        b64.encode(signature)
+    )
 }
 
 fn unverified_claims(jwt: &str) -> Option<Value> {

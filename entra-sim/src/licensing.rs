@@ -5,6 +5,7 @@ use crate::auth::{Principal, require};
 use crate::model::Assigned;
 use crate::odata::{GraphError, Query};
 use crate::request::{base_url, json_body};
+use crate::roles::UserWrite;
 use crate::state::Sim;
 use crate::users::visible_user_id;
 use axum::Extension;
@@ -147,6 +148,10 @@ pub async fn assign_to_user(
     let id = visible_user_id(&sim, &key)?;
     let (adds, removes) = parse_body(&sim, &body)?;
     let mut t = sim.tenant();
+    sim.roles
+        .lock()
+        .unwrap()
+        .check_user_write(&sim, &t, &p, &id, UserWrite::Licenses)?;
     let user = &t.users[&id];
     if !adds.is_empty() && user.usage_location.is_none() {
         return Err(GraphError::bad_request(
@@ -264,6 +269,10 @@ pub async fn reprocess_user(
     require(&p, ASSIGN_USER)?;
     let id = visible_user_id(&sim, &key)?;
     let mut t = sim.tenant();
+    sim.roles
+        .lock()
+        .unwrap()
+        .check_user_write(&sim, &t, &p, &id, UserWrite::Licenses)?;
     t.reprocess_licenses(&id);
     let mut out = t.users[&id].to_json();
     out.insert(

@@ -116,7 +116,7 @@ impl Sku {
 
 impl User {
     /// A seeded user, visible from `now`; the nickname defaults to the UPN's local part.
-    fn from_seed(u: &SeedUser, now: Instant) -> User {
+    pub(crate) fn from_seed(u: &SeedUser, now: Instant) -> User {
         let id = u.id.clone().unwrap_or_else(new_id);
         let nickname = u.mail_nickname.clone().unwrap_or_else(|| {
             u.user_principal_name

@@ -43,6 +43,58 @@ pub struct Seed {
     /// licensing records `MutuallyExclusiveViolation`); none by default.
     #[serde(default)]
     pub mutually_exclusive_plans: Vec<[String; 2]>,
+    /// Service principals of other publishers' apps in the tenant, e.g. the Information Barrier
+    /// Processor once an administrator consented to it.
+    #[serde(default)]
+    pub service_principals: Vec<SeedServicePrincipal>,
+    /// Administrative units, each with assigned members or a dynamic rule.
+    #[serde(default)]
+    pub administrative_units: Vec<SeedAdministrativeUnit>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedServicePrincipal {
+    pub app_id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedAdministrativeUnit {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub display_name: String,
+    /// Only principals with a role scoped to this unit may change its members.
+    #[serde(default)]
+    pub is_member_management_restricted: bool,
+    /// A dynamic rule, e.g. `(user.employeeType -startsWith "remoteassist.dev/")`; without one
+    /// the unit holds `members`.
+    #[serde(default)]
+    pub membership_rule: Option<String>,
+    /// Assigned members by user principal name.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// One directory role held by an app's service principal, tenant-wide or over one unit.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedRoleAssignment {
+    /// The role's display name, e.g. `User Administrator`.
+    pub role: String,
+    /// The administrative unit's display name; absent for the whole tenant.
+    #[serde(default)]
+    pub administrative_unit: Option<String>,
+}
+
+/// The object id of an app's service principal: the seed's, else one derived from the client id.
+pub fn service_principal_id(app: &SeedApp) -> String {
+    app.service_principal_id
+        .clone()
+        .unwrap_or_else(|| crate::roles::stable_id(&format!("sp/{}", app.client_id)))
 }
 
 fn default_token_lifetime() -> u64 {
@@ -82,6 +134,12 @@ pub struct SeedApp {
     /// Granted application permissions per resource, e.g. `User.ReadWrite.All` for Graph.
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// The object id of the app's service principal (derived from the client id when absent).
+    #[serde(default)]
+    pub service_principal_id: Option<String>,
+    /// Directory roles assigned to the app's service principal.
+    #[serde(default)]
+    pub directory_roles: Vec<SeedRoleAssignment>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -164,6 +222,9 @@ pub struct DefaultIds {
     pub operator_secret: String,
     pub auditor_client_id: String,
     pub auditor_secret: String,
+    /// An administrator (Global Administrator) for changes made by hand in tests.
+    pub administrator_client_id: String,
+    pub administrator_secret: String,
 }
 
 /// [`DefaultIds`] of the embedded default seed.
@@ -178,6 +239,7 @@ pub fn default_ids() -> &'static DefaultIds {
                 .clone()
         };
         let (operator, auditor) = (app("remote-assist-operator"), app("remote-assist-auditor"));
+        let administrator = app("tenant-administrator");
         DefaultIds {
             tenant_id: seed.tenant_id.clone(),
             initial_domain: seed.initial_domain.clone(),
@@ -185,6 +247,8 @@ pub fn default_ids() -> &'static DefaultIds {
             operator_secret: operator.secrets[0].clone(),
             auditor_client_id: auditor.client_id,
             auditor_secret: auditor.secrets[0].clone(),
+            administrator_client_id: administrator.client_id,
+            administrator_secret: administrator.secrets[0].clone(),
         }
     });
     &IDS

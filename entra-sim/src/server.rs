@@ -5,7 +5,7 @@
 use crate::pipeline::{count_tokens, graph_pipeline, method_not_allowed, request_ids, unknown_segment};
 use crate::seed::Seed;
 use crate::state::Sim;
-use crate::{admin, auth, batch, compliance, groups, licensing, users};
+use crate::{admin, auth, batch, compliance, directory, groups, licensing, users};
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
@@ -57,6 +57,16 @@ pub fn router(sim: Arc<Sim>) -> Router {
             post(licensing::assign_to_group),
         )
         .route("/v1.0/subscribedSkus", get(licensing::subscribed_skus))
+        .route("/v1.0/organization", get(directory::organization))
+        .route("/v1.0/servicePrincipals", get(directory::service_principals))
+        .route(
+            "/v1.0/roleManagement/directory/roleAssignments",
+            get(directory::role_assignments),
+        )
+        .route(
+            "/v1.0/directory/administrativeUnits/{id}",
+            get(directory::administrative_unit),
+        )
         .route("/v1.0/$batch", post(batch::batch))
         .route_layer(middleware::from_fn_with_state(sim.clone(), graph_pipeline))
         .method_not_allowed_fallback(method_not_allowed)

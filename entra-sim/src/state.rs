@@ -20,6 +20,9 @@ pub struct Sim {
     pub seed: Seed,
     pub apps: Vec<App>,
     pub tenant: Mutex<Tenant>,
+    /// Administrative units and the apps' directory roles (from the seed; tests may change
+    /// them). Locked after `tenant` when both are needed.
+    pub roles: Mutex<crate::roles::Roles>,
     pub misbehaviour: Mutex<Misbehaviour>,
     pub tokens: Mutex<HashMap<String, IssuedToken>>,
     pub counters: Mutex<Counters>,
@@ -65,11 +68,13 @@ impl Sim {
     pub fn new(seed: Seed) -> anyhow::Result<Arc<Sim>> {
         let apps = auth::load_apps(&seed)?;
         let tenant = Tenant::from_seed(&seed);
+        let roles = crate::roles::Roles::from_seed(&seed)?;
         let misbehaviour = Misbehaviour::new(seed.misbehaviour.clone());
         Ok(Arc::new(Sim {
             seed,
             apps,
             tenant: Mutex::new(tenant),
+            roles: Mutex::new(roles),
             misbehaviour: Mutex::new(misbehaviour),
             tokens: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
@@ -80,6 +85,8 @@ impl Sim {
     /// Back to the seed: directory, settings, tokens and counters.
     pub fn reset(&self) {
         *self.tenant.lock().unwrap() = Tenant::from_seed(&self.seed);
+        *self.roles.lock().unwrap() =
+            crate::roles::Roles::from_seed(&self.seed).expect("the seed's roles were read at start");
         self.misbehaviour
             .lock()
             .unwrap()

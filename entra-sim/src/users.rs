@@ -7,6 +7,7 @@ use crate::auth::{Principal, require};
 use crate::model::{Tenant, USER_DEFAULT_PROPERTIES, User, new_id, now_string};
 use crate::odata::{GraphError, Query, page, project};
 use crate::request::{base_url, json_body};
+use crate::roles::UserWrite;
 use crate::state::Sim;
 use axum::Extension;
 use axum::body::Bytes;
@@ -216,6 +217,15 @@ pub async fn update(
     let patch = validate::patch(&sim, &body)?;
     let delay = sim.replication_delay();
     let mut t = sim.tenant();
+    let what = if body.get("passwordProfile").is_some() {
+        UserWrite::Password
+    } else {
+        UserWrite::Properties
+    };
+    sim.roles
+        .lock()
+        .unwrap()
+        .check_user_write(&sim, &t, &p, &id, what)?;
     if let Some(upn) = str_field(&body, "userPrincipalName")?
         && t.upn_index
             .get(&upn.to_lowercase())
@@ -301,6 +311,10 @@ pub async fn delete(
     require(&p, WRITE)?;
     let id = visible_user_id(&sim, &key)?;
     let mut t = sim.tenant();
+    sim.roles
+        .lock()
+        .unwrap()
+        .check_user_write(&sim, &t, &p, &id, UserWrite::Properties)?;
     let mut user = t.users.remove(&id).unwrap();
     t.upn_index.remove(&user.upn.to_lowercase());
     // A deleted user frees its seats and leaves its groups.

@@ -454,3 +454,38 @@ async fn a_token_for_another_resource_is_refused_by_graph() {
     assert_eq!(g.error_code(), "InvalidAuthenticationToken");
     assert_eq!(g.error_message(), "Invalid audience.");
 }
+
+/// The payload of a JWT-shaped access token.
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn access_tokens_are_jwts_naming_resource_app_principal_and_roles() {
+    let env = common::start().await;
+    let graph = claims(&env.token);
+    assert_eq!(graph["aud"], "https://graph.microsoft.com");
+    assert_eq!(graph["tid"], tenant());
+    assert_eq!(graph["appid"], operator_id());
+    assert_eq!(graph["idtyp"], "app");
+    let roles: Vec<&str> = graph["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"User.ReadWrite.All") && !roles.contains(&"Exchange.ManageAsApp"));
+    assert!(graph["exp"].as_i64().unwrap() > graph["iat"].as_i64().unwrap());
+    let auditor = claims(&env.token_for(auditor_id(), auditor_secret()).await);
+    assert_ne!(
+        auditor["oid"], graph["oid"],
+        "each app has its own service principal"
+    );
+    let compliance = claims(&env.compliance_token_for(operator_id(), operator_secret()).await);
+    assert_eq!(compliance["roles"], json!(["Exchange.ManageAsApp"]));
+    assert_eq!(compliance["aud"], "https://ps.compliance.protection.outlook.com");
+}

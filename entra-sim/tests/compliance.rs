@@ -67,7 +67,11 @@ async fn the_global_host_redirects_to_the_region() {
 async fn only_compliance_tokens_with_manage_as_app_are_accepted() {
     let ib = ib().await;
     let body = input("Get-OrganizationSegment", json!({}));
-    for token in [Some(ib.env.token.as_str()), None, Some("simtok.forged")] {
+    for token in [
+        Some(ib.env.token.as_str()),
+        None,
+        Some("eyJ0eXAiOiJKV1QifQ.e30.forged"),
+    ] {
         let a = ib.post(&ib.regional(), token, body.clone()).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{:?}", a.body);
         assert!(error_text(&a, "Unauthorized").starts_with("Access denied"));

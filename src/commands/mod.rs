@@ -1,5 +1,6 @@
-//! Commands besides `run`: `plan` (what the operator would change for a set of manifests) and
-//! `audit` (what the tenant really allows). Both only read the tenant.
+//! Commands besides `run`: `plan` (what the operator would change for a set of manifests),
+//! `audit` (what the tenant really allows) and `doctor` (the tenant's prerequisites). They only
+//! read the tenant.
 
 pub mod audit;
 pub mod audit_paths;
@@ -23,6 +24,13 @@ pub struct Tenant {
     pub mode: Option<crate::barriers::IbMode>,
     /// Why the mode is not known, if it was read and could not be.
     pub mode_unread: Option<String>,
+    /// The token sources behind the two clients (`doctor` reads what they were granted).
+    pub graph_tokens: Arc<TokenProvider>,
+    pub compliance_tokens: Arc<TokenProvider>,
+    /// The operator app's client id.
+    pub client_id: String,
+    /// Whether the compliance endpoint is reached with a signed-in user's delegated token.
+    pub delegated_compliance: bool,
 }
 
 impl Tenant {
@@ -37,7 +45,7 @@ impl Tenant {
         let graph = GraphClient::new(
             http.clone(),
             &config.graph_base,
-            tokens,
+            tokens.clone(),
             budget,
             RetryPolicy::default(),
         );
@@ -50,7 +58,7 @@ impl Tenant {
             &config.compliance_url,
             &config.identity.tenant_id,
             config.tenant_initial_domain.as_deref(),
-            compliance_tokens,
+            compliance_tokens.clone(),
             RetryPolicy {
                 max_attempts: 2,
                 ..RetryPolicy::default()
@@ -61,6 +69,10 @@ impl Tenant {
             compliance,
             mode: None,
             mode_unread: None,
+            graph_tokens: tokens,
+            compliance_tokens,
+            client_id: config.identity.client_id.clone(),
+            delegated_compliance: false,
         })
     }
 
@@ -133,4 +145,22 @@ impl Manifests {
         }
         Ok(m)
     }
+}
+
+/// The VendorTenants `doctor` checks: from manifests when given, else the cluster's.
+pub async fn doctor_vendors(files: &[PathBuf], no_cluster: bool) -> anyhow::Result<Vec<VendorTenant>> {
+    if !files.is_empty() {
+        return Ok(Manifests::load(files)?.vendors);
+    }
+    if no_cluster {
+        return Ok(Vec::new());
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("no cluster to read VendorTenants from (give -f or --no-cluster)")?;
+    let list = kube::Api::<VendorTenant>::all(client)
+        .list(&Default::default())
+        .await
+        .context("listing VendorTenants")?;
+    Ok(list.items)
 }

@@ -127,6 +127,7 @@ pub const REASONS: &[Reason] = &[
     r("RotationRateLimited", Progressing, L, "a password was set recently; the rotation runs when the interval has passed"),
     // RemoteAssistLicense AccountReady (license::status).
     r("Replicating", Progressing, L, "a new object is not visible everywhere in the directory yet"),
+    r("DirectoryRoleMissing", Degraded, L, "Graph refused to set the account's password (403): the operator's app lacks the User Administrator role over the account"),
     r("Creating", Progressing, L, "the user is being created"),
     r("Provisioned", Healthy, L, "the operator's user is in the accounts group"),
     r("Adopted", Healthy, L, "the adopted user is in the accounts group"),

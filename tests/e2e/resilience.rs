@@ -230,9 +230,9 @@ async fn a_slow_throttling_lagging_flaky_tenant_still_converges() {
     env.settings(settings).await;
     // Spend nearly all of the app's budget first (13 x 3 units of 40), so the operator starts
     // into throttling however few requests it needs.
-    let portal = env.portal();
+    let operator_app = env.operator_directory();
     for _ in 0..13 {
-        portal.graph.get("/subscribedSkus").await.unwrap();
+        operator_app.graph.get("/subscribedSkus").await.unwrap();
     }
     let names: Vec<(String, &String)> = (1..=4)
         .map(|i| (format!("{}-t{i}", env.id), if i % 2 == 0 { &v } else { &v2 }))

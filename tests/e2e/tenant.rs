@@ -240,10 +240,26 @@ impl Env {
             == true
     }
 
-    /// A Graph client with the operator app's rights, to change the tenant behind the
+    /// A Graph client with a Global Administrator's rights, to change the tenant behind the
     /// operator's back (as an administrator in the portal would).
     pub fn portal(&self) -> Directory {
-        let identity = self.operator_identity();
+        let ids = entra_sim::seed::default_ids();
+        self.directory_as(AppIdentity {
+            authority: self.sim.url(),
+            tenant_id: tenant().into(),
+            client_id: ids.administrator_client_id.clone(),
+            credential: Credential::ClientSecret {
+                secret: Secret::new(ids.administrator_secret.as_str()),
+            },
+        })
+    }
+
+    /// A Graph client with the operator app's own rights (what a stolen credential could do).
+    pub fn operator_directory(&self) -> Directory {
+        self.directory_as(self.operator_identity())
+    }
+
+    fn directory_as(&self, identity: AppIdentity) -> Directory {
         let tokens = Arc::new(TokenProvider::new(self.http.clone(), identity, GRAPH_RESOURCE));
         let graph = GraphClient::new(
             self.http.clone(),

@@ -31,6 +31,8 @@ pub struct Outcome {
     pub replicating: Option<String>,
     /// No seats left for a SKU: the message for `LicensesAssigned`.
     pub no_seats: Option<String>,
+    /// Graph refused to set the password (403): the message for `AccountReady`.
+    pub password_refused: Option<String>,
     /// The account's segment membership may have changed (created, restored, barrier attribute
     /// written, or added to the group): its barrier needs a newer policy application.
     pub joined_segment: bool,
@@ -164,6 +166,12 @@ async fn run_step(
                     .finish_rotation(&password, token.as_deref())
                     .await
                     .map(|_| Ran::Done)?,
+                Err(e) if e.status() == Some(403) => {
+                    // The old password stays in the Secret and on the account; the new one
+                    // waits in `password-next` for the next attempt (rate-limited).
+                    out.password_refused = Some(missing_role_message(&d.upn, &e));
+                    Ran::Skipped
+                }
                 Err(e) => Ran::Failed(e),
             }
         }
@@ -171,6 +179,14 @@ async fn run_step(
         Step::Enable { user_id } => ran(dir.update_user(user_id, &json!({"accountEnabled": true})).await),
         Step::Disable { user_id } => ran(dir.update_user(user_id, &json!({"accountEnabled": false})).await),
     })
+}
+
+/// Why Graph refused a password: almost always the directory role an app needs besides its
+/// Graph permission, or a role whose scope does not hold this account.
+fn missing_role_message(upn: &str, e: &GraphError) -> String {
+    format!(
+        "Graph refused to set the password of {upn} ({e}): the operator's app needs the User Administrator directory role, scoped to the administrative unit that holds the vendor accounts (docs/install.md#directory-role); the current password stays valid"
+    )
 }
 
 async fn seat_message(ctx: &Context, e: &GraphError) -> String {

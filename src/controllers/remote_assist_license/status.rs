@@ -79,6 +79,13 @@ impl StatusBuilder {
         } else if let Some(r) = &plan.refused {
             // The rest went ahead; this part of the request is refused (or deferred).
             self.set(types::ACCOUNT_READY, Status::False, r.reason, r.message.clone());
+        } else if let Some(m) = &outcome.password_refused {
+            self.set(
+                types::ACCOUNT_READY,
+                Status::False,
+                "DirectoryRoleMissing",
+                m.clone(),
+            );
         } else if let Some(r) = &outcome.replicating {
             self.set(types::ACCOUNT_READY, Status::False, "Replicating", r.clone());
         } else if plan.user_id.is_none() {

@@ -31,7 +31,7 @@ local TERMINAL = {
   SecretConflict = true, UserNotFound = true, Conflict = true, PrivilegedUser = true,
   CredentialsNotManaged = true,
   -- licences and barrier
-  NoSeats = true, GroupLicenseError = true, SegmentConflict = true, NotIsolating = true, ApplicationFailed = true,
+  NoSeats = true, GroupLicenseError = true, DirectoryRoleMissing = true, SegmentConflict = true, NotIsolating = true, ApplicationFailed = true,
   -- the tenant refuses the operator itself (reported as Events today; classified for conditions)
   AuthenticationFailed = true, PermissionDenied = true, GraphError = true,
 }
