@@ -57,6 +57,7 @@ bad "a numeric image tag" $'image:\n  tag: 1.2'
 bad "resources as a string" "resources: 500m"
 bad "a bad resource quantity" $'resources:\n  limits:\n    memory: lots'
 bad "a tenant id that is not a GUID" $'azure:\n  tenantId: contoso'
+bad "compliance.auth: bogus" $'compliance:\n  auth: bogus'
 check "missing azure.tenantId fails the render" \
   bash -c '! "$@" >/dev/null 2>&1' _ "$HELM" template x "$CHART" --set azure.clientId=66666666-7777-8888-9999-000000000000
 
@@ -170,6 +171,12 @@ check "helm template (rbac.secretNamespaces=[default, $NAMESPACE]) | kubectl app
   bash -c 'set -o pipefail; "$@" | kubectl apply --dry-run=server -f -' _ \
   "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" \
   --set "rbac.secretNamespaces={default,$NAMESPACE}"
+check "helm template (compliance.auth=delegated) | kubectl apply --dry-run=server, with its flags and Role rule" \
+  bash -c 'set -o pipefail; out="$("$@")"; grep -q -- "--compliance-auth=delegated" <<<"$out" &&
+    grep -q -- "--compliance-refresh-token-secret='"$NAMESPACE"'/remote-assist-operator-compliance-login" <<<"$out" &&
+    grep -q "resourceNames: \[\"remote-assist-operator-compliance-login\"\]" <<<"$out" &&
+    kubectl apply --dry-run=server -f - <<<"$out" >/dev/null' _ \
+  "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" --set compliance.auth=delegated
 check "the chart renders a ServiceMonitor when metrics.serviceMonitor.enabled (CRD not installed: render only)" \
   bash -c '"$@" | grep -q "^kind: ServiceMonitor$"' _ \
   "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" --set metrics.serviceMonitor.enabled=true

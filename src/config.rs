@@ -2,6 +2,7 @@
 //! read from files (mounted Secrets) rather than from the command line. One [`Config`] value is
 //! handed to everything; nothing reads the environment after this.
 
+use crate::compliance::sign_in::SecretRef;
 use crate::graph::{AppIdentity, BudgetConfig, Credential, GRAPH_RESOURCE, Secret};
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -45,6 +46,21 @@ pub struct RunArgs {
     /// The Security & Compliance endpoint that holds information barriers.
     #[arg(long, env = "COMPLIANCE_URL", default_value = crate::compliance::COMPLIANCE_RESOURCE)]
     pub compliance_url: String,
+
+    /// How the compliance endpoint is reached: `app-only` (the app's own token, with
+    /// `Exchange.ManageAsApp`) or `delegated` (a signed-in administrator's grant, from
+    /// `remote-assist-operator login --compliance`, kept in the Secret below).
+    #[arg(long, env = "COMPLIANCE_AUTH", default_value = "app-only", value_parser = ["app-only", "delegated"])]
+    pub compliance_auth: String,
+
+    /// `delegated`: the Secret (`<namespace>/<name>`) holding the refresh token.
+    #[arg(long, env = "COMPLIANCE_REFRESH_TOKEN_SECRET")]
+    pub compliance_refresh_token_secret: Option<SecretRef>,
+
+    /// `delegated`: the app registration the administrator signed in to (it must allow public
+    /// client flows). Default: `--client-id`.
+    #[arg(long, env = "COMPLIANCE_CLIENT_ID")]
+    pub compliance_client_id: Option<String>,
 
     /// The tenant's initial `*.onmicrosoft.com` domain (names the compliance anchor mailbox).
     #[arg(long, env = "TENANT_INITIAL_DOMAIN")]
@@ -121,6 +137,7 @@ pub struct Config {
     /// e.g. `https://graph.microsoft.com/v1.0`
     pub graph_base: String,
     pub compliance_url: String,
+    pub compliance_auth: ComplianceAuth,
     pub tenant_initial_domain: Option<String>,
     pub barrier_debounce: Duration,
     pub barrier_poll: Duration,
@@ -137,8 +154,37 @@ pub struct Config {
     pub leader: Option<crate::leader::LeaderConfig>,
 }
 
+/// How the compliance endpoint is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ComplianceAuth {
+    /// The app's own token (client credentials), as for Graph.
+    AppOnly,
+    /// A signed-in administrator's refresh token in `secret`, issued to `client_id`.
+    Delegated { secret: SecretRef, client_id: String },
+}
+
 impl RunArgs {
+    fn compliance_auth(&self, client_id: &str) -> anyhow::Result<ComplianceAuth> {
+        match (
+            self.compliance_auth.as_str(),
+            &self.compliance_refresh_token_secret,
+        ) {
+            ("delegated", Some(secret)) => Ok(ComplianceAuth::Delegated {
+                secret: secret.clone(),
+                client_id: self
+                    .compliance_client_id
+                    .clone()
+                    .unwrap_or_else(|| client_id.to_owned()),
+            }),
+            ("delegated", None) => bail!(
+                "--compliance-auth delegated needs --compliance-refresh-token-secret <namespace>/<name> (COMPLIANCE_REFRESH_TOKEN_SECRET)"
+            ),
+            _ => Ok(ComplianceAuth::AppOnly),
+        }
+    }
+
     pub fn into_config(self) -> anyhow::Result<Config> {
+        let compliance_auth = self.compliance_auth(self.client_id.as_deref().unwrap_or_default())?;
         let Some(tenant_id) = self.tenant_id else {
             bail!("--tenant-id (AZURE_TENANT_ID) is required");
         };
@@ -184,6 +230,7 @@ impl RunArgs {
         Ok(Config {
             graph_base: format!("{}/v1.0", self.graph_url.trim_end_matches('/')),
             compliance_url: self.compliance_url,
+            compliance_auth,
             tenant_initial_domain: self.tenant_initial_domain,
             barrier_debounce: self.barrier_debounce,
             barrier_poll: self.barrier_poll_interval,

@@ -70,6 +70,29 @@ enum Command {
         #[command(flatten)]
         args: Box<RunArgs>,
     },
+    /// Sign in once as an administrator (OAuth device code) and keep the refresh token in a
+    /// Secret, for `--compliance-auth delegated`. Prints the sign-in instructions, never a token.
+    Login {
+        /// Sign in for the Security & Compliance endpoint (the only delegated credential).
+        #[arg(long, required = true)]
+        compliance: bool,
+        /// The Secret (`<namespace>/<name>`) that receives the refresh token.
+        #[arg(long, env = "COMPLIANCE_REFRESH_TOKEN_SECRET")]
+        secret: remote_assist_operator::compliance::sign_in::SecretRef,
+        /// The token endpoint's host.
+        #[arg(
+            long,
+            env = "AZURE_AUTHORITY_HOST",
+            default_value = "https://login.microsoftonline.com/"
+        )]
+        authority_host: String,
+        /// The host company's Entra tenant id.
+        #[arg(long, env = "AZURE_TENANT_ID")]
+        tenant_id: String,
+        /// The app registration to sign in to (it must allow public client flows).
+        #[arg(long, env = "COMPLIANCE_CLIENT_ID")]
+        client_id: String,
+    },
     /// Print the CustomResourceDefinitions, or write one file per kind into a directory.
     Crdgen {
         /// Write `<plural>.yaml` files into this directory instead of printing to stdout.
@@ -107,13 +130,12 @@ fn main() -> anyhow::Result<()> {
             init_logs("text");
             let config = (*args).into_config()?;
             let code = runtime()?.block_on(async {
-                let tenant = commands::Tenant::connect(&config)?.read_mode().await;
+                let kube = kube::Client::try_default().await.ok();
+                let tenant = commands::Tenant::connect(&config, kube.clone())?
+                    .read_mode()
+                    .await;
                 let manifests = commands::Manifests::load(&files)?;
-                let cluster = if no_cluster {
-                    None
-                } else {
-                    kube::Client::try_default().await.ok()
-                };
+                let cluster = if no_cluster { None } else { kube };
                 let report = commands::plan::plan(&tenant, &manifests, cluster).await?;
                 print_report(&output, &report, report.render_text())?;
                 anyhow::Ok(if report.changes() > 0 { 2 } else { 0 })
@@ -128,12 +150,11 @@ fn main() -> anyhow::Result<()> {
             init_logs("text");
             let config = (*args).into_config()?;
             let code = runtime()?.block_on(async {
-                let tenant = commands::Tenant::connect(&config)?.read_mode().await;
-                let cluster = if no_cluster {
-                    None
-                } else {
-                    kube::Client::try_default().await.ok()
-                };
+                let kube = kube::Client::try_default().await.ok();
+                let tenant = commands::Tenant::connect(&config, kube.clone())?
+                    .read_mode()
+                    .await;
+                let cluster = if no_cluster { None } else { kube };
                 let report = commands::audit::audit(&tenant, cluster).await?;
                 print_report(&output, &report, report.render_text())?;
                 anyhow::Ok(if report.findings.is_empty() { 0 } else { 1 })
@@ -149,13 +170,40 @@ fn main() -> anyhow::Result<()> {
             init_logs("text");
             let config = (*args).into_config()?;
             let code = runtime()?.block_on(async {
-                let tenant = commands::Tenant::connect(&config)?.read_mode().await;
-                let vendors = commands::doctor_vendors(&files, no_cluster).await?;
+                let kube = kube::Client::try_default().await.ok();
+                let tenant = commands::Tenant::connect(&config, kube.clone())?
+                    .read_mode()
+                    .await;
+                let vendors = commands::doctor_vendors(&files, if no_cluster { None } else { kube }).await?;
                 let report = doctor::examine(&tenant, &vendors).await;
                 print_report(&output, &report, report.render_text())?;
                 anyhow::Ok(i32::from(report.failed().next().is_some()))
             })?;
             std::process::exit(code);
+        }
+        Command::Login {
+            compliance: _,
+            secret,
+            authority_host,
+            tenant_id,
+            client_id,
+        } => {
+            init_logs("text");
+            let login = commands::login::DeviceLogin {
+                authority: authority_host,
+                tenant_id,
+                client_id,
+                resource: remote_assist_operator::compliance::COMPLIANCE_RESOURCE.into(),
+            };
+            runtime()?.block_on(async {
+                let kube = kube::Client::try_default().await?;
+                let http = remote_assist_operator::graph::transport::http_client()?;
+                let signed_in = login.sign_in(&http, |m| eprintln!("{m}")).await?;
+                commands::login::store(kube, &secret, &signed_in).await?;
+                let who = signed_in.user.as_deref().unwrap_or("the administrator");
+                eprintln!("signed in as {who}; the refresh token is in the Secret {secret}");
+                anyhow::Ok(())
+            })
         }
         Command::Run { args, log_format } => {
             init_logs(&log_format);

@@ -2,7 +2,7 @@
 //! for the lease, then the shared context and the controllers until SIGTERM/SIGINT, when the
 //! controllers finish what they are doing and the lease is released.
 
-use crate::compliance::{COMPLIANCE_RESOURCE, ComplianceClient};
+use crate::compliance::ComplianceClient;
 use crate::config::Config;
 use crate::context::{Caches, Context, Parts};
 use crate::controllers::barrier_segment::application::Coordinator;
@@ -70,7 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     health.leading.store(true, Ordering::Relaxed);
     metrics.set_leader(true);
 
-    let (compliance, graph) = tenant_clients(&config, http, tokens, &metrics)?;
+    let (compliance, graph) = tenant_clients(&config, kube.clone(), http, tokens, &metrics)?;
     let (ctx, streams) = wire(kube, config, compliance, graph, metrics);
     let _ = health.context.set(ctx.clone());
     // Licence reconciles look vendors up without waiting: the vendor cache is listed first.
@@ -109,15 +109,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// The compliance endpoint's client and the Graph client, as the configuration asks.
 fn tenant_clients(
     config: &Config,
+    kube: kube::Client,
     http: reqwest::Client,
     tokens: Arc<TokenProvider>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<(Arc<ComplianceClient>, GraphClient)> {
-    let compliance_tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        config.identity.clone(),
-        COMPLIANCE_RESOURCE,
-    ));
+    let compliance_tokens = crate::compliance::sign_in::token_provider(http.clone(), config, Some(kube))?;
     let compliance = Arc::new(
         ComplianceClient::new(
             &config.compliance_url,

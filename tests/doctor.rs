@@ -63,7 +63,7 @@ async fn report_for(seed: Seed) -> Report {
     }
     let args = <Args as clap::Parser>::parse_from(argv);
     let config = args.run.into_config().unwrap();
-    let tenant = Tenant::connect(&config).unwrap().read_mode().await;
+    let tenant = Tenant::connect(&config, None).unwrap().read_mode().await;
     let vendors = Manifests::load(&examples()).unwrap().vendors;
     examine(&tenant, &vendors).await
 }

@@ -4,9 +4,10 @@
 
 pub mod audit;
 pub mod audit_paths;
+pub mod login;
 pub mod plan;
 
-use crate::compliance::{COMPLIANCE_RESOURCE, ComplianceClient};
+use crate::compliance::ComplianceClient;
 use crate::config::Config;
 use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::Directory;
@@ -34,7 +35,8 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn connect(config: &Config) -> anyhow::Result<Tenant> {
+    /// `kube` reads a delegated compliance credential's Secret (not needed app-only).
+    pub fn connect(config: &Config, kube: Option<kube::Client>) -> anyhow::Result<Tenant> {
         let http = crate::graph::transport::http_client()?;
         let tokens = Arc::new(TokenProvider::new(
             http.clone(),
@@ -49,11 +51,7 @@ impl Tenant {
             budget,
             RetryPolicy::default(),
         );
-        let compliance_tokens = Arc::new(TokenProvider::new(
-            http,
-            config.identity.clone(),
-            COMPLIANCE_RESOURCE,
-        ));
+        let compliance_tokens = crate::compliance::sign_in::token_provider(http, config, kube)?;
         let compliance = ComplianceClient::new(
             &config.compliance_url,
             &config.identity.tenant_id,
@@ -72,7 +70,7 @@ impl Tenant {
             graph_tokens: tokens,
             compliance_tokens,
             client_id: config.identity.client_id.clone(),
-            delegated_compliance: false,
+            delegated_compliance: config.compliance_auth != crate::config::ComplianceAuth::AppOnly,
         })
     }
 
@@ -148,16 +146,16 @@ impl Manifests {
 }
 
 /// The VendorTenants `doctor` checks: from manifests when given, else the cluster's.
-pub async fn doctor_vendors(files: &[PathBuf], no_cluster: bool) -> anyhow::Result<Vec<VendorTenant>> {
+pub async fn doctor_vendors(
+    files: &[PathBuf],
+    cluster: Option<kube::Client>,
+) -> anyhow::Result<Vec<VendorTenant>> {
     if !files.is_empty() {
         return Ok(Manifests::load(files)?.vendors);
     }
-    if no_cluster {
+    let Some(client) = cluster else {
         return Ok(Vec::new());
-    }
-    let client = kube::Client::try_default()
-        .await
-        .context("no cluster to read VendorTenants from (give -f or --no-cluster)")?;
+    };
     let list = kube::Api::<VendorTenant>::all(client)
         .list(&Default::default())
         .await

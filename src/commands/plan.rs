@@ -151,6 +151,7 @@ async fn observe_vendor(
             .collect(),
         skus: dir.skus(false).await?,
         mode: t.mode,
+        compliance_problem: t.compliance.credential_problem(),
     })
 }
 

@@ -8,6 +8,7 @@
 //! and answers are read up to [`MAX_COMPLIANCE_BODY`].
 
 pub mod definitions;
+pub mod sign_in;
 
 use crate::graph::error::bytes;
 use crate::graph::transport::{BodyError, client_builder, read_capped};
@@ -220,6 +221,11 @@ impl ComplianceClient {
             metrics: None,
             definitions: definitions::Definitions::default(),
         })
+    }
+
+    /// Why a delegated credential cannot be used, if it cannot.
+    pub fn credential_problem(&self) -> Option<String> {
+        self.tokens.credential_problem()
     }
 
     /// Counts every command by cmdlet and status.

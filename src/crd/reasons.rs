@@ -162,6 +162,7 @@ pub const REASONS: &[Reason] = &[
     r("Bound", Healthy, V, "both groups exist and the engineers are members"),
     r("EngineerShared", Degraded, V, "single-segment tenant: a support engineer is listed by another vendor too"),
     r("EngineerSegmentLimit", Degraded, V, "multi-segment tenant: a support engineer already serves as many vendors as a user can have segments"),
+    r("ComplianceSignInRequired", Degraded, V, "the delegated compliance credential was refused or is missing (revoked, expired, never signed in); the message names the login command"),
     r("BarrierModeUnknown", Progressing, V, "the tenant's information-barrier mode is not read yet; the generated segments wait for it"),
     r("EngineerNotFound", Degraded, V, "a support engineer's UPN does not exist in the tenant"),
     r("SegmentNameTaken", Degraded, VB, "the segment name is held by another BarrierSegment (or, for a vendor, a segment it does not own exists under a generated name)"),

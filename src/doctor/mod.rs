@@ -4,7 +4,7 @@
 //! report is in `/readyz`'s body and, when one fails, in a Warning Event.
 
 mod checks;
-mod claims;
+pub(crate) mod claims;
 mod startup;
 
 pub use checks::examine;
@@ -169,7 +169,10 @@ mod tests {
         };
         let text = report.render_text();
         assert!(text.contains("[   FAIL] second: missing\n          fix: add it\n          docs: docs/b"));
-        assert!(text.starts_with("[   pass] first: fine\n[   FAIL]"), "a pass has no fix or docs: {text}");
+        assert!(
+            text.starts_with("[   pass] first: fine\n[   FAIL]"),
+            "a pass has no fix or docs: {text}"
+        );
         assert!(text.contains("3 checks: 1 passed, 1 failed, 1 unknown; 1 manual step(s)"));
         assert_eq!(report.failure_summary().as_deref(), Some("b: missing"));
     }

@@ -13,7 +13,7 @@ pub const PREREQUISITE_FAILED: &str = "PrerequisiteFailed";
 
 /// Runs the checks once the vendor cache is synced; `None` if the tenant clients cannot be made.
 pub async fn check_at_start_up(config: &Config, ctx: &Arc<Context>) -> Option<Report> {
-    let tenant = match Tenant::connect(config) {
+    let tenant = match Tenant::connect(config, Some(ctx.kube.clone())) {
         Ok(t) => t.read_mode().await,
         Err(e) => {
             tracing::warn!(error = %e, "prerequisite checks could not start");

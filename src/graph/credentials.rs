@@ -50,6 +50,24 @@ pub enum Credential {
     WorkloadIdentity {
         token_file: PathBuf,
     },
+    /// A signed-in administrator's delegated grant: a refresh token kept in a store, redeemed
+    /// for access tokens and replaced by the new one each answer brings.
+    Delegated {
+        store: Arc<dyn RefreshTokenStore>,
+    },
+}
+
+/// Where a delegated credential's refresh token lives (a Kubernetes Secret in the operator).
+pub trait RefreshTokenStore: Send + Sync + fmt::Debug {
+    /// The current refresh token; read again for every redemption, so a new sign-in takes
+    /// effect without a restart.
+    fn load(&self) -> BoxFuture<'_, Result<Secret, String>>;
+    /// Keeps the refresh token a redemption returned.
+    fn save(&self, token: Secret) -> BoxFuture<'_, Result<(), String>>;
+    /// Records why the grant cannot be used (`None`: it works), for a condition.
+    fn report(&self, problem: Option<String>);
+    /// Why the grant cannot be used, if it cannot.
+    fn problem(&self) -> Option<String>;
 }
 
 /// Everything needed to obtain tokens for one app in one tenant.
@@ -203,6 +221,14 @@ impl TokenProvider {
         flight.await.map(|c| c.token)
     }
 
+    /// Why a delegated credential cannot be used, if it cannot (always `None` for an app's).
+    pub fn credential_problem(&self) -> Option<String> {
+        match &self.requester.identity.credential {
+            Credential::Delegated { store } => store.problem(),
+            _ => None,
+        }
+    }
+
     /// Drops the cached token (after Graph said it is no longer valid).
     pub async fn invalidate(&self) {
         lock(&self.state).cached = None;
@@ -272,6 +298,9 @@ impl Requester {
     }
 
     async fn request(&self) -> Result<(Secret, Duration), GraphError> {
+        if let Credential::Delegated { store } = &self.identity.credential {
+            return self.redeem(store.as_ref()).await;
+        }
         let id = &self.identity;
         let mut form: Vec<(&str, String)> = vec![
             ("client_id", id.client_id.clone()),
@@ -279,6 +308,7 @@ impl Requester {
             ("grant_type", "client_credentials".into()),
         ];
         match &id.credential {
+            Credential::Delegated { .. } => unreachable!("redeemed above"),
             Credential::ClientSecret { secret } => form.push(("client_secret", secret.expose().to_owned())),
             Credential::Certificate {
                 private_key_pem,
@@ -299,10 +329,59 @@ impl Requester {
                 form.push(("client_assertion", token.trim().to_owned()));
             }
         }
+        let body = self.post(&form).await?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| GraphError::Decode("token response without access_token".into()))?;
+        let expires_in = body["expires_in"].as_u64().unwrap_or(3599);
+        Ok((Secret::new(token), Duration::from_secs(expires_in)))
+    }
+
+    /// The refresh-token grant: the stored token for an access token (and a new refresh
+    /// token, which replaces it). A refused grant is reported to the store with the command
+    /// that signs in again.
+    async fn redeem(&self, store: &dyn RefreshTokenStore) -> Result<(Secret, Duration), GraphError> {
+        let refresh = store.load().await.map_err(|why| {
+            store.report(Some(why.clone()));
+            GraphError::Credential(why)
+        })?;
+        let form: Vec<(&str, String)> = vec![
+            ("client_id", self.identity.client_id.clone()),
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", refresh.expose().to_owned()),
+            ("scope", format!("{} offline_access", self.scope)),
+        ];
+        let body = match self.post(&form).await {
+            Ok(body) => body,
+            Err(e) => {
+                if let GraphError::Auth { error, .. } = &e
+                    && error == "invalid_grant"
+                {
+                    store.report(Some(format!("the sign-in was refused: {e}")));
+                }
+                return Err(e);
+            }
+        };
+        if let Some(next) = body["refresh_token"].as_str()
+            && let Err(why) = store.save(Secret::new(next)).await
+        {
+            // The token just used stays valid; the next redemption uses it again.
+            tracing::warn!(error = %why, "could not keep the new refresh token");
+        }
+        store.report(None);
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| GraphError::Decode("token response without access_token".into()))?;
+        let expires_in = body["expires_in"].as_u64().unwrap_or(3599);
+        Ok((Secret::new(token), Duration::from_secs(expires_in)))
+    }
+
+    /// One POST to the token endpoint; the JSON of a 200, else the endpoint's error.
+    async fn post(&self, form: &[(&str, String)]) -> Result<Value, GraphError> {
         let response = self
             .http
-            .post(id.token_url())
-            .form(&form)
+            .post(self.identity.token_url())
+            .form(form)
             .send()
             .await
             .map_err(|e| GraphError::Transport {
@@ -325,11 +404,7 @@ impl Requester {
         if status != 200 {
             return Err(GraphError::from_token_response(status, &body));
         }
-        let token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| GraphError::Decode("token response without access_token".into()))?;
-        let expires_in = body["expires_in"].as_u64().unwrap_or(3599);
-        Ok((Secret::new(token), Duration::from_secs(expires_in)))
+        Ok(body)
     }
 
     /// A client assertion signed with the certificate's key, as the identity platform expects.

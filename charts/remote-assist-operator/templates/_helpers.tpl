@@ -69,3 +69,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "rao.credentialsDir" -}}
 /var/run/secrets/remoteassist
 {{- end }}
+
+{{/* The Secret holding the delegated compliance credential's refresh token. */}}
+{{- define "rao.complianceLoginSecret" -}}
+{{- default (printf "%s-compliance-login" (include "rao.fullname" .)) .Values.compliance.loginSecret -}}
+{{- end -}}

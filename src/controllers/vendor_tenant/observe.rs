@@ -53,6 +53,7 @@ pub async fn observe(ctx: &Context, vt: &VendorTenant) -> Result<Observed, Error
         accounts: super::accounts(ctx, &vt.name_any()).await?,
         skus: dir.skus(false).await?,
         mode: ctx.coordinator().mode.read_within(HISTORY_WAIT).await,
+        compliance_problem: ctx.compliance().credential_problem(),
     })
 }
 

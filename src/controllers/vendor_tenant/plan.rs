@@ -58,6 +58,8 @@ pub struct Observed {
     pub skus: SkuTable,
     /// The tenant's IB mode, if known: it decides the generated design.
     pub mode: Option<IbMode>,
+    /// Why the compliance credential cannot be used, if it cannot (a revoked sign-in).
+    pub compliance_problem: Option<String>,
 }
 
 /// A group a step writes to: one that exists, or the one this pass creates.
@@ -223,6 +225,10 @@ pub fn plan(vt: &VendorTenant, owner_uid: Option<&str>, status_ids: [Option<&str
         && let Some(group) = &accounts
     {
         plan_group_licenses(&mut p, group, owner_uid);
+    }
+    // Every vendor's barriers depend on the compliance credential, generated or not.
+    if let Some(why) = &o.compliance_problem {
+        p.problems.push(refusal("ComplianceSignInRequired", why.clone()));
     }
     p.accounts_group = accounts.map(|(r, _)| r);
     p.engineers_group = engineers.map(|(r, _)| r);

@@ -73,6 +73,7 @@ fn observed(vt: &VendorTenant) -> Observed {
         accounts: vec![],
         skus,
         mode: Some(IbMode::SingleSegment),
+        compliance_problem: None,
     }
 }
 
@@ -320,4 +321,18 @@ fn in_single_segment_mode_a_shared_engineer_is_reported_with_the_fix() {
         p.problems[0].message
     );
     assert!(!kinds(&p).contains(&"PlaceEngineer"));
+}
+
+#[test]
+fn a_refused_compliance_sign_in_is_a_problem_naming_the_command() {
+    let vt = vendor(engineers("Additive", &["eng1@abc.example"]));
+    let mut o = observed(&vt);
+    o.compliance_problem = Some("the delegated compliance credential cannot be used: AADSTS50173; an administrator runs `remote-assist-operator login --compliance --secret ops/login`".into());
+    let p = plan(&vt, Some(UID), [None, None], &o);
+    assert_eq!(reasons(&p), ["ComplianceSignInRequired"]);
+    assert!(
+        p.problems[0]
+            .message
+            .contains("login --compliance --secret ops/login")
+    );
 }

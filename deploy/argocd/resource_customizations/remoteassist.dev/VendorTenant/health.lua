@@ -23,7 +23,7 @@
 local TERMINAL = {
   -- groups, engineers and generated segments
   Conflict = true, EngineerShared = true, EngineerNotFound = true, SegmentNameTaken = true,
-  EngineerSegmentLimit = true,
+  EngineerSegmentLimit = true, ComplianceSignInRequired = true,
   -- licences
   UnknownLicense = true, InsufficientSeats = true, GroupLicenseRefused = true,
   -- deletion held by enabled accounts that no licence manages any more
