@@ -171,12 +171,17 @@ check "helm template (rbac.secretNamespaces=[default, $NAMESPACE]) | kubectl app
   bash -c 'set -o pipefail; "$@" | kubectl apply --dry-run=server -f -' _ \
   "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" \
   --set "rbac.secretNamespaces={default,$NAMESPACE}"
+# The delegated compliance credential: its flags reach the container and the Role names its Secret only.
+delegated_chart_ok() {
+  local out
+  out="$(template "${IDS[@]}" --set compliance.auth=delegated)" || return 1
+  grep -q -- "--compliance-auth=delegated" <<<"$out" &&
+    grep -q -- "--compliance-refresh-token-secret=$NAMESPACE/remote-assist-operator-compliance-login" <<<"$out" &&
+    grep -q 'resourceNames: \["remote-assist-operator-compliance-login"\]' <<<"$out" &&
+    kubectl apply --dry-run=server -f - <<<"$out" >/dev/null
+}
 check "helm template (compliance.auth=delegated) | kubectl apply --dry-run=server, with its flags and Role rule" \
-  bash -c 'set -o pipefail; out="$("$@")"; grep -q -- "--compliance-auth=delegated" <<<"$out" &&
-    grep -q -- "--compliance-refresh-token-secret='"$NAMESPACE"'/remote-assist-operator-compliance-login" <<<"$out" &&
-    grep -q "resourceNames: \[\"remote-assist-operator-compliance-login\"\]" <<<"$out" &&
-    kubectl apply --dry-run=server -f - <<<"$out" >/dev/null' _ \
-  "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" --set compliance.auth=delegated
+  delegated_chart_ok
 check "the chart renders a ServiceMonitor when metrics.serviceMonitor.enabled (CRD not installed: render only)" \
   bash -c '"$@" | grep -q "^kind: ServiceMonitor$"' _ \
   "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" --set metrics.serviceMonitor.enabled=true

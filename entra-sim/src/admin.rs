@@ -24,6 +24,7 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/counters/reset", post(reset_counters))
         .route("/journal", get(journal))
         .route("/verify-password", post(verify_password))
+        .route("/devicelogin", post(device_login))
         .route("/skus/{part}", axum::routing::put(put_seats))
         .route("/barriers", get(crate::compliance::admin::barriers))
         .route("/barriers/reachable", get(crate::compliance::admin::reachable))
@@ -193,4 +194,24 @@ async fn verify_password(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         .and_then(|u| u.password.as_deref())
         .is_some_and(|p| p == password);
     axum::Json(json!({"valid": valid})).into_response()
+}
+
+/// `POST /_sim/devicelogin {"userCode", "userPrincipalName", "decision": "approve"|"decline"}`:
+/// the user signs in at the verification page and approves (or declines) the code.
+async fn device_login(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SignIn {
+        user_code: String,
+        user_principal_name: String,
+        decision: crate::auth::delegated::Decision,
+    }
+    let Ok(s) = serde_json::from_slice::<SignIn>(&body) else {
+        let why = "expected {userCode, userPrincipalName, decision: approve|decline}";
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": why}))).into_response();
+    };
+    match crate::auth::delegated::decide(&sim, &s.user_code, &s.user_principal_name, s.decision) {
+        Ok(()) => axum::Json(json!({"decided": true})).into_response(),
+        Err(why) => (StatusCode::CONFLICT, axum::Json(json!({"error": why}))).into_response(),
+    }
 }

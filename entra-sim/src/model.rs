@@ -49,6 +49,9 @@ pub struct User {
     pub password: Option<String>,
     /// Display names of the directory roles the user holds (e.g. "User Administrator").
     pub directory_roles: Vec<String>,
+    /// Refresh tokens (delegated sign-ins) issued before this instant are revoked: set by
+    /// `revokeSignInSessions` and by a password change (Entra's `signInSessionsValidFromDateTime`).
+    pub tokens_valid_from: Option<jiff::Timestamp>,
     pub direct: Vec<Assigned>,
     pub states: Vec<AssignmentState>,
     pub created: String,
@@ -141,6 +144,7 @@ impl User {
             extension_attributes: BTreeMap::new(),
             password: u.password.clone(),
             directory_roles: u.directory_roles.clone(),
+            tokens_valid_from: None,
             direct: Vec::new(),
             states: Vec::new(),
             created: now_string(),

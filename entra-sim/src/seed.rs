@@ -50,6 +50,32 @@ pub struct Seed {
     /// Administrative units, each with assigned members or a dynamic rule.
     #[serde(default)]
     pub administrative_units: Vec<SeedAdministrativeUnit>,
+    /// Whether the compliance endpoint accepts app-only tokens (default true). When false it
+    /// answers them 401 and only a delegated token of a Compliance Administrator (or Global
+    /// Administrator) works: the case Microsoft's app-only page leaves open for Purview cmdlets.
+    #[serde(default = "yes")]
+    pub compliance_app_only: bool,
+    /// The device-code grant's `expires_in` (Entra: 900).
+    #[serde(default = "default_device_code_lifetime")]
+    pub device_code_lifetime_seconds: u64,
+    /// The device-code grant's polling `interval` (Entra: 5).
+    #[serde(default = "default_device_code_interval")]
+    pub device_code_interval_seconds: u64,
+    /// A refresh token unused this long stops working (Entra: 90 days).
+    #[serde(default = "default_refresh_inactivity")]
+    pub refresh_token_inactivity_seconds: u64,
+}
+
+fn default_device_code_lifetime() -> u64 {
+    900
+}
+
+fn default_device_code_interval() -> u64 {
+    5
+}
+
+fn default_refresh_inactivity() -> u64 {
+    90 * 24 * 3600
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -140,6 +166,10 @@ pub struct SeedApp {
     /// Directory roles assigned to the app's service principal.
     #[serde(default)]
     pub directory_roles: Vec<SeedRoleAssignment>,
+    /// "Allow public client flows": the app may redeem device codes and refresh tokens
+    /// without a client credential.
+    #[serde(default)]
+    pub allow_public_client: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -252,4 +282,23 @@ pub fn default_ids() -> &'static DefaultIds {
         }
     });
     &IDS
+}
+
+/// The user principal name of [`compliance_administrator`].
+pub const COMPLIANCE_ADMIN_UPN: &str = "ib.admin@abc.example";
+
+/// A Compliance Administrator of the default seed's tenant, for tests of the delegated
+/// compliance credential (not in the default seed, whose users the other tests count).
+pub fn compliance_administrator() -> SeedUser {
+    SeedUser {
+        id: None,
+        user_principal_name: COMPLIANCE_ADMIN_UPN.into(),
+        display_name: "IB Admin".into(),
+        mail_nickname: None,
+        account_enabled: true,
+        usage_location: Some("US".into()),
+        department: Some("Compliance".into()),
+        password: Some("Sim-Admin-Passw0rd!".into()),
+        directory_roles: vec!["Compliance Administrator".into()],
+    }
 }

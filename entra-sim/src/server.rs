@@ -26,6 +26,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v1.0/users/{id}/reprocessLicenseAssignment",
             post(licensing::reprocess_user),
         )
+        .route(
+            "/v1.0/users/{id}/revokeSignInSessions",
+            post(users::revoke_sign_in_sessions),
+        )
         .route("/v1.0/users/{id}/licenseDetails", get(licensing::license_details))
         .route("/v1.0/users/{id}/memberOf", get(groups::member_of))
         .route(
@@ -77,6 +81,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
     let _ = sim.graph.set(graph.clone());
     let rest = Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(auth::token_endpoint))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(auth::delegated::device_code_endpoint),
+        )
         .nest("/_sim", admin::router())
         .with_state(sim.clone());
     // Security & Compliance InvokeCommand; request ids give it `base_url()` and `request-id`.

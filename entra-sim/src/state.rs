@@ -25,6 +25,8 @@ pub struct Sim {
     pub roles: Mutex<crate::roles::Roles>,
     pub misbehaviour: Mutex<Misbehaviour>,
     pub tokens: Mutex<HashMap<String, IssuedToken>>,
+    /// Device codes and refresh tokens of signed-in users. Never locked before `tenant`.
+    pub grants: Mutex<auth::delegated::Grants>,
     pub counters: Mutex<Counters>,
     /// The Graph router, kept so `$batch` can run its items through the same pipeline.
     pub graph: OnceLock<Router>,
@@ -77,6 +79,7 @@ impl Sim {
             roles: Mutex::new(roles),
             misbehaviour: Mutex::new(misbehaviour),
             tokens: Mutex::new(HashMap::new()),
+            grants: Mutex::default(),
             counters: Mutex::new(Counters::default()),
             graph: OnceLock::new(),
         }))
@@ -92,6 +95,7 @@ impl Sim {
             .unwrap()
             .set(self.seed.misbehaviour.clone());
         self.tokens.lock().unwrap().clear();
+        *self.grants.lock().unwrap() = auth::delegated::Grants::default();
         self.counters.lock().unwrap().reset();
     }
 

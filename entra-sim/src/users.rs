@@ -173,6 +173,7 @@ fn build_user(body: &Value, new: NewUser, delay: Duration) -> Result<User> {
             .collect(),
         password: Some(password),
         directory_roles: Vec::new(),
+        tokens_valid_from: None,
         direct: Vec::new(),
         states: Vec::new(),
         created: now_string(),
@@ -273,6 +274,8 @@ fn apply_patch(t: &mut Tenant, id: &str, body: &Value, patch: Patch, delay: Dura
     }
     if let Some(pw) = body.get("passwordProfile").and_then(|p| p["password"].as_str()) {
         user.password = Some(pw.to_owned());
+        // A new password ends the user's sign-in sessions: their refresh tokens stop working.
+        user.tokens_valid_from = Some(jiff::Timestamp::now());
     }
     for (n, v) in patch.extension_attributes {
         match v {
@@ -435,4 +438,32 @@ pub async fn purge(
         return Err(GraphError::not_found(&id));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /users/{id}/revokeSignInSessions`: the user's refresh tokens stop working (their
+/// sign-ins must be done again); access tokens already issued run until they expire.
+pub async fn revoke_sign_in_sessions(
+    State(sim): State<Arc<Sim>>,
+    Extension(p): Extension<Principal>,
+    Path(key): Path<String>,
+) -> Result<Response> {
+    require(
+        &p,
+        &[
+            "User.RevokeSessions.All",
+            "User.ReadWrite.All",
+            "Directory.ReadWrite.All",
+        ],
+    )?;
+    let id = visible_user_id(&sim, &key)?;
+    let mut t = sim.tenant();
+    sim.roles
+        .lock()
+        .unwrap()
+        .check_user_write(&sim, &t, &p, &id, UserWrite::Properties)?;
+    t.users.get_mut(&id).unwrap().tokens_valid_from = Some(jiff::Timestamp::now());
+    let body = serde_json::json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true,
+    });
+    Ok(axum::Json(body).into_response())
 }

@@ -85,13 +85,27 @@ impl Env {
         Self::new(name, turn).await
     }
 
+    /// As [`Env::start`], on the default seed changed by `edit`.
+    pub async fn start_seeded(name: &str, edit: impl FnOnce(&mut Seed)) -> Env {
+        let turn = Turn::Shared {
+            _guard: CLUSTER.read().await,
+        };
+        install_crds();
+        let mut seed = Seed::parse(DEFAULT_SEED).expect("default seed");
+        edit(&mut seed);
+        Self::with_seed(name, turn, seed).await
+    }
+
     /// A simulated tenant only, for commands that need no cluster.
     pub async fn start_without_cluster(name: &str) -> Env {
         Self::new(name, Turn::NoCluster).await
     }
 
     async fn new(name: &str, turn: Turn) -> Env {
-        let seed = Seed::parse(DEFAULT_SEED).expect("default seed");
+        Self::with_seed(name, turn, Seed::parse(DEFAULT_SEED).expect("default seed")).await
+    }
+
+    async fn with_seed(name: &str, turn: Turn, seed: Seed) -> Env {
         let sim = entra_sim::server::start(seed, "127.0.0.1:0".parse().unwrap())
             .await
             .expect("sim starts");

@@ -435,6 +435,34 @@ async fn invoke(
     (invoked, response)
 }
 
+/// Roles that may run the information-barrier cmdlets as a signed-in user.
+const IB_ADMIN_ROLES: &[&str] = &["Compliance Administrator", "Global Administrator"];
+
+/// An app-only token needs `Exchange.ManageAsApp` (and a tenant that accepts app-only tokens
+/// here: `complianceAppOnly`); a delegated one a user holding a role of [`IB_ADMIN_ROLES`].
+fn authorised(sim: &Sim, principal: &auth::Principal) -> Result<(), String> {
+    let Some(user_id) = &principal.user else {
+        if !sim.seed.compliance_app_only {
+            return Err("App-only authentication is not supported for the information-barrier cmdlets in this organization; sign in as a Compliance Administrator (delegated).".into());
+        }
+        if !principal.roles.contains("Exchange.ManageAsApp") {
+            return Err("The application lacks the role Exchange.ManageAsApp.".into());
+        }
+        return Ok(());
+    };
+    let t = sim.tenant.lock().unwrap();
+    let user = t.users.get(user_id).filter(|u| u.deleted.is_none());
+    let holds = user.is_some_and(|u| {
+        u.directory_roles
+            .iter()
+            .any(|r| IB_ADMIN_ROLES.iter().any(|a| a.eq_ignore_ascii_case(r)))
+    });
+    if !holds {
+        return Err("The signed-in user is not a Compliance Administrator.".into());
+    }
+    Ok(())
+}
+
 /// Everything before the body is read, in order: the tenant, the region (else a redirect),
 /// latency, the bearer token and its role, a random failure. Gives the tenant id.
 async fn admit(
@@ -460,13 +488,8 @@ async fn admit(
         }
         .into_response()
     };
-    match auth::bearer(sim, headers, COMPLIANCE_RESOURCE) {
-        Err(why) => return Err(denied(why)),
-        Ok(p) if !p.roles.contains("Exchange.ManageAsApp") => {
-            return Err(denied("The application lacks the role Exchange.ManageAsApp."));
-        }
-        Ok(_) => {}
-    }
+    let principal = auth::bearer(sim, headers, COMPLIANCE_RESOURCE).map_err(denied)?;
+    authorised(sim, &principal).map_err(|why| denied(&why))?;
     let failure = sim.misbehaviour.lock().unwrap().random_failure();
     if let Some(f) = failure {
         let e = CmdletError {

@@ -310,6 +310,7 @@ mod tests {
             extension_attributes: BTreeMap::from([(1, "V1_RemoteAssistUser".into())]),
             password: None,
             directory_roles: vec![],
+            tokens_valid_from: None,
             direct: vec![],
             states: vec![],
             created: String::new(),
