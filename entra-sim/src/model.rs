@@ -100,6 +100,10 @@ pub struct Tenant {
     pub barriers: crate::compliance::state::Barriers,
     /// Service plan names that conflict, from the seed's `mutuallyExclusivePlans`.
     pub exclusive_plans: Vec<[String; 2]>,
+    /// `[dependent, required]` plan names, from the seed's `planDependencies`.
+    pub plan_dependencies: Vec<[String; 2]>,
+    /// Plans that give a mailbox, from the seed's `mailboxPlans`.
+    pub mailbox_plans: Vec<String>,
 }
 
 impl Sku {
@@ -207,6 +211,8 @@ impl Tenant {
             consumed: HashMap::new(),
             pending_locations: BTreeSet::new(),
             exclusive_plans: seed.mutually_exclusive_plans.clone(),
+            plan_dependencies: seed.plan_dependencies.clone(),
+            mailbox_plans: seed.mailbox_plans.clone(),
             barriers: crate::compliance::state::Barriers {
                 mode: seed.information_barrier_mode,
                 segment_limit_override: seed.information_barrier_segment_limit,
@@ -276,6 +282,34 @@ impl Tenant {
         })
     }
 
+    /// Whether an inherited licence enables a plan whose required plan neither it nor a
+    /// licence already held enables ("Service plan dependency", same page).
+    fn misses_dependency(&self, a: &Assigned, held: &[Assigned]) -> bool {
+        let mine = self.enabled_plans(a);
+        self.plan_dependencies.iter().any(|[dependent, required]| {
+            mine.contains(&dependent.as_str())
+                && !mine.contains(&required.as_str())
+                && !held
+                    .iter()
+                    .any(|h| self.enabled_plans(h).contains(&required.as_str()))
+        })
+    }
+
+    /// Whether an inherited licence would give `user` a mailbox whose address another user's
+    /// mailNickname already takes ("Duplicate proxy addresses", same page).
+    fn address_taken(&self, user_id: &str, a: &Assigned) -> bool {
+        let mine = self.enabled_plans(a);
+        if !self.mailbox_plans.iter().any(|p| mine.contains(&p.as_str())) {
+            return false;
+        }
+        let Some(nickname) = self.users.get(user_id).map(|u| &u.mail_nickname) else {
+            return false;
+        };
+        self.users
+            .values()
+            .any(|o| o.id != user_id && o.deleted.is_none() && o.mail_nickname.eq_ignore_ascii_case(nickname))
+    }
+
     /// Free seats of a SKU.
     pub fn free(&self, sku_id: &str) -> i64 {
         let prepaid = self.sku(sku_id).map(|s| s.prepaid).unwrap_or(0);
@@ -341,6 +375,10 @@ impl Tenant {
                 ("Error", "ProhibitedInUsageLocationViolation")
             } else if by_group.is_some() && self.conflicts(&a, &held) {
                 ("Error", "MutuallyExclusiveViolation")
+            } else if by_group.is_some() && self.misses_dependency(&a, &held) {
+                ("Error", "DependencyViolation")
+            } else if by_group.is_some() && self.address_taken(user_id, &a) {
+                ("Error", "UniquenessViolation")
             } else if already || self.free(&a.sku_id) > 0 {
                 // Each SKU takes at most one seat per user, so `free` needs no adjustment for
                 // seats taken earlier in this loop.

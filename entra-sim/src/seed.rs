@@ -43,6 +43,16 @@ pub struct Seed {
     /// licensing records `MutuallyExclusiveViolation`); none by default.
     #[serde(default)]
     pub mutually_exclusive_plans: Vec<[String; 2]>,
+    /// `[dependent, required]` service plan names: an inherited licence that enables the
+    /// first while nothing the user holds enables the second is a `DependencyViolation`; none
+    /// by default.
+    #[serde(default)]
+    pub plan_dependencies: Vec<[String; 2]>,
+    /// Service plans that give the user a mailbox, whose address comes from its mailNickname:
+    /// an inherited licence enabling one while another user has the same mailNickname is a
+    /// `UniquenessViolation` (a proxy address already in use); none by default.
+    #[serde(default)]
+    pub mailbox_plans: Vec<String>,
     /// Service principals of other publishers' apps in the tenant, e.g. the Information Barrier
     /// Processor once an administrator consented to it.
     #[serde(default)]

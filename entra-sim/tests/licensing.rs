@@ -618,3 +618,56 @@ async fn conflicting_service_plans_are_a_mutually_exclusive_violation() {
     assert_eq!(env.graph(Method::POST, &path, None).await.status, StatusCode::OK);
     wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Active", "None").await;
 }
+
+#[tokio::test]
+async fn a_missing_prerequisite_plan_is_a_dependency_violation() {
+    let env = common::start_with(common::seed_with(|s| {
+        s.plan_dependencies = vec![["CDS_REMOTE_ASSIST".into(), "EXCHANGE_S_ENTERPRISE".into()]];
+    }))
+    .await;
+    let g = id_of(&env.create_group("RA_Dependent").await);
+    let u = id_of(&env.create_user("dependent", Some("US")).await);
+    add_member(&env, &g, &u).await;
+    assign_group(&env, &g, add(REMOTE_ASSIST)).await;
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Error", "DependencyViolation").await;
+    assert!(assigned_skus(&env, &u).await.is_empty());
+
+    // The prerequisite arrives (a licence with Exchange): still in error until reprocessed.
+    assert_eq!(assign(&env, &u, add(SPE_E5)).await.status, StatusCode::OK);
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Error", "DependencyViolation").await;
+    let path = format!("/users/{u}/reprocessLicenseAssignment");
+    assert_eq!(env.graph(Method::POST, &path, None).await.status, StatusCode::OK);
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Active", "None").await;
+}
+
+#[tokio::test]
+async fn a_mailbox_address_already_taken_is_a_uniqueness_violation() {
+    let env = common::start_with(common::seed_with(|s| {
+        s.mailbox_plans = vec!["CDS_REMOTE_ASSIST".into()];
+    }))
+    .await;
+    let g = id_of(&env.create_group("RA_Unique").await);
+    let u = id_of(&env.create_user("taken", Some("US")).await);
+    let mut other = json!({
+        "accountEnabled": false, "displayName": "Someone else", "mailNickname": "taken",
+        "userPrincipalName": "someone.else@vendors.abc.example",
+        "passwordProfile": {"password": common::GOOD_PASSWORD, "forceChangePasswordNextSignIn": false},
+    });
+    let o = env.graph(Method::POST, "/users", Some(other.take())).await;
+    assert_eq!(o.status, StatusCode::CREATED, "{:?}", o.body);
+    add_member(&env, &g, &u).await;
+    assign_group(&env, &g, add(REMOTE_ASSIST)).await;
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Error", "UniquenessViolation").await;
+
+    // The other user's nickname changes: still in error until reprocessed.
+    let patch = json!({"mailNickname": "someone.else"});
+    let path = format!("/users/{}", id_of(&o.body));
+    assert_eq!(
+        env.graph(Method::PATCH, &path, Some(patch)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Error", "UniquenessViolation").await;
+    let path = format!("/users/{u}/reprocessLicenseAssignment");
+    assert_eq!(env.graph(Method::POST, &path, None).await.status, StatusCode::OK);
+    wait_for_group_state(&env, &u, &g, REMOTE_ASSIST, "Active", "None").await;
+}
