@@ -38,11 +38,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let kube = kube::Client::try_default().await?;
     let http = crate::graph::transport::http_client()?;
     let metrics = Arc::new(Metrics::default());
-    let tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        config.identity.clone(),
-        GRAPH_RESOURCE,
-    ));
+    let tokens = Arc::new(
+        TokenProvider::new(http.clone(), config.identity.clone(), GRAPH_RESOURCE)
+            .with_failure_metric(metrics.clone(), "graph"),
+    );
     // Fail fast on a credential that cannot work, with the token endpoint's own words.
     tokens
         .token()
@@ -114,7 +113,10 @@ fn tenant_clients(
     tokens: Arc<TokenProvider>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<(Arc<ComplianceClient>, GraphClient)> {
-    let compliance_tokens = crate::compliance::sign_in::token_provider(http.clone(), config, Some(kube))?;
+    let compliance_tokens = Arc::new(
+        crate::compliance::sign_in::token_provider(http.clone(), config, Some(kube))?
+            .with_failure_metric(metrics.clone(), "compliance"),
+    );
     let compliance = Arc::new(
         ComplianceClient::new(
             &config.compliance_url,

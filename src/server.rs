@@ -3,7 +3,6 @@
 //! caches are synced; a standby replica is ready as long as it could take over).
 
 use crate::context::Context;
-use crate::crd::conditions::{self, types};
 use crate::graph::TokenProvider;
 use crate::metrics::Metrics;
 use axum::Router;
@@ -34,22 +33,7 @@ pub fn router(health: Arc<Health>) -> Router {
 
 async fn metrics(State(h): State<Arc<Health>>) -> Response {
     if let Some(ctx) = h.context.get() {
-        let store = ctx.caches().licenses.current();
-        let (mut ready, mut suspended, mut pending) = (0, 0, 0);
-        for l in store.state() {
-            match l
-                .status
-                .as_ref()
-                .and_then(|s| conditions::find(&s.conditions, types::READY))
-            {
-                Some(c) if c.status == "True" => ready += 1,
-                Some(c) if c.reason == "Suspended" => suspended += 1,
-                _ => pending += 1,
-            }
-        }
-        h.metrics.accounts("ready", ready);
-        h.metrics.accounts("suspended", suspended);
-        h.metrics.accounts("not_ready", pending);
+        crate::metrics::scrape::refresh(&h.metrics, ctx).await;
     }
     (
         [(

@@ -1,6 +1,6 @@
 //! What a platform team sees with kubectl: the `remoteassist` category lists all three kinds
 //! with their printer columns, status written through the status subresource shows up in those
-//! columns, the vendor field selector works, and `kubectl explain` teaches the fields.
+//! columns (`-o wide` adds the Ready condition's message), the vendor field selector works, and `kubectl explain` teaches the fields.
 //!
 //! Needs the local API server: run through `scripts/test.sh`.
 
@@ -75,6 +75,25 @@ async fn get_remoteassist_lists_all_kinds_with_columns_from_status() {
             "WaitingForBarrier"
         ],
         "row: {row}"
+    );
+    assert!(
+        !row.contains("policies not applied yet"),
+        "the message is a wide column only: {row}"
+    );
+
+    let wide = kubectl_ok(
+        &["get", "ral", "-n", "vendor-v1", "v1-tech-01", "-o", "wide"],
+        None,
+    );
+    let (header, row) = wide.split_once('\n').expect("a header and a row");
+    assert!(
+        header.trim_end().ends_with("MESSAGE"),
+        "MESSAGE is the last wide column: {header}"
+    );
+    assert!(
+        row.trim_end()
+            .ends_with("BarrierEnforced: policies not applied yet"),
+        "the Ready condition's message in -o wide: {wide}"
     );
 }
 

@@ -51,7 +51,7 @@ impl Tenant {
             budget,
             RetryPolicy::default(),
         );
-        let compliance_tokens = crate::compliance::sign_in::token_provider(http, config, kube)?;
+        let compliance_tokens = Arc::new(crate::compliance::sign_in::token_provider(http, config, kube)?);
         let compliance = ComplianceClient::new(
             &config.compliance_url,
             &config.identity.tenant_id,

@@ -60,7 +60,7 @@ pub fn token_provider(
     http: reqwest::Client,
     config: &Config,
     kube: Option<kube::Client>,
-) -> anyhow::Result<Arc<TokenProvider>> {
+) -> anyhow::Result<TokenProvider> {
     let identity = match &config.compliance_auth {
         ComplianceAuth::AppOnly => config.identity.clone(),
         ComplianceAuth::Delegated { secret, client_id } => {
@@ -77,11 +77,7 @@ pub fn token_provider(
             }
         }
     };
-    Ok(Arc::new(TokenProvider::new(
-        http,
-        identity,
-        super::COMPLIANCE_RESOURCE,
-    )))
+    Ok(TokenProvider::new(http, identity, super::COMPLIANCE_RESOURCE))
 }
 
 /// The refresh token in a Kubernetes Secret.

@@ -38,6 +38,13 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        description = "The Ready condition's message: what the account waits for, or why it is refused",
+        priority = "1"
+    ),
     selectable = ".spec.vendorRef.name"
 )]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +193,11 @@ pub struct RemoteAssistLicenseStatus {
     /// started after this can enforce the account's barrier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barrier_attribute_set_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
+    /// When the licence was first Ready: the end of its provisioning, kept when it later
+    /// drifts and recovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_ready_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 
     /// SKU part numbers currently assigned to the account.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -55,6 +55,18 @@ struct State {
     paused_until: Option<Instant>,
 }
 
+impl State {
+    /// Refills both buckets up to now, and returns now.
+    fn refill(&mut self) -> Instant {
+        let now = Instant::now();
+        let dt = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.units.refill(dt);
+        self.writes.refill(dt);
+        now
+    }
+}
+
 /// The shared budget. Cheap to share behind an `Arc`.
 pub struct Budget {
     state: Mutex<State>,
@@ -90,11 +102,7 @@ impl Budget {
         loop {
             let wait = {
                 let mut s = self.state.lock().await;
-                let now = Instant::now();
-                let dt = now.duration_since(s.at).as_secs_f64();
-                s.at = now;
-                s.units.refill(dt);
-                s.writes.refill(dt);
+                let now = s.refill();
                 let paused = s
                     .paused_until
                     .map_or(0.0, |p| p.saturating_duration_since(now).as_secs_f64());
@@ -113,6 +121,33 @@ impl Budget {
             };
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
+    }
+
+    /// Each bucket now: (name, capacity, window, share in use); nothing in use when disabled.
+    pub async fn usage(&self) -> [(&'static str, f64, Duration, f64); 2] {
+        let mut s = self.state.lock().await;
+        s.refill();
+        let used = |b: &Bucket| {
+            if self.enabled {
+                (1.0 - b.level / b.capacity).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        [
+            (
+                "resource_units",
+                s.units.capacity,
+                Duration::from_secs(10),
+                used(&s.units),
+            ),
+            (
+                "writes",
+                s.writes.capacity,
+                Duration::from_secs(150),
+                used(&s.writes),
+            ),
+        ]
     }
 
     /// Graph throttled a request: nobody sends until `retry_after` has passed.
@@ -167,6 +202,23 @@ pub fn cost(method: &reqwest::Method, path: &str) -> (f64, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn usage_is_the_share_of_each_bucket_taken() {
+        let budget = Budget::new(BudgetConfig {
+            resource_units_per_10s: 10.0,
+            writes_per_150s: 100.0,
+        });
+        budget.acquire(5.0, true).await;
+        let [units, writes] = budget.usage().await;
+        assert_eq!(
+            (units.0, units.1, units.2),
+            ("resource_units", 10.0, Duration::from_secs(10))
+        );
+        assert!((units.3 - 0.5).abs() < 1e-6, "{units:?}");
+        assert!((writes.3 - 0.01).abs() < 1e-6, "{writes:?}");
+        assert_eq!(Budget::unlimited().usage().await[0].3, 0.0);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn waits_when_the_bucket_is_empty() {

@@ -128,11 +128,24 @@ impl GraphClient {
         &self.transport.base
     }
 
+    /// The tenant-wide budget this client draws on.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Waits for and takes a request's share of the budget, and counts it.
+    async fn take_budget(&self, units: f64, write: bool) {
+        self.budget.acquire(units, write).await;
+        if let Some(m) = &self.metrics {
+            m.budget_consumed(units, write);
+        }
+    }
+
     /// One attempt, without retries: the budget first, then the request, alone or batched.
     async fn attempt(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<Answer, GraphError> {
         let relative = path.strip_prefix(self.base()).unwrap_or(path);
         let (units, write) = cost(method, relative);
-        self.budget.acquire(units, write).await;
+        self.take_budget(units, write).await;
         // Absolute links (`@odata.nextLink`) and `$batch` itself go alone.
         let raw = match &self.batcher {
             Some(b) if relative.starts_with('/') && relative != "/$batch" => {
@@ -284,7 +297,7 @@ impl GraphClient {
         // Graph charges each item as if sent alone; the `$batch` itself costs nothing.
         for i in pending {
             let (units, write) = cost(&requests[*i].method, &requests[*i].path);
-            self.budget.acquire(units, write).await;
+            self.take_budget(units, write).await;
         }
         let outer = match self
             .call(Method::POST, "/$batch", Some(&json!({"requests": items})))

@@ -179,6 +179,8 @@ pub struct TokenProvider {
     requester: Arc<Requester>,
     state: Arc<Mutex<State>>,
     timing: TokenTiming,
+    /// Failed requests are counted here, under this resource label.
+    failures: Option<(Arc<crate::metrics::Metrics>, &'static str)>,
 }
 
 impl TokenProvider {
@@ -191,7 +193,18 @@ impl TokenProvider {
             }),
             state: Arc::default(),
             timing: TokenTiming::default(),
+            failures: None,
         }
+    }
+
+    /// Counts failed token requests in `remoteassist_token_failures_total{resource}`.
+    pub fn with_failure_metric(
+        mut self,
+        metrics: Arc<crate::metrics::Metrics>,
+        resource: &'static str,
+    ) -> Self {
+        self.failures = Some((metrics, resource));
+        self
     }
 
     pub fn with_timing(mut self, timing: TokenTiming) -> Self {
@@ -243,6 +256,7 @@ impl TokenProvider {
         let requester = self.requester.clone();
         let shared = self.state.clone();
         let timeout = self.timing.timeout;
+        let failures = self.failures.clone();
         let task = tokio::spawn(async move {
             let result = requester.bounded(timeout).await;
             let mut state = lock(&shared);
@@ -253,6 +267,9 @@ impl TokenProvider {
                     state.failed_at = None;
                 }
                 Err(e) => {
+                    if let Some((metrics, resource)) = &failures {
+                        metrics.token_failure(resource);
+                    }
                     let now = Instant::now();
                     // A caller that waited reports the error itself; a background renewal has
                     // nobody else to tell.

@@ -1,18 +1,23 @@
 //! Prometheus metrics: what the reconcilers do, what they ask of Graph and the compliance
-//! endpoint, how much throttling costs, and the state of seats and accounts. Route labels are
-//! templates (`/users/{id}`), never ids or names, so cardinality stays small and no personal
-//! data reaches the metrics.
+//! endpoint, how much throttling costs, and the state of seats, accounts, the policy
+//! application and leadership. Labels are route templates (`/users/{id}`), vendors, SKUs,
+//! reasons and states, never a UPN or a user id, so cardinality stays small and no personal data
+//! reaches the metrics. The gauges that describe objects are refreshed at each scrape from the
+//! watch caches ([`scrape`]).
+
+pub mod scrape;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -20,6 +25,11 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
 }
+
+/// Buckets of the time from a licence's creation to Ready: 5 s to about 5.7 h.
+const READY_BUCKETS: [f64; 13] = [
+    5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 20480.0,
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -31,8 +41,16 @@ pub struct Metrics {
     compliance_requests: Family<Labels, Counter>,
     throttled: Counter,
     throttle_wait: Counter<f64, AtomicU64>,
+    budget_consumed: Family<Labels, Counter<f64, AtomicU64>>,
+    budget_used: Family<Labels, FloatGauge>,
+    budget_capacity: Family<Labels, FloatGauge>,
+    token_failures: Family<Labels, Counter>,
     seats_free: Family<Labels, Gauge>,
     accounts: Family<Labels, Gauge>,
+    oldest_not_ready: Family<Labels, FloatGauge>,
+    ready_seconds: Histogram,
+    application_state: Family<Labels, Gauge>,
+    application_percent: Gauge,
     leader: Gauge,
 }
 
@@ -42,86 +60,135 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Registers `metric` under `name` and hands it back, so the struct below reads as a table.
+fn reg<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("remoteassist");
-        let reconciles = Family::<Labels, Counter>::default();
-        registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
-        let reconcile_seconds = Family::<Labels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 14))
-        });
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration by kind",
-            reconcile_seconds.clone(),
-        );
-        let errors = Family::<Labels, Counter>::default();
-        registry.register(
-            "reconcile_errors",
-            "Reconcile errors by kind and reason",
-            errors.clone(),
-        );
-        let watch_errors = Family::<Labels, Counter>::default();
-        registry.register(
-            "watch_errors",
-            "Kubernetes watch errors by kind, watch (controller, trigger, cache) and error",
-            watch_errors.clone(),
-        );
-        let graph_requests = Family::<Labels, Counter>::default();
-        registry.register(
-            "graph_requests",
-            "Microsoft Graph HTTP requests by method, route and status",
-            graph_requests.clone(),
-        );
-        let compliance_requests = Family::<Labels, Counter>::default();
-        registry.register(
-            "compliance_requests",
-            "Compliance endpoint commands by cmdlet and status",
-            compliance_requests.clone(),
-        );
-        let throttled = Counter::default();
-        registry.register(
-            "graph_throttled",
-            "Graph answers with status 429",
-            throttled.clone(),
-        );
-        let throttle_wait = Counter::<f64, AtomicU64>::default();
-        registry.register(
-            "graph_throttle_wait_seconds",
-            "Time spent waiting after throttling",
-            throttle_wait.clone(),
-        );
-        let seats_free = Family::<Labels, Gauge>::default();
-        registry.register(
-            "seats_free",
-            "Seats free per SKU, from the last subscribedSkus read",
-            seats_free.clone(),
-        );
-        let accounts = Family::<Labels, Gauge>::default();
-        registry.register("accounts", "RemoteAssistLicenses by state", accounts.clone());
-        let leader = Gauge::default();
-        registry.register(
-            "leader",
-            "1 when this replica holds the leader lease",
-            leader.clone(),
-        );
+        let mut r = Registry::with_prefix("remoteassist");
+        let histogram = || Histogram::new(exponential_buckets(0.005, 2.0, 14));
         Metrics {
-            registry,
-            reconciles,
-            reconcile_seconds,
-            errors,
-            watch_errors,
-            graph_requests,
-            compliance_requests,
-            throttled,
-            throttle_wait,
-            seats_free,
-            accounts,
-            leader,
+            reconciles: reg(
+                &mut r,
+                "reconciles",
+                "Reconciles by kind and result",
+                Family::default(),
+            ),
+            reconcile_seconds: reg(
+                &mut r,
+                "reconcile_duration_seconds",
+                "Reconcile duration by kind",
+                Family::new_with_constructor(histogram),
+            ),
+            errors: reg(
+                &mut r,
+                "reconcile_errors",
+                "Reconcile errors by kind and reason",
+                Family::default(),
+            ),
+            watch_errors: reg(
+                &mut r,
+                "watch_errors",
+                "Kubernetes watch errors by kind, watch (controller, trigger, cache) and error",
+                Family::default(),
+            ),
+            graph_requests: reg(
+                &mut r,
+                "graph_requests",
+                "Microsoft Graph HTTP requests by method, route and status",
+                Family::default(),
+            ),
+            compliance_requests: reg(
+                &mut r,
+                "compliance_requests",
+                "Compliance endpoint commands by cmdlet and status",
+                Family::default(),
+            ),
+            throttled: reg(
+                &mut r,
+                "graph_throttled",
+                "Graph answers with status 429",
+                Counter::default(),
+            ),
+            throttle_wait: reg(
+                &mut r,
+                "graph_throttle_wait_seconds",
+                "Time spent waiting after throttling",
+                Counter::default(),
+            ),
+            budget_consumed: reg(
+                &mut r,
+                "graph_budget_consumed",
+                "Graph budget taken by requests, by bucket (resource_units, writes)",
+                Family::default(),
+            ),
+            budget_used: reg(
+                &mut r,
+                "graph_budget_used_ratio",
+                "Share of the operator's Graph budget in use now, by bucket: 1 means requests wait",
+                Family::default(),
+            ),
+            budget_capacity: reg(
+                &mut r,
+                "graph_budget_capacity",
+                "The operator's Graph budget per window, by bucket and window_seconds (below Graph's own limits)",
+                Family::default(),
+            ),
+            token_failures: reg(
+                &mut r,
+                "token_failures",
+                "Failed token requests by resource (graph, compliance)",
+                Family::default(),
+            ),
+            seats_free: reg(
+                &mut r,
+                "seats_free",
+                "Seats free per SKU, from the last subscribedSkus read",
+                Family::default(),
+            ),
+            accounts: reg(
+                &mut r,
+                "accounts",
+                "RemoteAssistLicenses by vendor, state (ready, not_ready, suspended) and the Ready condition's reason",
+                Family::default(),
+            ),
+            oldest_not_ready: reg(
+                &mut r,
+                "account_not_ready_oldest_seconds",
+                "Per vendor, how long its longest-waiting account has not been Ready (0 when all are)",
+                Family::default(),
+            ),
+            ready_seconds: reg(
+                &mut r,
+                "account_ready_seconds",
+                "Time from a licence's creation to its first Ready",
+                Histogram::new(READY_BUCKETS),
+            ),
+            application_state: reg(
+                &mut r,
+                "policy_application_state",
+                "1 for the information-barrier policy application's current state (none, requested, held, running, applied, failed), with the reason of a held or failed one",
+                Family::default(),
+            ),
+            application_percent: reg(
+                &mut r,
+                "policy_application_percent",
+                "How far the running (else the last) policy application has got, 0 to 100",
+                Gauge::default(),
+            ),
+            leader: reg(
+                &mut r,
+                "leader",
+                "1 when this replica holds the leader lease",
+                Gauge::default(),
+            ),
+            registry: r,
         }
     }
 }
-
 /// A Graph path as a route template: ids, UPNs and query strings removed.
 pub fn route_template(path: &str) -> String {
     let path = path.split('?').next().unwrap_or_default();
@@ -190,10 +257,70 @@ impl Metrics {
         self.seats_free.get_or_create(&labels(&[("sku", sku)])).set(free);
     }
 
-    pub fn accounts(&self, state: &str, count: i64) {
-        self.accounts
-            .get_or_create(&labels(&[("state", state)]))
-            .set(count);
+    /// Replaces the account gauges with a fresh count (reasons that no longer occur vanish).
+    pub fn set_accounts(&self, counts: &[scrape::AccountCount], oldest: &[(String, f64)]) {
+        self.accounts.clear();
+        for c in counts {
+            self.accounts
+                .get_or_create(&labels(&[
+                    ("vendor", &c.vendor),
+                    ("state", c.state),
+                    ("reason", &c.reason),
+                ]))
+                .set(c.count);
+        }
+        self.oldest_not_ready.clear();
+        for (vendor, seconds) in oldest {
+            self.oldest_not_ready
+                .get_or_create(&labels(&[("vendor", vendor)]))
+                .set(*seconds);
+        }
+    }
+
+    /// A licence became Ready for the first time, `seconds` after its creation.
+    pub fn account_ready(&self, seconds: f64) {
+        self.ready_seconds.observe(seconds.max(0.0));
+    }
+
+    /// The policy application's state (one-hot), its reason when held or failed, and progress.
+    pub fn set_application(&self, state: &str, reason: &str, percent: i64) {
+        self.application_state.clear();
+        self.application_state
+            .get_or_create(&labels(&[("state", state), ("reason", reason)]))
+            .set(1);
+        self.application_percent.set(percent);
+    }
+
+    /// Budget taken by one request: its resource units, and a write when it writes.
+    pub fn budget_consumed(&self, units: f64, write: bool) {
+        self.budget_consumed
+            .get_or_create(&labels(&[("bucket", "resource_units")]))
+            .inc_by(units);
+        if write {
+            self.budget_consumed
+                .get_or_create(&labels(&[("bucket", "writes")]))
+                .inc_by(1.0);
+        }
+    }
+
+    /// The budget's buckets now: (bucket, capacity, window, share in use).
+    pub fn set_budget(&self, buckets: &[(&str, f64, Duration, f64)]) {
+        for (bucket, capacity, window, used) in buckets {
+            let window = window.as_secs().to_string();
+            self.budget_capacity
+                .get_or_create(&labels(&[("bucket", bucket), ("window_seconds", &window)]))
+                .set(*capacity);
+            self.budget_used
+                .get_or_create(&labels(&[("bucket", bucket)]))
+                .set(*used);
+        }
+    }
+
+    /// A token request for `resource` (`graph`, `compliance`) failed.
+    pub fn token_failure(&self, resource: &str) {
+        self.token_failures
+            .get_or_create(&labels(&[("resource", resource)]))
+            .inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -31,7 +31,7 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
     .await;
     env.wait_condition(RAL, Some(&ns), &name, "Ready", "True", None)
         .await;
-    let needles = [
+    let needles: Vec<String> = [
         "remoteassist_reconciles_total{kind=\"RemoteAssistLicense\",result=\"ok\"}",
         "remoteassist_reconcile_duration_seconds_count{kind=\"VendorTenant\"}",
         "remoteassist_graph_requests_total{method=\"POST\",route=\"/users\",status=\"201\"} 1",
@@ -39,14 +39,25 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
         "remoteassist_graph_requests_total{method=\"GET\",route=\"/users\",status=\"200\"}",
         "remoteassist_compliance_requests_total{cmdlet=\"New-OrganizationSegment\"",
         "remoteassist_seats_free{sku=\"MICROSOFT_REMOTE_ASSIST\"} 9999",
-        "remoteassist_accounts{state=\"ready\"} 1",
         "remoteassist_graph_throttled_total 0",
+        "remoteassist_graph_budget_used_ratio{bucket=\"writes\"}",
+        "remoteassist_graph_budget_capacity{bucket=\"writes\",window_seconds=\"150\"} 2850",
+        "remoteassist_graph_budget_consumed_total{bucket=\"writes\"}",
+        "remoteassist_account_ready_seconds_count 1",
+        "remoteassist_policy_application_state{state=",
         "remoteassist_leader 1",
-    ];
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([
+        format!("remoteassist_accounts{{vendor=\"{v}\",state=\"ready\",reason=\"Converged\"}} 1"),
+        format!("remoteassist_account_not_ready_oldest_seconds{{vendor=\"{v}\"}} 0"),
+    ])
+    .collect();
     // Seats are read by the vendor's next reconcile after the account is licensed: wait for it.
     let text = until_ok(Duration::from_secs(30), async || {
         let (status, text) = env.operator_http("/metrics").await;
-        let missing: Vec<&&str> = needles.iter().filter(|n| !text.contains(**n)).collect();
+        let missing: Vec<&String> = needles.iter().filter(|n| !text.contains(n.as_str())).collect();
         if status == 200 && missing.is_empty() {
             return Ok(text);
         }
@@ -263,4 +274,56 @@ async fn a_vendor_deleted_across_a_restart_keeps_its_groups_until_its_licenses_a
     })
     .await;
     assert_eq!(present(&env).await, 0, "its groups deleted after its licences");
+}
+
+/// `kubectl describe` of a refused licence shows its recent Events, and every reason there is
+/// one `docs/troubleshooting.md` explains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local API server: run with scripts/test.sh"]
+async fn describe_shows_recent_events_with_documented_reasons() {
+    let mut env = Env::start("describe").await;
+    let allowed = env.namespace("a");
+    let other = env.namespace("b");
+    let v = format!("{}-v", env.id);
+    env.apply(vendor(&v).namespaces(&[&allowed]).barriers_not_required());
+    let name = format!("{}-t", env.id);
+    env.apply(license(&other, &name).vendor(&v));
+    env.start_operator();
+    env.wait_condition(
+        RAL,
+        Some(&other),
+        &name,
+        "Ready",
+        "False",
+        Some("NamespaceNotAllowed"),
+    )
+    .await;
+    let described = until_ok(Duration::from_secs(30), async || {
+        let out = crate::cluster::kubectl_ok(&["describe", RAL, "-n", &other, &name], None);
+        match out.split_once("\nEvents:") {
+            Some((_, events)) if events.contains("NamespaceNotAllowed") => Ok(events.to_owned()),
+            _ => Err(format!("no NamespaceNotAllowed Event in:\n{out}")),
+        }
+    })
+    .await;
+    let troubleshooting = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/troubleshooting.md"),
+    )
+    .unwrap();
+    // Rows: `Type  Reason  Age  From  Message`, after the header and its underline.
+    let reasons: Vec<&str> = described
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            matches!(cells.first(), Some(&("Normal" | "Warning"))).then(|| cells[1])
+        })
+        .collect();
+    assert!(!reasons.is_empty(), "no Event rows in:\n{described}");
+    for reason in &reasons {
+        assert!(
+            troubleshooting.contains(&format!("`{reason}`")),
+            "the Event reason {reason} is not in docs/troubleshooting.md"
+        );
+    }
+    println!("describe shows Events {reasons:?}, each documented");
 }

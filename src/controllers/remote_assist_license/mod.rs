@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::controllers::reconcile::{error_policy, write_status};
 use crate::crd::remote_assist_license::{AdoptionPolicy, DeletionPolicy};
 use crate::crd::vendor_tenant::LicenseMode;
-use crate::crd::{RemoteAssistLicense, VendorTenant};
+use crate::crd::{RemoteAssistLicense, RemoteAssistLicenseStatus, VendorTenant};
 use crate::error::Error;
 use crate::watch;
 use authority::Refusal;
@@ -229,9 +229,11 @@ async fn apply(
         builder.status.previous_employee_type = previous.clone();
     }
     let status = builder.finish(plan.enablement_settled, desired.suspended);
-    if write_status(api, ral, ral.status.as_ref(), &status).await?
-        && let Some(b) = plan.blocked.as_ref().or(plan.refused.as_ref())
-    {
+    let written = write_status(api, ral, ral.status.as_ref(), &status).await?;
+    if written {
+        observe_first_ready(ctx, ral, &status);
+    }
+    if written && let Some(b) = plan.blocked.as_ref().or(plan.refused.as_ref()) {
         ctx.event(ral, EventType::Warning, b.reason, "Refuse", b.message.clone())
             .await;
     }
@@ -420,4 +422,23 @@ async fn release_adopted(
         dir.update_user(user_id, &patch).await?;
     }
     Ok(())
+}
+
+/// Records the time from creation to Ready in the metrics when this status write made the
+/// licence Ready for the first time (an upgraded licence that was Ready already is not counted).
+fn observe_first_ready(ctx: &Context, ral: &RemoteAssistLicense, status: &RemoteAssistLicenseStatus) {
+    let before = ral.status.as_ref();
+    let was_ready = before
+        .and_then(|s| crate::crd::conditions::find(&s.conditions, crate::crd::conditions::types::READY))
+        .is_some_and(|c| c.status == "True");
+    let had_first = before.is_some_and(|s| s.first_ready_time.is_some());
+    if let (false, false, Some(first), Some(created)) = (
+        was_ready,
+        had_first,
+        &status.first_ready_time,
+        &ral.metadata.creation_timestamp,
+    ) {
+        ctx.metrics
+            .account_ready(first.0.duration_since(created.0).as_secs_f64());
+    }
 }

@@ -62,6 +62,12 @@ impl StatusBuilder {
         }
         self.status.message = Some(ready.message.clone());
         self.conditions.put(&mut self.status.conditions, ready);
+        if self.status.first_ready_time.is_none()
+            && let Some(c) = crate::crd::conditions::find(&self.status.conditions, types::READY)
+            && c.status == "True"
+        {
+            self.status.first_ready_time = Some(c.last_transition_time.clone());
+        }
         self.status
     }
 
@@ -228,8 +234,8 @@ fn group_license_message(e: &GroupLicenseError, skus: &SkuTable) -> String {
             "remove the conflicting licence from the account or disable the plan on the VendorTenant",
         ),
         "DependencyViolation" => (
-            "another licence on the account depends on a plan this one removes",
-            "assign the required plan another way, or remove the dependent licence",
+            "a service plan needs another plan that no licence on the account enables (or that is being removed)",
+            "give the account a licence with the required plan (or keep it), or disable the dependent plan; the operator asks for the account to be processed again",
         ),
         "ProhibitedInUsageLocationViolation" => (
             "the SKU is not offered in the account's usage location",
@@ -288,5 +294,39 @@ mod tests {
             error: "Others".into(),
         };
         assert!(group_license_message(&unknown, &skus).contains("sku-unknown"));
+    }
+
+    #[test]
+    fn the_first_ready_time_is_set_once_and_kept_through_drift() {
+        use k8s_openapi::jiff::Timestamp;
+        let at = |s: i64| Time(Timestamp::from_second(s).unwrap());
+        let all = |b: &mut StatusBuilder, status: Status| {
+            for aspect in ASPECTS {
+                b.set(
+                    aspect,
+                    status,
+                    if status == Status::True {
+                        "Provisioned"
+                    } else {
+                        "NoSeats"
+                    },
+                    "m",
+                );
+            }
+        };
+        let mut b = StatusBuilder::new(None, Some(1), at(100));
+        all(&mut b, Status::False);
+        let waiting = b.finish(true, false);
+        assert_eq!(waiting.first_ready_time, None);
+        let mut b = StatusBuilder::new(Some(&waiting), Some(1), at(200));
+        all(&mut b, Status::True);
+        let ready = b.finish(true, false);
+        assert_eq!(ready.first_ready_time, Some(at(200)));
+        let mut b = StatusBuilder::new(Some(&ready), Some(1), at(300));
+        all(&mut b, Status::False);
+        let drifted = b.finish(true, false);
+        let mut b = StatusBuilder::new(Some(&drifted), Some(1), at(400));
+        all(&mut b, Status::True);
+        assert_eq!(b.finish(true, false).first_ready_time, Some(at(200)));
     }
 }
