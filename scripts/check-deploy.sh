@@ -186,6 +186,19 @@ check "the chart renders a ServiceMonitor when metrics.serviceMonitor.enabled (C
   bash -c '"$@" | grep -q "^kind: ServiceMonitor$"' _ \
   "$HELM" template remote-assist-operator "$CHART" --namespace "$NAMESPACE" "${IDS[@]}" --set metrics.serviceMonitor.enabled=true
 
+# The dashboard ConfigMap is applied for real (dry run); the PrometheusRule is checked by
+# scripts/monitoring.sh (promtool), its CRD is not installed here.
+dashboard_ok() {
+  local out
+  out="$(template "${IDS[@]}" --set metrics.dashboard.enabled=true --show-only templates/dashboard.yaml)" &&
+    grep -q 'grafana_dashboard: "1"' <<<"$out" &&
+    kubectl apply --dry-run=server -f - <<<"$out" >/dev/null
+}
+check "the dashboard ConfigMap (metrics.dashboard.enabled) carries the Grafana sidecar's label | kubectl apply --dry-run=server" \
+  dashboard_ok
+bad "metrics.prometheusRule.seatsBelow as a string" $'metrics:\n  prometheusRule:\n    seatsBelow: few'
+bad "a metrics.prometheusRule.for duration without a unit" $'metrics:\n  prometheusRule:\n    for:\n      seats: 15'
+
 # 5. The kustomize base.
 check "kubectl apply -k deploy/kustomize --dry-run=server" kubectl apply -k deploy/kustomize --dry-run=server
 

@@ -33,6 +33,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Argo CD health checks (gopher-lua, captured fixtures, argocd-cm snippet)"
 scripts/lua-health.sh
 
+step "monitoring: the chart's alert rules (promtool check rules, promtool test rules, runbooks)"
+scripts/monitoring.sh
+
 step "build the tests"
 cargo test --workspace --locked --no-run
 

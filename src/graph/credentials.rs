@@ -203,6 +203,7 @@ impl TokenProvider {
         metrics: Arc<crate::metrics::Metrics>,
         resource: &'static str,
     ) -> Self {
+        metrics.declare_token_resource(resource);
         self.failures = Some((metrics, resource));
         self
     }

@@ -46,6 +46,7 @@ pub struct Metrics {
     budget_capacity: Family<Labels, FloatGauge>,
     token_failures: Family<Labels, Counter>,
     seats_free: Family<Labels, Gauge>,
+    seats_needed: Family<Labels, Gauge>,
     accounts: Family<Labels, Gauge>,
     oldest_not_ready: Family<Labels, FloatGauge>,
     ready_seconds: Histogram,
@@ -147,6 +148,12 @@ impl Default for Metrics {
                 &mut r,
                 "seats_free",
                 "Seats free per SKU, from the last subscribedSkus read",
+                Family::default(),
+            ),
+            seats_needed: reg(
+                &mut r,
+                "seats_needed",
+                "Per vendor and SKU it names, seats its accounts still need that are not assigned yet (from the VendorTenant's status)",
                 Family::default(),
             ),
             accounts: reg(
@@ -277,6 +284,16 @@ impl Metrics {
         }
     }
 
+    /// Replaces the per-vendor seat needs: (vendor, SKU part number, seats needed).
+    pub fn set_seats_needed(&self, needs: &[(String, String, i64)]) {
+        self.seats_needed.clear();
+        for (vendor, sku, needed) in needs {
+            self.seats_needed
+                .get_or_create(&labels(&[("vendor", vendor), ("sku", sku)]))
+                .set(*needed);
+        }
+    }
+
     /// A licence became Ready for the first time, `seconds` after its creation.
     pub fn account_ready(&self, seconds: f64) {
         self.ready_seconds.observe(seconds.max(0.0));
@@ -314,6 +331,15 @@ impl Metrics {
                 .get_or_create(&labels(&[("bucket", bucket)]))
                 .set(*used);
         }
+    }
+
+    /// Shows `resource`'s token failure count (0) before any failure, so dashboards and alerts
+    /// see the series from the start.
+    pub fn declare_token_resource(&self, resource: &str) {
+        drop(
+            self.token_failures
+                .get_or_create(&labels(&[("resource", resource)])),
+        );
     }
 
     /// A token request for `resource` (`graph`, `compliance`) failed.

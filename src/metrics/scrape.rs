@@ -5,9 +5,10 @@
 use super::Metrics;
 use crate::context::Context;
 use crate::controllers::barrier_segment::application::State as Application;
-use crate::crd::RemoteAssistLicense;
 use crate::crd::conditions::{self, types};
+use crate::crd::{RemoteAssistLicense, VendorTenant};
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -23,19 +24,30 @@ pub struct AccountCount {
 /// Refreshes every scrape-time gauge from the context.
 pub async fn refresh(metrics: &Metrics, ctx: &Context) {
     let licenses = ctx.caches().licenses.current().state();
-    let vendors: Vec<String> = ctx
-        .caches()
-        .vendors
-        .current()
-        .state()
-        .iter()
-        .map(|v| kube::ResourceExt::name_any(v.as_ref()))
-        .collect();
-    let (counts, oldest) = accounts(&licenses, &vendors, Timestamp::now());
+    let vendors = ctx.caches().vendors.current().state();
+    let names: Vec<String> = vendors.iter().map(|v| v.name_any()).collect();
+    let (counts, oldest) = accounts(&licenses, &names, Timestamp::now());
     metrics.set_accounts(&counts, &oldest);
+    metrics.set_seats_needed(&seats_needed(&vendors));
     let (state, reason, percent) = application(&ctx.coordinator().snapshot());
     metrics.set_application(state, reason, percent);
     metrics.set_budget(&ctx.directory.graph.budget().usage().await);
+}
+
+/// Per vendor and SKU in its status, the seats still needed.
+fn seats_needed(vendors: &[Arc<VendorTenant>]) -> Vec<(String, String, i64)> {
+    vendors
+        .iter()
+        .flat_map(|v| {
+            let name = v.name_any();
+            v.status.iter().flat_map(move |s| {
+                let name = name.clone();
+                s.seats
+                    .iter()
+                    .map(move |seat| (name.clone(), seat.sku_part_number.clone(), i64::from(seat.needed)))
+            })
+        })
+        .collect()
 }
 
 /// The state of one licence for the metrics: (state, reason, not Ready since).
