@@ -26,6 +26,7 @@ mod directory_role;
 mod hostile;
 mod lifecycle;
 mod modes;
+mod monitoring;
 mod operations;
 mod plan_audit;
 mod plan_equals_act;
