@@ -191,6 +191,24 @@ impl Env {
         (self.operators.len() - 1, port)
     }
 
+    /// Starts an operator the test assembled itself (e.g. as the chart's Deployment says), with
+    /// its output in the test's log; it is stopped with the others. `port` serves its metrics.
+    pub fn spawn_command(&mut self, mut command: Command, port: u16) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("operator binary starts");
+        self.operators.push(Some(child));
+        self.metrics_port = Some(port);
+    }
+
     /// SIGKILL every operator: no chance to finish anything.
     pub fn kill_operator(&mut self) {
         for c in self.operators.drain(..).flatten() {

@@ -21,6 +21,7 @@ mod attack_licenses;
 mod attack_segments;
 mod barriers;
 mod campaigns;
+mod chart;
 mod delegated;
 mod directory_role;
 mod hostile;
