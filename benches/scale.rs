@@ -10,6 +10,10 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "scale/procfs.rs"]
+mod procfs;
+#[path = "scale/targets.rs"]
+mod targets;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
@@ -18,6 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, PostParams, ResourceExt as _};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
+use procfs::{alive, cpu_seconds, peak_mib};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -104,6 +109,8 @@ struct Outcome {
     /// Modifications of the run's objects in the API server during convergence.
     kube_modified: u64,
     peak_mib: f64,
+    /// The operator's CPU seconds (user and system) from the licences' creation until Ready.
+    cpu_s: f64,
     /// Seconds from convergence until the idle period started (see `QUIET`).
     settle_s: f64,
     idle_s: u64,
@@ -272,23 +279,6 @@ fn ready_of(o: &DynamicObject) -> String {
     }
 }
 
-/// A field of `/proc/<pid>/status`; `None` once the process is gone.
-fn proc_status(pid: u32, field: &str) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(&format!("{field}:")))?;
-    Some(line[field.len() + 1..].trim().to_owned())
-}
-
-fn alive(pid: u32) -> bool {
-    proc_status(pid, "State").is_some_and(|s| !s.starts_with('Z'))
-}
-
-/// The operator's resident-set high-water mark.
-fn peak_mib(pid: u32) -> Option<f64> {
-    let kb = proc_status(pid, "VmHWM")?;
-    Some(kb.trim_end_matches(" kB").parse::<f64>().ok()? / 1024.0)
-}
-
 /// Waits until `want` objects are Ready: `Some(elapsed since `since`)`, or `None` at the
 /// deadline. Fails if the operator exits. Progress goes to stderr every 10 s.
 async fn wait_ready(
@@ -425,12 +415,14 @@ async fn measure(
     all.iter().for_each(|(_, f)| _ = f.take_changes());
     eprintln!("[{id}] creating {n} RemoteAssistLicenses");
     let start = Instant::now();
+    let cpu_at_start = cpu_seconds(pid).unwrap_or(0.0);
     create_licenses(client, &id, &namespaces, n).await?;
     eprintln!("[{id}] created {n} in {:.1}s", start.elapsed().as_secs_f64());
     let converged = wait_ready(&licenses, n, start, deadline, pid).await?;
     out.ready = licenses.ready_count();
     out.ready_s = converged.unwrap_or(start.elapsed()).as_secs_f64();
     out.converge = tally(&env.counters().await);
+    out.cpu_s = cpu_seconds(pid).unwrap_or(0.0) - cpu_at_start;
     out.kube_modified = all.iter().map(|(_, f)| f.take_changes()).sum();
     if converged.is_none() {
         out.status = format!("TIMEOUT: not Ready: {}", licenses.not_ready(n));
@@ -495,6 +487,9 @@ fn print_block(r: &Outcome) {
         let (idle, settle, counts) = (r.idle_s, r.settle_s, describe(&r.idle, None));
         println!("   idle {idle} s from {settle:.0} s after convergence (resync 10 s): {counts}");
         println!("   idle: status writes (MODIFIED events) {:?}", r.idle_modified);
+    }
+    for line in targets::run_lines(r) {
+        println!("   {line}");
     }
 }
 
@@ -561,6 +556,13 @@ fn print_table(rows: &[Outcome]) {
             b.mode,
             ratio(b.ready_s, a.ready_s),
         );
+    }
+    for r in rows.iter().filter(|r| !targets::run_lines(r).is_empty()) {
+        println!("targets, {} {} {}:", r.size, r.mode, r.variant);
+        targets::run_lines(r).iter().for_each(|l| println!("   {l}"));
+    }
+    for line in targets::table_lines(rows) {
+        println!("{line}");
     }
 }
 
