@@ -7,7 +7,7 @@
 //! variable in the chart fails here. The operator must become ready and converge one licence.
 
 use crate::cluster::kubectl_ok;
-use crate::env::{Env, operator_app, operator_secret, tenant};
+use crate::env::{Env, free_port, operator_app, operator_secret, tenant};
 use crate::fixtures::{license, vendor};
 use crate::repo::repo_root;
 use base64::Engine;
@@ -224,11 +224,7 @@ async fn starts_as_written(mode: &str) {
         }
     })
     .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let sim = env.sim.url();
     let values: Vec<String> = [
         format!("azure.tenantId={}", tenant()),

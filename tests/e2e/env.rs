@@ -144,18 +144,10 @@ impl Env {
 
     /// Starts one more operator process with extra flags; returns its index and metrics port.
     pub fn spawn_operator(&mut self, extra: &[&str]) -> (usize, u16) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         // A free port for /metrics, /healthz and /readyz (parallel tests run many operators).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_remote-assist-operator"))
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_remote-assist-operator"));
+        command
             .args(["run", "--log-format", "json"])
             .args(["--concurrency", &self.concurrency.to_string()])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
@@ -180,14 +172,8 @@ impl Env {
             .args(["--watch-selector", &format!("e2e={}", self.id)])
             .args(extra)
             .env("RUST_LOG", self.log_filter)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("operator binary starts");
-        self.operators.push(Some(child));
-        self.metrics_port = Some(port);
+            .env("KUBECONFIG", &self.kubeconfig);
+        self.spawn_command(command, port);
         (self.operators.len() - 1, port)
     }
 
@@ -414,6 +400,15 @@ impl Env {
             })
             .collect()
     }
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// How long an operator may take to exit after SIGTERM.

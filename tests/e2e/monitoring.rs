@@ -4,7 +4,7 @@
 //! expression, rendered from the chart, runs through Prometheus's HTTP API.
 
 use crate::clock::until_ok;
-use crate::env::Env;
+use crate::env::{Env, free_port};
 use crate::fixtures::{license, vendor};
 use crate::repo::repo_root;
 use serde_json::{Value, json};
@@ -25,14 +25,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The chart's rules and dashboard, rendered with `helm_args` (scripts/render-monitoring.sh).
