@@ -12,6 +12,9 @@ use kube::ResourceExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The vendor label of licences that name no existing VendorTenant.
+pub const UNKNOWN_VENDOR: &str = "(unknown)";
+
 /// Accounts of one vendor in one state for one reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountCount {
@@ -75,7 +78,14 @@ pub fn accounts(
     let mut counts: BTreeMap<(String, &'static str, String), i64> = BTreeMap::new();
     let mut oldest: BTreeMap<String, f64> = vendors.iter().map(|v| (v.clone(), 0.0)).collect();
     for l in licenses {
-        let vendor = l.spec.vendor_ref.name.clone();
+        // A licence's author picks `vendorRef.name`: only the platform team's vendors become
+        // label values, so licences naming made-up vendors cannot grow the metrics.
+        let named = &l.spec.vendor_ref.name;
+        let vendor = if vendors.contains(named) {
+            named.clone()
+        } else {
+            UNKNOWN_VENDOR.to_owned()
+        };
         let (state, reason, since) = classify(l);
         *counts.entry((vendor.clone(), state, reason)).or_default() += 1;
         let age = since.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
@@ -158,6 +168,8 @@ mod tests {
             licence("v1", Some(("False", "NoSeats", 9_400)), 50),
             licence("v2", None, 9_900),
             licence("v2", Some(("False", "Suspended", 10)), 5),
+            licence("made-up-1", None, 9_950),
+            licence("made-up-2", None, 9_990),
         ];
         let (counts, oldest) = accounts(&licenses, &["v1".into(), "v2".into(), "v3".into()], now);
         let count = |v: &str, s: &str, r: &str| {
@@ -170,11 +182,18 @@ mod tests {
         assert_eq!(count("v1", "not_ready", "NoSeats"), Some(2));
         assert_eq!(count("v2", "not_ready", "Pending"), Some(1));
         assert_eq!(count("v2", "suspended", "Suspended"), Some(1));
-        assert_eq!(counts.len(), 4);
+        // Licences naming vendors that do not exist share one label value.
+        assert_eq!(count(UNKNOWN_VENDOR, "not_ready", "Pending"), Some(2));
+        assert_eq!(counts.len(), 5);
         // v1's oldest waits since 9,000; v2's since its creation; v3 has none waiting.
         assert_eq!(
             oldest,
-            vec![("v1".into(), 1_000.0), ("v2".into(), 100.0), ("v3".into(), 0.0)]
+            vec![
+                (UNKNOWN_VENDOR.into(), 50.0),
+                ("v1".into(), 1_000.0),
+                ("v2".into(), 100.0),
+                ("v3".into(), 0.0)
+            ]
         );
     }
 
