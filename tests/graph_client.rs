@@ -5,78 +5,16 @@
 use entra_sim::Seed;
 use entra_sim::seed::SeedFederatedCredential;
 use recorder::{Item, Recorder};
-use remote_assist_operator::graph::{
-    AppIdentity, BatchRequest, Budget, BudgetConfig, Credential, GraphClient, GraphError, RetryPolicy,
-    Secret, TokenProvider,
-};
+use remote_assist_operator::graph::{BatchRequest, Budget, BudgetConfig, Credential, GraphError, Secret};
 use reqwest::Method;
-use serde_json::{Value, json};
-use std::sync::Arc;
+use serde_json::json;
 use std::time::Duration;
 
+#[path = "common/graph_sim.rs"]
+mod graph_sim;
 #[path = "common/recorder.rs"]
 mod recorder;
-
-fn tenant() -> &'static str {
-    &entra_sim::seed::default_ids().tenant_id
-}
-fn client_id() -> &'static str {
-    &entra_sim::seed::default_ids().operator_client_id
-}
-fn secret_value() -> &'static str {
-    &entra_sim::seed::default_ids().operator_secret
-}
-
-async fn sim(seed: Seed) -> entra_sim::RunningSim {
-    entra_sim::start(seed, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-fn client(sim: &entra_sim::RunningSim, credential: Credential, budget: Budget) -> GraphClient {
-    client_at(&sim.url(), sim, credential, budget)
-}
-
-/// A client whose Graph requests go to `graph` (tokens still come from the simulated tenant).
-fn client_at(
-    graph: &str,
-    sim: &entra_sim::RunningSim,
-    credential: Credential,
-    budget: Budget,
-) -> GraphClient {
-    let http = reqwest::Client::new();
-    let identity = AppIdentity {
-        authority: sim.url(),
-        tenant_id: tenant().into(),
-        client_id: client_id().into(),
-        credential,
-    };
-    let tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        identity,
-        "https://graph.microsoft.com",
-    ));
-    let policy = RetryPolicy {
-        base_delay: Duration::from_millis(20),
-        ..RetryPolicy::default()
-    };
-    GraphClient::new(http, &format!("{graph}/v1.0"), tokens, Arc::new(budget), policy)
-}
-
-fn secret() -> Credential {
-    Credential::ClientSecret {
-        secret: Secret::new(secret_value()),
-    }
-}
-
-async fn counters(sim: &entra_sim::RunningSim) -> Value {
-    reqwest::get(format!("{}/_sim/counters", sim.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+use graph_sim::{client, client_at, counters, secret, sim};
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
     let out = std::process::Command::new("openssl")

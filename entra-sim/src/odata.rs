@@ -418,6 +418,9 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, GraphError> {
     Ok(out)
 }
 
+/// Values an `in` may list.
+const MAX_IN_VALUES: usize = 15;
+
 struct Parser {
     tokens: Vec<Tok>,
     pos: usize,
@@ -444,6 +447,34 @@ impl Parser {
 
     fn err(&self) -> GraphError {
         GraphError::bad_request("Invalid filter clause.")
+    }
+
+    /// `prop in ('a', 'b', ...)`: Graph takes at most 15 values
+    /// (https://learn.microsoft.com/graph/filter-query-parameter, "Operators and functions
+    /// supported in filter expressions").
+    fn in_list(&mut self, prop: String) -> Result<Filter, GraphError> {
+        self.expect(Tok::LParen)?;
+        let mut values = Vec::new();
+        loop {
+            match self.next() {
+                Some(Tok::Str(s)) => values.push(Filter::Eq(prop.clone(), Literal::Str(s))),
+                _ => return Err(self.err()),
+            }
+            match self.next() {
+                Some(Tok::Comma) => continue,
+                Some(Tok::RParen) => break,
+                _ => return Err(self.err()),
+            }
+        }
+        if values.len() > MAX_IN_VALUES {
+            return Err(GraphError::unsupported_query(format!(
+                "Too many child clauses specified in search filter expression containing 'OR' operators: {}. Max allowed: {MAX_IN_VALUES}.",
+                values.len()
+            )));
+        }
+        let mut values = values.into_iter();
+        let first = values.next().ok_or_else(|| self.err())?;
+        Ok(values.fold(first, |all, v| Filter::Or(Box::new(all), Box::new(v))))
     }
 
     fn or(&mut self) -> Result<Filter, GraphError> {
@@ -517,6 +548,9 @@ impl Parser {
                 let Some(Tok::Ident(op)) = self.next() else {
                     return Err(self.err());
                 };
+                if op.eq_ignore_ascii_case("in") {
+                    return self.in_list(prop);
+                }
                 let lit = match self.next() {
                     Some(Tok::Str(s)) => Literal::Str(s),
                     Some(Tok::Ident(w)) if w == "true" || w == "false" => Literal::Bool(w == "true"),
@@ -540,6 +574,19 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_lists_up_to_fifteen_values() {
+        let f = Filter::parse("id in ('a', 'b')").unwrap();
+        let object = |id: &str| json!({"id": id}).as_object().unwrap().clone();
+        assert!(f.matches(&object("b")) && !f.matches(&object("c")));
+        let fifteen: Vec<String> = (0..15).map(|i| format!("'{i}'")).collect();
+        assert!(Filter::parse(&format!("id in ({})", fifteen.join(","))).is_ok());
+        let sixteen = format!("id in ({},'x')", fifteen.join(","));
+        let e = Filter::parse(&sixteen).unwrap_err();
+        assert!(e.message.contains("Max allowed: 15"), "{}", e.message);
+        assert!(Filter::parse("id in ()").is_err());
+    }
 
     #[test]
     fn quotes_inside_literals_are_data() {

@@ -129,6 +129,7 @@ pub const REASONS: &[Reason] = &[
     r("Replicating", Progressing, L, "a new object is not visible everywhere in the directory yet"),
     r("DirectoryRoleMissing", Degraded, L, "Graph refused to set the account's password (403): the operator's app lacks the User Administrator role over the account"),
     r("Creating", Progressing, L, "the user is being created"),
+    r("JoiningGroup", Progressing, L, "the add to the accounts group is queued and written behind with other accounts' adds, in PATCHes of up to 20"),
     r("Provisioned", Healthy, L, "the operator's user is in the accounts group"),
     r("Adopted", Healthy, L, "the adopted user is in the accounts group"),
     // RemoteAssistLicense LicensesAssigned (license::status).

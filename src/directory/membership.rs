@@ -1,64 +1,42 @@
-//! Group membership: reads (a group's members, a user's groups) that feed the view, and adds
-//! that travel together. Reconciles adding accounts to the same group at about the same time
-//! share one `members@odata.bind` PATCH (up to 20 members: Graph's limit), so a thousand new
-//! accounts cost fifty writes to their group, not a thousand.
+//! Group membership: reads (a group's members, a user's groups) that feed the view, and adds.
+//! Accounts' adds are written behind ([`write_behind`](super::write_behind)): adds to one
+//! group share a `members@odata.bind` PATCH (up to 20 members: Graph's limit), so a thousand
+//! new accounts cost about fifty writes to their group, not a thousand.
 
+use super::write_behind::{Add, BIND_LIMIT, Joined};
 use super::{Directory, segment};
-use crate::graph::GraphError;
+use crate::graph::{GraphError, odata_string};
+use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
-/// Graph's limit on references in one `members@odata.bind`.
-const BIND_LIMIT: usize = 20;
-/// How long the first add to a group waits for others to join it: adds are not urgent (the
-/// account is enabled only later), and fuller PATCHes spend less of the write budget.
-const ADD_LINGER: Duration = Duration::from_millis(250);
-
-type Waiter = (String, oneshot::Sender<Result<(), GraphError>>);
-
-/// Adds waiting to be sent, by group.
+/// Reads of a group's members in progress (one listing answers every account that waits).
 #[derive(Default)]
-pub struct PendingAdds {
-    groups: std::sync::Mutex<HashMap<String, Vec<Waiter>>>,
-    /// Held while a group's members are listed into the view.
-    listing: tokio::sync::Mutex<()>,
+pub struct Listing(tokio::sync::Mutex<()>);
+
+/// A directory object read for its id only.
+#[derive(serde::Deserialize)]
+struct Id {
+    id: String,
 }
 
-fn ids(items: &[serde_json::Value]) -> BTreeSet<String> {
-    items
-        .iter()
-        .filter_map(|v| v["id"].as_str().map(str::to_owned))
-        .collect()
+fn ids_of(items: Vec<Id>) -> BTreeSet<String> {
+    items.into_iter().map(|o| o.id).collect()
 }
 
-/// Takes the group's waiting adds when the sending caller goes before taking them itself
-/// (cancelled while it lingered); once taken, later adds belong to a later sender.
-struct SenderGuard<'a> {
-    adds: &'a PendingAdds,
-    group: &'a str,
-    taken: bool,
-}
-
-impl SenderGuard<'_> {
-    fn take(&mut self) -> Vec<Waiter> {
-        self.taken = true;
-        self.adds
-            .groups
-            .lock()
-            .unwrap()
-            .remove(self.group)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for SenderGuard<'_> {
-    fn drop(&mut self) {
-        if !self.taken {
-            drop(self.take());
-        }
+/// The answer for an add whose user Graph did not show when asked (a new user replicating).
+fn not_shown_yet(user_id: &str) -> GraphError {
+    GraphError::Api {
+        status: 404,
+        code: "Request_ResourceNotFound".into(),
+        message: format!(
+            "user {user_id} is not shown by the directory yet, so it cannot join the group (a new user replicates within seconds)"
+        ),
+        request_id: None,
+        retry_after: None,
+        detail_codes: Vec::new(),
     }
 }
 
@@ -73,21 +51,21 @@ impl Directory {
     pub async fn member_of(&self, user_id: &str) -> Result<BTreeSet<String>, GraphError> {
         let items = self
             .graph
-            .list(&format!("/users/{}/memberOf?$select=id", segment(user_id)))
+            .list_as(&format!("/users/{}/memberOf?$select=id", segment(user_id)))
             .await?;
-        Ok(ids(&items))
+        Ok(ids_of(items))
     }
 
     /// Ids of a group's direct members, read from Graph (and kept in the view).
     pub async fn members(&self, group_id: &str) -> Result<BTreeSet<String>, GraphError> {
         let items = self
             .graph
-            .list(&format!(
+            .list_as(&format!(
                 "/groups/{}/members?$select=id&$top=999",
                 segment(group_id)
             ))
             .await?;
-        let members = ids(&items);
+        let members = ids_of(items);
         self.view.listed_members(group_id, &members);
         Ok(members)
     }
@@ -113,7 +91,7 @@ impl Directory {
         }
         if !fresh && self.view.enabled() {
             // One listing answers for every account of the group: whoever waited for it uses it.
-            let _one_listing = self.adds.listing.lock().await;
+            let _one_listing = self.listing.0.lock().await;
             if let super::Lookup::Found(known) = self.view.member(group_id, user_id) {
                 return Ok(known);
             }
@@ -165,57 +143,129 @@ impl Directory {
         Ok(())
     }
 
-    /// Adds one member, together with other adds to the same group made meanwhile; "already a
-    /// member" counts as done.
-    pub async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), GraphError> {
-        let (reply, answer) = oneshot::channel();
-        let first = {
-            let mut groups = self.adds.groups.lock().unwrap();
-            let waiting = groups.entry(group_id.to_owned()).or_default();
-            waiting.push((user_id.to_owned(), reply));
-            waiting.len() == 1
-        };
-        if first {
-            // This caller sends for everyone who joins while it lingers. Should it be cancelled
-            // meanwhile, the guard lets the others go (they retry), so no add waits forever.
-            let mut guard = SenderGuard {
-                adds: &self.adds,
-                group: group_id,
-                taken: false,
+    /// Asks for a user to be added to a group on behalf of `owner` (`namespace/name`): queued
+    /// and written behind together with other adds to the group when the sender runs (see
+    /// [`write_behind`](super::write_behind)), else sent on the spot.
+    /// `behind: false` sends it on the spot (a single add, for drift on a working account).
+    pub async fn join(&self, group_id: &str, user_id: &str, owner: &str, behind: bool) -> Joined {
+        if !behind || !self.joins.running() {
+            return match self.add_one_member(group_id, user_id).await {
+                Ok(()) => Joined::Added,
+                Err(e) => Joined::Failed(e),
             };
-            tokio::time::sleep(ADD_LINGER).await;
-            let waiting = guard.take();
-            let mut waiting = waiting.into_iter().peekable();
-            while waiting.peek().is_some() {
-                let chunk: Vec<Waiter> = waiting.by_ref().take(BIND_LIMIT).collect();
-                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-                let together = match ids.len() {
-                    1 => Err(None),
-                    _ => self.bind_members(group_id, &ids).await.map_err(Some),
-                };
-                match together {
-                    Ok(()) => chunk.into_iter().for_each(|(_, reply)| {
-                        let _ = reply.send(Ok(()));
-                    }),
-                    Err(Some(e)) if !bind_refused(&e) => chunk.into_iter().for_each(|(_, reply)| {
-                        let _ = reply.send(Err(e.clone()));
-                    }),
-                    // One of them is a member already, or not visible yet: each on its own, so
-                    // each caller hears about its own account.
-                    Err(_) => {
-                        for (id, reply) in chunk {
-                            let _ = reply.send(self.add_one_member(group_id, &id).await);
-                        }
-                    }
-                }
+        }
+        let add = Add {
+            user: user_id.to_owned(),
+            owner: owner.to_owned(),
+        };
+        self.joins.enqueue(group_id, add)
+    }
+
+    /// Sends the queued adds until dropped (the owner runs it beside the controller whose
+    /// reconciles queue them, after [`Directory::subscribe_joins`]).
+    pub async fn send_joins_behind(&self) {
+        let _running = self.joins.start();
+        loop {
+            let writes_waiting = self.graph.budget().writes_saturated();
+            let (due, next) = self.joins.take_due(writes_waiting);
+            join_all(due.iter().map(|(group, adds)| self.send_adds(group, adds))).await;
+            self.joins.idle(next.unwrap_or(Duration::from_secs(3600))).await;
+        }
+    }
+
+    /// Says a pass that will add to `group_id` is under way, until the guard drops.
+    pub fn coming_join(&self, group_id: &str) -> super::write_behind::Coming<'_> {
+        self.joins.coming(group_id)
+    }
+
+    /// Whether a queued add of this user to this group was sent since the last ask (once).
+    pub fn take_joined(&self, group_id: &str, user_id: &str) -> bool {
+        self.joins.take_joined(group_id, user_id)
+    }
+
+    /// Subscribes to the owners of answered adds (see [`Directory::send_joins_behind`]).
+    pub fn subscribe_joins(&self) -> futures::channel::mpsc::UnboundedReceiver<String> {
+        self.joins.subscribe()
+    }
+
+    /// One group's due adds, in PATCHes of up to 20.
+    async fn send_adds(&self, group_id: &str, adds: &[Add]) {
+        for chunk in adds.chunks(BIND_LIMIT) {
+            let ids: Vec<String> = chunk.iter().map(|a| a.user.clone()).collect();
+            let together = match ids.len() {
+                1 => Err(None),
+                _ => self.bind_members(group_id, &ids).await.map_err(Some),
+            };
+            match together {
+                Ok(()) => chunk
+                    .iter()
+                    .for_each(|a| self.joins.answered(group_id, a, Ok(()))),
+                Err(Some(e)) if !bind_refused(&e) => chunk
+                    .iter()
+                    .for_each(|a| self.joins.answered(group_id, a, Err(e.clone()))),
+                Err(Some(_)) => self.send_refused(group_id, chunk).await,
+                Err(None) => self.send_each(group_id, chunk).await,
             }
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(GraphError::Transport {
-                what: "Microsoft Graph",
-                message: "the request adding this member was cancelled".into(),
-            })
-        })
+    }
+
+    /// A PATCH Graph refused for one of its references, a member already or a user it does not
+    /// show yet (a new user replicating). Two reads tell which, instead of a write per add:
+    /// members are answered as done, users not shown yet as not found (their owners look again
+    /// after the directory's delay), and the rest go together again.
+    async fn send_refused(&self, group_id: &str, chunk: &[Add]) {
+        let sorted = match self.members(group_id).await {
+            Ok(members) => {
+                let (done, rest): (Vec<&Add>, Vec<&Add>) = chunk
+                    .iter()
+                    .partition(|a| members.iter().any(|m| m.eq_ignore_ascii_case(&a.user)));
+                let ids: Vec<String> = rest.iter().map(|a| a.user.clone()).collect();
+                self.visible_users(&ids).await.map(|shown| (done, rest, shown))
+            }
+            Err(e) => Err(e),
+        };
+        let Ok((done, rest, shown)) = sorted else {
+            return self.send_each(group_id, chunk).await;
+        };
+        done.iter().for_each(|a| self.joins.answered(group_id, a, Ok(())));
+        let (ready, unseen): (Vec<Add>, Vec<Add>) = rest
+            .into_iter()
+            .cloned()
+            .partition(|a| shown.iter().any(|s| s.eq_ignore_ascii_case(&a.user)));
+        for a in &unseen {
+            self.joins.answered(group_id, a, Err(not_shown_yet(&a.user)));
+        }
+        let ids: Vec<String> = ready.iter().map(|a| a.user.clone()).collect();
+        match ids.len() {
+            0 => {}
+            1 => self.send_each(group_id, &ready).await,
+            _ => match self.bind_members(group_id, &ids).await {
+                Ok(()) => ready
+                    .iter()
+                    .for_each(|a| self.joins.answered(group_id, a, Ok(()))),
+                Err(_) => self.send_each(group_id, &ready).await,
+            },
+        }
+    }
+
+    /// Each add on its own, so each owner hears about its own account.
+    async fn send_each(&self, group_id: &str, adds: &[Add]) {
+        for a in adds {
+            let result = self.add_one_member(group_id, &a.user).await;
+            self.joins.answered(group_id, a, result);
+        }
+    }
+
+    /// Which of these user ids Graph shows now (reads of up to 15 ids each).
+    async fn visible_users(&self, ids: &[String]) -> Result<BTreeSet<String>, GraphError> {
+        let mut shown = BTreeSet::new();
+        for chunk in ids.chunks(super::IN_LIMIT) {
+            let quoted: Vec<String> = chunk.iter().map(|id| odata_string(id)).collect();
+            let filter = format!("id in ({})", quoted.join(","));
+            let query = crate::graph::client::encode_query(&[("$filter", &filter), ("$select", "id")]);
+            shown.extend(ids_of(self.graph.list_as(&format!("/users?{query}")).await?));
+        }
+        Ok(shown)
     }
 
     async fn add_one_member(&self, group_id: &str, user_id: &str) -> Result<(), GraphError> {

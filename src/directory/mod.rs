@@ -5,6 +5,7 @@
 
 mod membership;
 pub mod view;
+pub mod write_behind;
 
 use crate::graph::{GraphClient, GraphError, odata_string};
 use futures::future::join_all;
@@ -28,6 +29,8 @@ pub const ADOPTED_MARK: &str = "adopted:";
 /// Group description prefix that marks a group as created by this operator (uid follows).
 pub const MANAGED_GROUP_PREFIX: &str = "Managed by remote-assist-operator; owner uid ";
 
+/// Values Graph takes in one `$filter=... in (...)`.
+const IN_LIMIT: usize = 15;
 const USER_SELECT: &str = "id,userPrincipalName,displayName,mailNickname,accountEnabled,usageLocation,employeeType,onPremisesExtensionAttributes,department,companyName,assignedLicenses,licenseAssignmentStates";
 const GROUP_SELECT: &str = "id,displayName,description,assignedLicenses,securityEnabled";
 
@@ -211,7 +214,8 @@ pub struct Directory {
     /// When every managed user was last listed into the view; held while listing, so one
     /// listing serves everyone who asks meanwhile.
     listed: Mutex<Option<Instant>>,
-    adds: membership::PendingAdds,
+    listing: membership::Listing,
+    joins: write_behind::JoinQueue,
 }
 
 impl Directory {
@@ -223,7 +227,8 @@ impl Directory {
             sku_ttl,
             view: View::new(Duration::ZERO),
             listed: Mutex::new(None),
-            adds: membership::PendingAdds::default(),
+            listing: membership::Listing::default(),
+            joins: write_behind::JoinQueue::default(),
         }
     }
 
@@ -247,7 +252,7 @@ impl Directory {
         }
         let started = Instant::now();
         let known = self.view.known();
-        let groups = join_all(known.groups.iter().map(|g| self.group(g)));
+        let groups = join_all(known.groups.chunks(IN_LIMIT).map(|ids| self.groups_by_id(ids)));
         let members = join_all(known.member_lists.iter().map(|g| self.members(g)));
         let others = join_all(known.other_users.iter().map(|u| self.user(u)));
         let (users, groups, members, others, skus) =
@@ -362,8 +367,7 @@ impl Directory {
             ("$select", USER_SELECT),
             ("$top", "999"),
         ]);
-        let items = self.graph.list(&format!("/users?{query}")).await?;
-        items.into_iter().map(|v| decode(v, "user")).collect()
+        self.graph.list_as(&format!("/users?{query}")).await
     }
 
     /// The directory roles a user holds, directly or through a role-assignable group (its
@@ -520,6 +524,31 @@ impl Directory {
         };
         self.view.read_group(id, group.as_ref());
         Ok(group)
+    }
+
+    /// Groups by object id, in one request (at most [`IN_LIMIT`] ids); each id Graph does not
+    /// show is read on its own, so a group is never taken for gone on a listing's word alone.
+    pub async fn groups_by_id(&self, ids: &[String]) -> Result<(), GraphError> {
+        let quoted: Vec<String> = ids.iter().map(|id| odata_string(id)).collect();
+        let filter = format!("id in ({})", quoted.join(","));
+        let query = crate::graph::client::encode_query(&[("$filter", &filter), ("$select", GROUP_SELECT)]);
+        let listed: Vec<DirGroup> = self
+            .graph
+            .list(&format!("/groups?{query}"))
+            .await?
+            .into_iter()
+            .map(|v| decode(v, "group"))
+            .collect::<Result<_, _>>()?;
+        for g in &listed {
+            self.view.read_group(&g.id, Some(g));
+        }
+        let unlisted = ids
+            .iter()
+            .filter(|id| !listed.iter().any(|g| g.id.eq_ignore_ascii_case(id)));
+        for failed in join_all(unlisted.map(|id| self.group(id))).await {
+            failed?;
+        }
+        Ok(())
     }
 
     /// A group from the view when it knows it, else from Graph.

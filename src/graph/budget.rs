@@ -3,6 +3,7 @@
 //! operator slows itself down before Graph throttles it; a 429 pauses everyone until its
 //! `Retry-After` has passed, so a thousand objects never retry into a throttling storm.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -71,6 +72,17 @@ impl State {
 pub struct Budget {
     state: Mutex<State>,
     enabled: bool,
+    /// Writes waiting for a token right now: the write bucket is the bottleneck.
+    writes_waiting: AtomicUsize,
+}
+
+/// Counts a write as waiting for as long as it waits (also when its caller goes away).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Budget {
@@ -83,6 +95,7 @@ impl Budget {
                 paused_until: None,
             }),
             enabled: true,
+            writes_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -99,6 +112,8 @@ impl Budget {
         if !self.enabled {
             return;
         }
+        let mut waiting = None;
+        let mut short_of_writes;
         loop {
             let wait = {
                 let mut s = self.state.lock().await;
@@ -117,10 +132,26 @@ impl Budget {
                     }
                     return;
                 }
+                // Only the write bucket's shortage counts: waiting for resource units (reads)
+                // or a pause does not make one more write take another's place.
+                short_of_writes = write && s.writes.wait_for(1.0) > 0.0;
                 wait
             };
+            if !short_of_writes {
+                waiting = None;
+            } else if waiting.is_none() {
+                self.writes_waiting.fetch_add(1, Ordering::Relaxed);
+                waiting = Some(Waiting(&self.writes_waiting));
+            }
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
+    }
+
+    /// Whether writes are waiting for the write bucket now (not for resource units): every write
+    /// sent takes the place of another, so writes that can wait (membership written behind)
+    /// should.
+    pub fn writes_saturated(&self) -> bool {
+        self.writes_waiting.load(Ordering::Relaxed) > 0
     }
 
     /// Each bucket now: (name, capacity, window, share in use); nothing in use when disabled.
@@ -239,6 +270,50 @@ mod tests {
             start.elapsed() >= Duration::from_secs(4),
             "5 more units take 5 s at 1 unit/s"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_count_as_saturated_only_while_one_waits() {
+        let budget = std::sync::Arc::new(Budget::new(BudgetConfig {
+            resource_units_per_10s: 100.0,
+            writes_per_150s: 1.0,
+        }));
+        budget.acquire(1.0, true).await;
+        assert!(
+            !budget.writes_saturated(),
+            "a write that got its token never waited"
+        );
+        let waiter = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.acquire(1.0, true).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            budget.writes_saturated(),
+            "the second write waits 150 s for its token"
+        );
+        waiter.abort();
+        let _ = waiter.await;
+        assert!(
+            !budget.writes_saturated(),
+            "a waiter that went away no longer counts"
+        );
+        let units = std::sync::Arc::new(Budget::new(BudgetConfig {
+            resource_units_per_10s: 1.0,
+            writes_per_150s: 100.0,
+        }));
+        units.acquire(1.0, true).await;
+        let waiter = tokio::spawn({
+            let units = units.clone();
+            async move { units.acquire(1.0, true).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiter.is_finished(), "no resource unit is left for 10 s");
+        assert!(
+            !units.writes_saturated(),
+            "a write short of resource units, not of writes"
+        );
+        waiter.abort();
     }
 
     #[test]

@@ -10,6 +10,8 @@ use super::error::GraphError;
 use super::transport::Transport;
 use rand::Rng;
 use reqwest::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +69,20 @@ pub struct GraphClient {
     budget: Arc<Budget>,
     policy: RetryPolicy,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// One page of a collection.
+#[derive(Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+}
+
+/// A request path without its query (for messages: a query can hold a UPN).
+fn path_only(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -214,15 +230,20 @@ impl GraphClient {
 
     /// Every item of a collection, following `@odata.nextLink` until it is absent.
     pub async fn list(&self, path: &str) -> Result<Vec<Value>, GraphError> {
+        self.list_as(path).await
+    }
+
+    /// Every item of a collection decoded as `T` page by page, so no more than one page's JSON
+    /// is held at a time however long the collection.
+    pub async fn list_as<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, GraphError> {
         let mut items = Vec::new();
         let mut next = Some(path.to_owned());
         let mut seen = std::collections::HashSet::new();
         while let Some(url) = next {
-            let page = self.get(&url).await?;
-            if let Some(values) = page["value"].as_array() {
-                items.extend(values.iter().cloned());
-            }
-            next = page["@odata.nextLink"].as_str().map(str::to_owned);
+            let page: Page<T> = serde_json::from_value(self.get(&url).await?)
+                .map_err(|e| GraphError::Decode(format!("a page of {}: {e}", path_only(path))))?;
+            items.extend(page.value);
+            next = page.next_link;
             if let Some(link) = &next {
                 // The token goes wherever the link points: only ever to the configured Graph,
                 // and a link seen before would page forever.

@@ -234,7 +234,10 @@ async fn in_the_other_vendors_group(env: &Env, a: &str, v2: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned();
-    portal.add_member(&v2_group, &a_id).await.unwrap();
+    portal
+        .add_members(&v2_group, std::slice::from_ref(&a_id))
+        .await
+        .unwrap();
     v2_group
 }
 
@@ -417,7 +420,10 @@ async fn audit_finds_a_member_of_path_between_two_vendors() {
         .as_str()
         .unwrap()
         .to_owned();
-    env.portal().add_member(&v1_group, &b_id).await.unwrap();
+    env.portal()
+        .add_members(&v1_group, std::slice::from_ref(&b_id))
+        .await
+        .unwrap();
     let (code, text) = command(
         &env,
         &["audit"],

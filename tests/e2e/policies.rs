@@ -271,10 +271,9 @@ async fn seat_exhaustion_is_reported_and_recovers_when_seats_appear() {
         .iter()
         .find(|n| env.condition(RAL, Some(&ns), n, "LicensesAssigned").unwrap().1 == "NoSeats")
         .unwrap();
-    assert_eq!(
-        env.condition(RAL, Some(&ns), short, "Ready").unwrap(),
-        ("False".into(), "NoSeats".into())
-    );
+    // Its add to the group may still be written behind (JoiningGroup) for a moment.
+    env.wait_condition(RAL, Some(&ns), short, "Ready", "False", Some("NoSeats"))
+        .await;
     assert_eq!(
         env.user(&upn(short)).await.unwrap()["accountEnabled"],
         false,

@@ -6,8 +6,10 @@ use super::credentials::Credentials;
 use super::plan::{Desired, Step};
 use crate::context::Context;
 use crate::crd::RemoteAssistLicense;
+use crate::directory::write_behind::Joined;
 use crate::error::Error;
 use crate::graph::GraphError;
+use kube::ResourceExt;
 use serde_json::json;
 
 /// A step carried out, and what it did in plain words.
@@ -33,6 +35,9 @@ pub struct Outcome {
     pub no_seats: Option<String>,
     /// Graph refused to set the password (403): the message for `AccountReady`.
     pub password_refused: Option<String>,
+    /// The add to this group is queued, written behind with others (the sender's answer
+    /// brings the licence back).
+    pub joining: Option<String>,
     /// The account's segment membership may have changed (created, restored, barrier attribute
     /// written, or added to the group): its barrier needs a newer policy application.
     pub joined_segment: bool,
@@ -51,7 +56,16 @@ pub async fn act(
 ) -> Result<Outcome, Error> {
     let creds = Credentials::new(ctx.kube.clone(), ral);
     let mut out = Outcome::default();
+    // The sender holds the group's adds for this one while its earlier steps wait for writes.
+    let mut coming = actions
+        .iter()
+        .any(|a| matches!(a, Step::AddToGroup { .. }))
+        .then(|| ctx.directory.coming_join(&d.accounts_group_id));
     for action in actions {
+        if matches!(action, Step::AddToGroup { .. }) {
+            // Its own add is about to be queued: nothing more is coming from this pass.
+            coming.take();
+        }
         let result = match run_step(ctx, ral, d, &creds, action, &mut out).await? {
             Ran::Done => Ok(()),
             Ran::Failed(e) => Err(e),
@@ -84,6 +98,15 @@ pub async fn act(
         }
     }
     Ok(out)
+}
+
+/// Whether the licence was Ready for its current generation before this pass.
+fn was_ready(ral: &RemoteAssistLicense) -> bool {
+    ral.status.as_ref().is_some_and(|s| {
+        s.observed_generation == ral.metadata.generation
+            && crate::crd::conditions::find(&s.conditions, crate::crd::conditions::types::READY)
+                .is_some_and(|c| c.status == "True")
+    })
 }
 
 /// A seat error in words, with the SKU's part number when the tenant can tell it.
@@ -145,7 +168,18 @@ async fn run_step(
             }
         }
         Step::UpdateUser { id, patch, .. } => ran(dir.update_user(id, patch).await),
-        Step::AddToGroup { group_id, user_id } => ran(dir.add_member(group_id, user_id).await),
+        Step::AddToGroup { group_id, user_id } => {
+            let owner = format!("{}/{}", ral.namespace().unwrap_or_default(), ral.name_any());
+            // A working account's drift is put right at once; new accounts join together.
+            match dir.join(group_id, user_id, &owner, !was_ready(ral)).await {
+                Joined::Added => Ran::Done,
+                Joined::Queued => {
+                    out.joining = Some(group_id.clone());
+                    Ran::Skipped
+                }
+                Joined::Failed(e) => Ran::Failed(e),
+            }
+        }
         Step::RemoveFromGroup { group_id, user_id } => ran(dir.remove_member(group_id, user_id).await),
         Step::AssignLicenses { user_id, add, remove } => {
             match dir.assign_user_licenses(user_id, add, remove).await {

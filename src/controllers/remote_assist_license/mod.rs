@@ -36,6 +36,9 @@ use std::time::Duration;
 /// How soon to look again after acting, so the next step (which depends on what this one did)
 /// follows quickly.
 const STEP_REQUEUE: Duration = Duration::from_millis(500);
+/// How soon to look again at an account whose add to its group is queued, should the
+/// sender's answer not bring it back first.
+const JOIN_FALLBACK: Duration = Duration::from_secs(60);
 /// How soon to look again after a seat shortage.
 const SEATS_REQUEUE: Duration = Duration::from_secs(30);
 
@@ -62,7 +65,13 @@ pub async fn run(
         wc.clone(),
         &ctx.metrics,
     );
-    Controller::for_stream(stream, reader)
+    // Adds to the accounts groups are written behind; each answer brings its licence back.
+    let answered = ctx.directory.subscribe_joins().filter_map(|owner| async move {
+        let (namespace, name) = owner.split_once('/')?;
+        Some(ObjectRef::<RemoteAssistLicense>::new(name).within(namespace))
+    });
+    let controller = Controller::for_stream(stream, reader)
+        .reconcile_on(answered)
         .watches_stream(segments, move |segment| {
             let vendor = segment.spec.members.vendor_accounts.clone().unwrap_or_default();
             watch::licenses_of(&licenses, &vendor)
@@ -87,10 +96,13 @@ pub async fn run(
                 .await
             },
             error_policy,
-            ctx,
+            ctx.clone(),
         )
-        .for_each(watch::log_controller_outcome)
-        .await;
+        .for_each(watch::log_controller_outcome);
+    tokio::select! {
+        () = controller => {}
+        () = ctx.directory.send_joins_behind() => {}
+    }
 }
 
 pub async fn reconcile(ral: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -207,7 +219,8 @@ async fn apply(
         safety::run_safety_steps(ctx, ral, &desired, &mut plan).await?;
         return plan_only(ral, ctx, api, mode, &desired, &plan, &skus, &enforcement).await;
     }
-    let outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
+    let mut outcome = act::act(ctx, ral, &desired, &plan.actions).await?;
+    joined_behind(ctx, &desired, &plan, &mut outcome);
     report_done(ctx, ral, &outcome).await;
     let mut builder = StatusBuilder::new(
         ral.status.as_ref(),
@@ -266,6 +279,26 @@ async fn observe_and_plan(
         return Ok((plan::plan(desired, &observed), confirmed));
     }
     Ok((plan, confirmed))
+}
+
+/// An add to the accounts group written behind since the last pass counts as done in this
+/// one (its Event, and the segment change it makes).
+fn joined_behind(ctx: &Context, desired: &plan::Desired, plan: &plan::Plan, outcome: &mut act::Outcome) {
+    let group_id = &desired.accounts_group_id;
+    let Some(user_id) = plan.user_id.clone() else {
+        return;
+    };
+    if ctx.directory.take_joined(group_id, &user_id) {
+        let step = plan::Step::AddToGroup {
+            group_id: group_id.clone(),
+            user_id,
+        };
+        outcome.joined_segment = true;
+        outcome.done.push(act::Done {
+            note: step.describe(),
+            step,
+        });
+    }
 }
 
 /// An Event per step done; a correction of drift on an account already provisioned for this
@@ -337,6 +370,10 @@ fn next_look(ctx: &Context, ral: &RemoteAssistLicense, plan: &plan::Plan, outcom
         return Action::requeue(ctx.lagging(ral));
     }
     ctx.caught_up(ral);
+    if outcome.joining.is_some() {
+        // The sender's answer brings the licence back; this is in case it never comes.
+        return Action::requeue(JOIN_FALLBACK.min(ctx.config.resync));
+    }
     if let Some(wait) = plan.retry_in {
         Action::requeue(wait.min(ctx.config.resync))
     } else if outcome.no_seats.is_some() {

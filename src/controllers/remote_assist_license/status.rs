@@ -94,6 +94,13 @@ impl StatusBuilder {
             );
         } else if let Some(r) = &outcome.replicating {
             self.set(types::ACCOUNT_READY, Status::False, "Replicating", r.clone());
+        } else if let Some(group) = &outcome.joining {
+            let message = format!(
+                "user {} joins group {group} together with other accounts (written behind, within {} s)",
+                d.upn,
+                crate::directory::write_behind::MAX_HOLD.as_secs()
+            );
+            self.set(types::ACCOUNT_READY, Status::False, "JoiningGroup", message);
         } else if plan.user_id.is_none() {
             // Created in this pass: group, attribute and licences follow in the next.
             self.set(

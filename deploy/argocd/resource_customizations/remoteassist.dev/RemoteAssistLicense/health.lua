@@ -39,7 +39,7 @@ local TERMINAL = {
 -- Progressing: resolves by itself (waiting, applying, replicating, retrying, throttled, pending).
 local PROGRESSING = {
   Pending = true, VendorNotReady = true, AdoptionCheckPending = true, RotationRateLimited = true,
-  Creating = true, Replicating = true, Assigning = true, AwaitingGroupLicenses = true,
+  Creating = true, Replicating = true, JoiningGroup = true, Assigning = true, AwaitingGroupLicenses = true,
   NoSegment = true, SegmentNotApplied = true, AttributePending = true, Applying = true,
   AwaitingApplication = true, Enabling = true,
   -- retried by the operator (reported as Events today; classified for conditions)

@@ -1,0 +1,322 @@
+//! Adds to a group, written behind. A reconcile that needs its account in a group queues the
+//! add and goes on; one sender flushes each group's queue in `members@odata.bind` PATCHes of
+//! up to 20 (Graph's limit), and tells the owner of each add once its answer is in. Holding
+//! adds costs nothing while writes queue for Graph's write budget anyway, and a full PATCH
+//! spends one write where twenty single adds would spend twenty.
+//!
+//! A group's queue is sent when it holds 20, when its first add has waited [`MAX_HOLD`], or
+//! when no add has joined it for [`QUIET_ALONE`] (no pass that will add to it is under way)
+//! or [`QUIET`] (some are). While writes wait for the budget and such passes are under way,
+//! it waits for them: they wait for their creates, their adds will come, and a half-empty
+//! PATCH now would take another write's place.
+
+use crate::graph::GraphError;
+use futures::channel::mpsc;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Graph's limit on references in one `members@odata.bind`.
+pub const BIND_LIMIT: usize = 20;
+/// A group's queue that nothing joined for this long is sent when no pass that will add to
+/// the group is under way...
+pub const QUIET_ALONE: Duration = Duration::from_millis(250);
+/// ... and when some are, unless writes wait for the budget (see [`due`]).
+pub const QUIET: Duration = Duration::from_secs(1);
+/// No add waits longer than this, whatever the budget.
+pub const MAX_HOLD: Duration = Duration::from_secs(40);
+/// How often the sender looks again while adds wait (the budget's state has no signal).
+const POLL: Duration = Duration::from_millis(250);
+
+/// What became of a request to add a user to a group.
+#[derive(Debug)]
+pub enum Joined {
+    /// In the group (sent on the spot: no sender runs).
+    Added,
+    /// Queued, or being sent; the owner is told when the answer is in.
+    Queued,
+    /// The last attempt failed (the queue forgets it: asking again queues it again).
+    Failed(GraphError),
+}
+
+/// One add and who to tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Add {
+    pub user: String,
+    /// The owner's key (`namespace/name`), sent on the subscription once the add is answered.
+    pub owner: String,
+}
+
+#[derive(Default)]
+struct GroupQueue {
+    waiting: Vec<Add>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    /// Taken by the sender and not yet answered.
+    sending: HashSet<String>,
+}
+
+/// Whether a group's waiting adds are due to be sent (pure). `coming`: passes under way that
+/// will add to the group. While writes wait for the budget those passes wait for their creates
+/// and their adds will come; a half-empty PATCH now would take another write's place.
+pub fn due(waiting: usize, held: Duration, quiet: Duration, writes_waiting: bool, coming: usize) -> bool {
+    let quiet_enough = match (coming, writes_waiting) {
+        (0, _) => quiet >= QUIET_ALONE,
+        (_, false) => quiet >= QUIET,
+        (_, true) => false,
+    };
+    waiting >= BIND_LIMIT || (waiting > 0 && (held >= MAX_HOLD || quiet_enough))
+}
+
+/// The queues, by group, and what the sender found.
+#[derive(Default)]
+pub struct JoinQueue {
+    groups: Mutex<HashMap<String, GroupQueue>>,
+    failed: Mutex<HashMap<(String, String), GraphError>>,
+    /// Adds sent, until their owner's next pass takes them (for its Event).
+    joined: Mutex<HashSet<(String, String)>>,
+    /// Passes under way that will add to each group (see [`JoinQueue::coming`]).
+    coming: Mutex<HashMap<String, usize>>,
+    wake: Notify,
+    subscriber: Mutex<Option<mpsc::UnboundedSender<String>>>,
+    running: AtomicBool,
+}
+
+impl JoinQueue {
+    /// Whether a sender runs (else adds are sent on the spot).
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Owners of answered adds, from now on (a new subscription replaces the last one). From
+    /// here on adds are queued: the subscriber runs the sender next.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = mpsc::unbounded();
+        *self.subscriber.lock().unwrap() = Some(tx);
+        self.running.store(true, Ordering::Release);
+        rx
+    }
+
+    /// Marks the sender as running until the guard drops; then adds are sent on the spot again,
+    /// and adds it had taken and not answered are forgotten, so their owners queue them again.
+    pub fn start(&self) -> Running<'_> {
+        self.running.store(true, Ordering::Release);
+        Running(self)
+    }
+
+    /// Queues an add (once: asking again while it waits or is sent changes nothing); returns
+    /// the last attempt's failure instead, if there is one.
+    pub fn enqueue(&self, group: &str, add: Add) -> Joined {
+        let failure = (group.to_owned(), add.user.clone());
+        if let Some(e) = self.failed.lock().unwrap().remove(&failure) {
+            return Joined::Failed(e);
+        }
+        let mut groups = self.groups.lock().unwrap();
+        let q = groups.entry(group.to_owned()).or_default();
+        if q.sending.contains(&add.user) || q.waiting.iter().any(|a| a.user == add.user) {
+            return Joined::Queued;
+        }
+        let now = Instant::now();
+        q.first.get_or_insert(now);
+        q.last = Some(now);
+        q.waiting.push(add);
+        if q.waiting.len() == 1 || q.waiting.len() >= BIND_LIMIT {
+            self.wake.notify_one();
+        }
+        Joined::Queued
+    }
+
+    /// Takes every group's due adds (marked as being sent) and says how soon to look again.
+    pub fn take_due(&self, writes_waiting: bool) -> (Vec<(String, Vec<Add>)>, Option<Duration>) {
+        let now = Instant::now();
+        let mut groups = self.groups.lock().unwrap();
+        let mut taken = Vec::new();
+        let mut next: Option<Duration> = None;
+        for (group, q) in groups.iter_mut() {
+            let since = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| now.duration_since(t));
+            let (held, quiet) = (since(q.first), since(q.last));
+            let coming = self.coming.lock().unwrap().get(group).copied().unwrap_or(0);
+            if due(q.waiting.len(), held, quiet, writes_waiting, coming) {
+                let adds = std::mem::take(&mut q.waiting);
+                q.sending.extend(adds.iter().map(|a| a.user.clone()));
+                (q.first, q.last) = (None, None);
+                taken.push((group.clone(), adds));
+            } else if !q.waiting.is_empty() {
+                let until = MAX_HOLD
+                    .saturating_sub(held)
+                    .min(QUIET_ALONE.saturating_sub(quiet))
+                    .max(POLL);
+                next = Some(next.map_or(until, |n| n.min(until)));
+            }
+        }
+        groups.retain(|_, q| !q.waiting.is_empty() || !q.sending.is_empty());
+        (taken, next)
+    }
+
+    /// Records the answer to one add and tells its owner.
+    pub fn answered(&self, group: &str, add: &Add, result: Result<(), GraphError>) {
+        if let Some(q) = self.groups.lock().unwrap().get_mut(group) {
+            q.sending.remove(&add.user);
+        }
+        let key = (group.to_owned(), add.user.clone());
+        match result {
+            Ok(()) => drop(self.joined.lock().unwrap().insert(key)),
+            Err(e) => drop(self.failed.lock().unwrap().insert(key, e)),
+        }
+        if let Some(tx) = self.subscriber.lock().unwrap().as_ref() {
+            let _ = tx.unbounded_send(add.owner.clone());
+        }
+    }
+
+    /// Says a pass that will add to `group` is under way, until the guard drops (when it has
+    /// queued its add, or stopped before it).
+    pub fn coming(&self, group: &str) -> Coming<'_> {
+        *self.coming.lock().unwrap().entry(group.to_owned()).or_default() += 1;
+        Coming {
+            queue: self,
+            group: group.to_owned(),
+        }
+    }
+
+    /// Whether an add of this user to this group was sent since the last time anyone asked.
+    pub fn take_joined(&self, group: &str, user: &str) -> bool {
+        let key = (group.to_owned(), user.to_owned());
+        self.joined.lock().unwrap().remove(&key)
+    }
+
+    /// Waits until an add joins an empty or a full queue, or `at_most` has passed.
+    pub async fn idle(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.wake.notified()).await;
+    }
+}
+
+/// A pass that will add to a group; see [`JoinQueue::coming`].
+pub struct Coming<'a> {
+    queue: &'a JoinQueue,
+    group: String,
+}
+
+impl Drop for Coming<'_> {
+    fn drop(&mut self) {
+        let mut coming = self.queue.coming.lock().unwrap();
+        if let Some(n) = coming.get_mut(&self.group) {
+            *n -= 1;
+            if *n == 0 {
+                coming.remove(&self.group);
+            }
+        }
+    }
+}
+
+/// The sender's mark; see [`JoinQueue::start`].
+pub struct Running<'a>(&'a JoinQueue);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+        let mut groups = self.0.groups.lock().unwrap();
+        groups.values_mut().for_each(|q| q.sending.clear());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(user: &str) -> Add {
+        Add {
+            user: user.into(),
+            owner: format!("ns/{user}"),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_goes_at_once_and_a_quiet_one_only_while_writes_do_not_wait() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        assert!(!due(0, s(100), s(100), false, 0), "nothing to send");
+        assert!(
+            due(2, ms(300), QUIET_ALONE, false, 0),
+            "nothing else is coming: go"
+        );
+        assert!(
+            !due(2, ms(300), QUIET_ALONE, false, 1),
+            "another add is on its way"
+        );
+        assert!(due(20, s(0), s(0), true, 9), "20 fill a PATCH");
+        assert!(
+            !due(5, s(10), s(5), true, 3),
+            "writes wait and adds are coming: a half-empty PATCH would take a place"
+        );
+        assert!(due(5, s(10), s(5), true, 0), "writes wait, but no add is coming");
+        assert!(
+            due(5, s(10), s(5), false, 3),
+            "quiet, and the write costs nobody anything"
+        );
+        assert!(!due(5, s(10), ms(200), false, 0), "others are still joining");
+        assert!(
+            due(1, MAX_HOLD, s(0), true, 9),
+            "no add waits longer than MAX_HOLD"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_add_is_queued_once_and_its_failure_is_told_once() {
+        let q = JoinQueue::default();
+        let mut answers = q.subscribe();
+        assert!(matches!(q.enqueue("g", add("u1")), Joined::Queued));
+        assert!(matches!(q.enqueue("g", add("u1")), Joined::Queued));
+        let (taken, next) = q.take_due(false);
+        assert!(taken.is_empty(), "not quiet yet");
+        assert_eq!(next, Some(QUIET_ALONE));
+        tokio::time::advance(QUIET_ALONE).await;
+        let (taken, _) = q.take_due(false);
+        assert_eq!(taken, vec![("g".to_owned(), vec![add("u1")])], "one add, once");
+        assert!(matches!(q.enqueue("g", add("u1")), Joined::Queued), "being sent");
+        assert!(q.take_due(false).0.is_empty(), "not taken twice");
+        let refused = GraphError::Decode("refused".into());
+        q.answered("g", &add("u1"), Err(refused));
+        assert!(!q.take_joined("g", "u1"), "it failed");
+        assert_eq!(answers.try_recv().unwrap(), "ns/u1".to_owned());
+        assert!(matches!(q.enqueue("g", add("u1")), Joined::Failed(_)));
+        assert!(
+            matches!(q.enqueue("g", add("u1")), Joined::Queued),
+            "asked again: queued again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_queue_waits_for_coming_adds_only_while_writes_wait() {
+        let q = JoinQueue::default();
+        q.enqueue("g", add("u1"));
+        let coming = q.coming("g");
+        tokio::time::advance(QUIET).await;
+        assert!(q.take_due(true).0.is_empty(), "an add is coming and writes wait");
+        drop(coming);
+        assert_eq!(q.take_due(true).0.len(), 1, "nothing is coming any more");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn twenty_go_in_one_take_and_a_stopped_sender_lets_its_adds_be_queued_again() {
+        let q = JoinQueue::default();
+        for i in 0..25 {
+            q.enqueue("g", add(&format!("u{i}")));
+        }
+        let running = q.start();
+        let (taken, _) = q.take_due(true);
+        assert_eq!(taken[0].1.len(), 25, "the sender cuts them into PATCHes of 20");
+        assert!(matches!(q.enqueue("g", add("u3")), Joined::Queued));
+        drop(running);
+        assert!(!q.running());
+        q.enqueue("g", add("u3"));
+        tokio::time::advance(MAX_HOLD).await;
+        let (taken, _) = q.take_due(true);
+        assert_eq!(
+            taken[0].1,
+            vec![add("u3")],
+            "taken again after the sender stopped"
+        );
+    }
+}
