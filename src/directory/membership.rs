@@ -173,9 +173,9 @@ impl Directory {
         }
     }
 
-    /// Says a pass that will add to `group_id` is under way, until the guard drops.
-    pub fn coming_join(&self, group_id: &str) -> super::write_behind::Coming<'_> {
-        self.joins.coming(group_id)
+    /// Says the owner's account is on its way to the group (see [`super::write_behind::JoinQueue::expect`]).
+    pub fn expect_join(&self, group_id: &str, owner: &str) {
+        self.joins.expect(group_id, owner);
     }
 
     /// Whether a queued add of this user to this group was sent since the last ask (once).

@@ -313,9 +313,12 @@ pub fn apply_patch(user: &mut DirUser, patch: &Value) {
             "department" => user.department = text(v),
             "companyName" => user.company_name = text(v),
             "onPremisesExtensionAttributes" => {
+                let attributes = &mut user.on_premises_extension_attributes;
                 for (attr, value) in v.as_object().into_iter().flatten() {
-                    user.on_premises_extension_attributes
-                        .insert(attr.clone(), text(value));
+                    match text(value) {
+                        Some(t) => attributes.insert(attr.clone(), Some(t)),
+                        None => attributes.remove(attr),
+                    };
                 }
             }
             _ => {}

@@ -5,9 +5,9 @@
 //! spends one write where twenty single adds would spend twenty.
 //!
 //! A group's queue is sent when it holds 20, when its first add has waited [`MAX_HOLD`], or
-//! when no add has joined it for [`QUIET_ALONE`] (no pass that will add to it is under way)
-//! or [`QUIET`] (some are). While writes wait for the budget and such passes are under way,
-//! it waits for them: they wait for their creates, their adds will come, and a half-empty
+//! when no add has joined it for [`QUIET_ALONE`] (no account is on its way to the group) or
+//! [`QUIET`] (some are). While writes wait for the budget and accounts are on their way, it
+//! waits for them: they wait for their creates, their adds will come, and a half-empty
 //! PATCH now would take another write's place.
 
 use crate::graph::GraphError;
@@ -21,13 +21,15 @@ use tokio::time::Instant;
 
 /// Graph's limit on references in one `members@odata.bind`.
 pub const BIND_LIMIT: usize = 20;
-/// A group's queue that nothing joined for this long is sent when no pass that will add to
-/// the group is under way...
+/// A group's queue that nothing joined for this long is sent when no account is on its way
+/// to the group (see [`JoinQueue::expect`])...
 pub const QUIET_ALONE: Duration = Duration::from_millis(250);
 /// ... and when some are, unless writes wait for the budget (see [`due`]).
 pub const QUIET: Duration = Duration::from_secs(1);
 /// No add waits longer than this, whatever the budget.
 pub const MAX_HOLD: Duration = Duration::from_secs(40);
+/// How long an account on its way to a group is waited for (its create and the pass after).
+pub const EXPECT_FOR: Duration = Duration::from_secs(10);
 /// How often the sender looks again while adds wait (the budget's state has no signal).
 const POLL: Duration = Duration::from_millis(250);
 
@@ -59,9 +61,9 @@ struct GroupQueue {
     sending: HashSet<String>,
 }
 
-/// Whether a group's waiting adds are due to be sent (pure). `coming`: passes under way that
-/// will add to the group. While writes wait for the budget those passes wait for their creates
-/// and their adds will come; a half-empty PATCH now would take another write's place.
+/// Whether a group's waiting adds are due to be sent (pure). `coming`: accounts on their way
+/// to the group. While writes wait for the budget those wait for their creates and their adds
+/// will come; a half-empty PATCH now would take another write's place.
 pub fn due(waiting: usize, held: Duration, quiet: Duration, writes_waiting: bool, coming: usize) -> bool {
     let quiet_enough = match (coming, writes_waiting) {
         (0, _) => quiet >= QUIET_ALONE,
@@ -78,8 +80,8 @@ pub struct JoinQueue {
     failed: Mutex<HashMap<(String, String), GraphError>>,
     /// Adds sent, until their owner's next pass takes them (for its Event).
     joined: Mutex<HashSet<(String, String)>>,
-    /// Passes under way that will add to each group (see [`JoinQueue::coming`]).
-    coming: Mutex<HashMap<String, usize>>,
+    /// Accounts on their way to each group, by owner, since when (see [`JoinQueue::expect`]).
+    expected: Mutex<HashMap<String, HashMap<String, Instant>>>,
     wake: Notify,
     subscriber: Mutex<Option<mpsc::UnboundedSender<String>>>,
     running: AtomicBool,
@@ -110,6 +112,9 @@ impl JoinQueue {
     /// Queues an add (once: asking again while it waits or is sent changes nothing); returns
     /// the last attempt's failure instead, if there is one.
     pub fn enqueue(&self, group: &str, add: Add) -> Joined {
+        if let Some(owners) = self.expected.lock().unwrap().get_mut(group) {
+            owners.remove(&add.owner);
+        }
         let failure = (group.to_owned(), add.user.clone());
         if let Some(e) = self.failed.lock().unwrap().remove(&failure) {
             return Joined::Failed(e);
@@ -138,7 +143,7 @@ impl JoinQueue {
         for (group, q) in groups.iter_mut() {
             let since = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| now.duration_since(t));
             let (held, quiet) = (since(q.first), since(q.last));
-            let coming = self.coming.lock().unwrap().get(group).copied().unwrap_or(0);
+            let coming = self.coming(group, now);
             if due(q.waiting.len(), held, quiet, writes_waiting, coming) {
                 let adds = std::mem::take(&mut q.waiting);
                 q.sending.extend(adds.iter().map(|a| a.user.clone()));
@@ -171,14 +176,26 @@ impl JoinQueue {
         }
     }
 
-    /// Says a pass that will add to `group` is under way, until the guard drops (when it has
-    /// queued its add, or stopped before it).
-    pub fn coming(&self, group: &str) -> Coming<'_> {
-        *self.coming.lock().unwrap().entry(group.to_owned()).or_default() += 1;
-        Coming {
-            queue: self,
-            group: group.to_owned(),
+    /// Says the owner's account is on its way to `group` (being created, restored or adopted):
+    /// its add will come within [`EXPECT_FOR`], or the expectation lapses.
+    pub fn expect(&self, group: &str, owner: &str) {
+        let mut expected = self.expected.lock().unwrap();
+        let group = expected.entry(group.to_owned()).or_default();
+        group.insert(owner.to_owned(), Instant::now());
+    }
+
+    /// Accounts on their way to `group` now (lapsed expectations are dropped).
+    fn coming(&self, group: &str, now: Instant) -> usize {
+        let mut expected = self.expected.lock().unwrap();
+        let Some(owners) = expected.get_mut(group) else {
+            return 0;
+        };
+        owners.retain(|_, since| now.duration_since(*since) < EXPECT_FOR);
+        let n = owners.len();
+        if n == 0 {
+            expected.remove(group);
         }
+        n
     }
 
     /// Whether an add of this user to this group was sent since the last time anyone asked.
@@ -190,24 +207,6 @@ impl JoinQueue {
     /// Waits until an add joins an empty or a full queue, or `at_most` has passed.
     pub async fn idle(&self, at_most: Duration) {
         let _ = tokio::time::timeout(at_most, self.wake.notified()).await;
-    }
-}
-
-/// A pass that will add to a group; see [`JoinQueue::coming`].
-pub struct Coming<'a> {
-    queue: &'a JoinQueue,
-    group: String,
-}
-
-impl Drop for Coming<'_> {
-    fn drop(&mut self) {
-        let mut coming = self.queue.coming.lock().unwrap();
-        if let Some(n) = coming.get_mut(&self.group) {
-            *n -= 1;
-            if *n == 0 {
-                coming.remove(&self.group);
-            }
-        }
     }
 }
 
@@ -291,11 +290,19 @@ mod tests {
     async fn a_quiet_queue_waits_for_coming_adds_only_while_writes_wait() {
         let q = JoinQueue::default();
         q.enqueue("g", add("u1"));
-        let coming = q.coming("g");
+        q.expect("g", "ns/u2");
         tokio::time::advance(QUIET).await;
         assert!(q.take_due(true).0.is_empty(), "an add is coming and writes wait");
-        drop(coming);
-        assert_eq!(q.take_due(true).0.len(), 1, "nothing is coming any more");
+        tokio::time::advance(EXPECT_FOR).await;
+        assert_eq!(q.take_due(true).0.len(), 1, "the expectation lapsed");
+        q.expect("g", "ns/u3");
+        q.enqueue("g", add("u3"));
+        tokio::time::advance(QUIET_ALONE).await;
+        assert_eq!(
+            q.take_due(true).0.len(),
+            1,
+            "its add came: nothing is coming any more"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -56,16 +56,18 @@ pub async fn act(
 ) -> Result<Outcome, Error> {
     let creds = Credentials::new(ctx.kube.clone(), ral);
     let mut out = Outcome::default();
-    // The sender holds the group's adds for this one while its earlier steps wait for writes.
-    let mut coming = actions
-        .iter()
-        .any(|a| matches!(a, Step::AddToGroup { .. }))
-        .then(|| ctx.directory.coming_join(&d.accounts_group_id));
+    // An account on its way to the group: the sender holds the group's adds for it while
+    // its create waits for the write budget.
+    let on_its_way = actions.iter().any(|a| {
+        matches!(
+            a,
+            Step::CreateUser { .. } | Step::RestoreUser { .. } | Step::Adopt { .. }
+        )
+    });
+    if on_its_way {
+        ctx.directory.expect_join(&d.accounts_group_id, &owner(ral));
+    }
     for action in actions {
-        if matches!(action, Step::AddToGroup { .. }) {
-            // Its own add is about to be queued: nothing more is coming from this pass.
-            coming.take();
-        }
         let result = match run_step(ctx, ral, d, &creds, action, &mut out).await? {
             Ran::Done => Ok(()),
             Ran::Failed(e) => Err(e),
@@ -98,6 +100,11 @@ pub async fn act(
         }
     }
     Ok(out)
+}
+
+/// The licence's key for the sender's answers (`namespace/name`).
+fn owner(ral: &RemoteAssistLicense) -> String {
+    format!("{}/{}", ral.namespace().unwrap_or_default(), ral.name_any())
 }
 
 /// Whether the licence was Ready for its current generation before this pass.
@@ -169,9 +176,8 @@ async fn run_step(
         }
         Step::UpdateUser { id, patch, .. } => ran(dir.update_user(id, patch).await),
         Step::AddToGroup { group_id, user_id } => {
-            let owner = format!("{}/{}", ral.namespace().unwrap_or_default(), ral.name_any());
             // A working account's drift is put right at once; new accounts join together.
-            match dir.join(group_id, user_id, &owner, !was_ready(ral)).await {
+            match dir.join(group_id, user_id, &owner(ral), !was_ready(ral)).await {
                 Joined::Added => Ran::Done,
                 Joined::Queued => {
                     out.joining = Some(group_id.clone());
