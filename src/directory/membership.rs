@@ -5,7 +5,7 @@
 
 use super::write_behind::{Add, BIND_LIMIT, Joined};
 use super::{Directory, segment};
-use crate::graph::{GraphError, odata_string};
+use crate::graph::GraphError;
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
@@ -214,17 +214,7 @@ impl Directory {
     /// members are answered as done, users not shown yet as not found (their owners look again
     /// after the directory's delay), and the rest go together again.
     async fn send_refused(&self, group_id: &str, chunk: &[Add]) {
-        let sorted = match self.members(group_id).await {
-            Ok(members) => {
-                let (done, rest): (Vec<&Add>, Vec<&Add>) = chunk
-                    .iter()
-                    .partition(|a| members.iter().any(|m| m.eq_ignore_ascii_case(&a.user)));
-                let ids: Vec<String> = rest.iter().map(|a| a.user.clone()).collect();
-                self.visible_users(&ids).await.map(|shown| (done, rest, shown))
-            }
-            Err(e) => Err(e),
-        };
-        let Ok((done, rest, shown)) = sorted else {
+        let Ok((done, rest, shown)) = self.sort_refused(group_id, chunk).await else {
             return self.send_each(group_id, chunk).await;
         };
         done.iter().for_each(|a| self.joins.answered(group_id, a, Ok(())));
@@ -248,6 +238,21 @@ impl Directory {
         }
     }
 
+    /// The refused adds split into members already and the rest, with the ids Graph shows.
+    async fn sort_refused<'a>(
+        &self,
+        group_id: &str,
+        chunk: &'a [Add],
+    ) -> Result<(Vec<&'a Add>, Vec<&'a Add>, BTreeSet<String>), GraphError> {
+        let members = self.members(group_id).await?;
+        let (done, rest): (Vec<&Add>, Vec<&Add>) = chunk
+            .iter()
+            .partition(|a| members.iter().any(|m| m.eq_ignore_ascii_case(&a.user)));
+        let ids: Vec<String> = rest.iter().map(|a| a.user.clone()).collect();
+        let shown = self.visible_users(&ids).await?;
+        Ok((done, rest, shown))
+    }
+
     /// Each add on its own, so each owner hears about its own account.
     async fn send_each(&self, group_id: &str, adds: &[Add]) {
         for a in adds {
@@ -260,9 +265,8 @@ impl Directory {
     async fn visible_users(&self, ids: &[String]) -> Result<BTreeSet<String>, GraphError> {
         let mut shown = BTreeSet::new();
         for chunk in ids.chunks(super::IN_LIMIT) {
-            let quoted: Vec<String> = chunk.iter().map(|id| odata_string(id)).collect();
-            let filter = format!("id in ({})", quoted.join(","));
-            let query = crate::graph::client::encode_query(&[("$filter", &filter), ("$select", "id")]);
+            let query =
+                crate::graph::client::encode_query(&[("$filter", &super::id_in(chunk)), ("$select", "id")]);
             shown.extend(ids_of(self.graph.list_as(&format!("/users?{query}")).await?));
         }
         Ok(shown)

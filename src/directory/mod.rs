@@ -31,6 +31,12 @@ pub const MANAGED_GROUP_PREFIX: &str = "Managed by remote-assist-operator; owner
 
 /// Values Graph takes in one `$filter=... in (...)`.
 const IN_LIMIT: usize = 15;
+
+/// `id in ('a','b',...)` for a `$filter` (at most [`IN_LIMIT`] ids).
+fn id_in(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| odata_string(id)).collect();
+    format!("id in ({})", quoted.join(","))
+}
 const USER_SELECT: &str = "id,userPrincipalName,displayName,mailNickname,accountEnabled,usageLocation,employeeType,onPremisesExtensionAttributes,department,companyName,assignedLicenses,licenseAssignmentStates";
 const GROUP_SELECT: &str = "id,displayName,description,assignedLicenses,securityEnabled";
 
@@ -539,16 +545,9 @@ impl Directory {
     /// Groups by object id, in one request (at most [`IN_LIMIT`] ids); each id Graph does not
     /// show is read on its own, so a group is never taken for gone on a listing's word alone.
     pub async fn groups_by_id(&self, ids: &[String]) -> Result<(), GraphError> {
-        let quoted: Vec<String> = ids.iter().map(|id| odata_string(id)).collect();
-        let filter = format!("id in ({})", quoted.join(","));
-        let query = crate::graph::client::encode_query(&[("$filter", &filter), ("$select", GROUP_SELECT)]);
-        let listed: Vec<DirGroup> = self
-            .graph
-            .list(&format!("/groups?{query}"))
-            .await?
-            .into_iter()
-            .map(|v| decode(v, "group"))
-            .collect::<Result<_, _>>()?;
+        let query =
+            crate::graph::client::encode_query(&[("$filter", &id_in(ids)), ("$select", GROUP_SELECT)]);
+        let listed: Vec<DirGroup> = self.graph.list_as(&format!("/groups?{query}")).await?;
         for g in &listed {
             self.view.read_group(&g.id, Some(g));
         }

@@ -107,15 +107,6 @@ fn owner(ral: &RemoteAssistLicense) -> String {
     format!("{}/{}", ral.namespace().unwrap_or_default(), ral.name_any())
 }
 
-/// Whether the licence was Ready for its current generation before this pass.
-fn was_ready(ral: &RemoteAssistLicense) -> bool {
-    ral.status.as_ref().is_some_and(|s| {
-        s.observed_generation == ral.metadata.generation
-            && crate::crd::conditions::find(&s.conditions, crate::crd::conditions::types::READY)
-                .is_some_and(|c| c.status == "True")
-    })
-}
-
 /// A seat error in words, with the SKU's part number when the tenant can tell it.
 /// How one step ended.
 enum Ran {
@@ -177,7 +168,15 @@ async fn run_step(
         Step::UpdateUser { id, patch, .. } => ran(dir.update_user(id, patch).await),
         Step::AddToGroup { group_id, user_id } => {
             // A working account's drift is put right at once; new accounts join together.
-            match dir.join(group_id, user_id, &owner(ral), !was_ready(ral)).await {
+            match dir
+                .join(
+                    group_id,
+                    user_id,
+                    &owner(ral),
+                    !super::held_before(ral, crate::crd::conditions::types::READY),
+                )
+                .await
+            {
                 Joined::Added => Ran::Done,
                 Joined::Queued => {
                     out.joining = Some(group_id.clone());

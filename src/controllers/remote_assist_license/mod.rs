@@ -301,18 +301,20 @@ fn joined_behind(ctx: &Context, desired: &plan::Desired, plan: &plan::Plan, outc
     }
 }
 
+/// Whether condition `type_` was True for the licence's current generation before this pass.
+fn held_before(ral: &RemoteAssistLicense, type_: &str) -> bool {
+    ral.status.as_ref().is_some_and(|s| {
+        s.observed_generation == ral.metadata.generation
+            && crate::crd::conditions::find(&s.conditions, type_).is_some_and(|c| c.status == "True")
+    })
+}
+
 /// An Event per step done; a correction of drift on an account already provisioned for this
 /// generation is reported as `DriftCorrected`.
 async fn report_done(ctx: &Context, ral: &RemoteAssistLicense, outcome: &act::Outcome) {
-    let previous = |type_: &str| {
-        ral.status.as_ref().is_some_and(|s| {
-            s.observed_generation == ral.metadata.generation
-                && crate::crd::conditions::find(&s.conditions, type_).is_some_and(|c| c.status == "True")
-        })
-    };
     let (was_ready, was_provisioned) = (
-        previous("Ready"),
-        previous(crate::crd::conditions::types::ACCOUNT_READY),
+        held_before(ral, crate::crd::conditions::types::READY),
+        held_before(ral, crate::crd::conditions::types::ACCOUNT_READY),
     );
     let namespace = ral.namespace().unwrap_or_default();
     for done in &outcome.done {
