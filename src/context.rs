@@ -4,6 +4,7 @@
 use crate::compliance::ComplianceClient;
 use crate::config::Config;
 use crate::controllers::barrier_segment::application::Coordinator;
+use crate::controllers::pacer::{Pacer, resync_limit};
 use crate::crd::{BarrierSegment, RemoteAssistLicense, VendorTenant};
 use crate::directory::Directory;
 use crate::error::Error;
@@ -40,6 +41,11 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Consecutive passes per object that found the directory not caught up yet.
     lags: Mutex<HashMap<String, u32>>,
+    /// Resyncs of done licences, released when real work leaves room.
+    pub license_resyncs: Arc<Pacer<ObjectRef<RemoteAssistLicense>>>,
+    /// Per object, the newest resourceVersion the operator read from the API server or wrote:
+    /// a cached object at that version is as fresh as a read.
+    versions: Mutex<HashMap<String, String>>,
 }
 
 /// What a [`Context`] is made of.
@@ -55,6 +61,7 @@ pub struct Parts {
 
 impl Context {
     pub fn new(parts: Parts) -> Self {
+        let concurrency = parts.config.concurrency;
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: parts.config.instance.clone(),
@@ -70,6 +77,8 @@ impl Context {
             coordinator: parts.coordinator,
             failures: Mutex::new(HashMap::new()),
             lags: Mutex::new(HashMap::new()),
+            license_resyncs: Arc::new(Pacer::new(resync_limit(concurrency))),
+            versions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -139,6 +148,22 @@ impl Context {
         let n = lags.entry(key(obj)).or_insert(0);
         *n += 1;
         Duration::from_secs(2u64.saturating_pow((*n).min(9))).min(Duration::from_secs(300))
+    }
+
+    /// Whether `obj` (from a cache) is at the newest version the operator has read or written.
+    pub fn is_known_version<K: Resource<DynamicType = ()>>(&self, obj: &K) -> bool {
+        let versions = self.versions.lock().expect("lock");
+        obj.resource_version()
+            .is_some_and(|v| versions.get(&key(obj)) == Some(&v))
+    }
+
+    /// Records the version of `obj` just read from the API server or written (`None`: forget it).
+    pub fn saw_version<K: Resource<DynamicType = ()>>(&self, obj: &K, version: Option<String>) {
+        let mut versions = self.versions.lock().expect("lock");
+        match version {
+            Some(v) => versions.insert(key(obj), v),
+            None => versions.remove(&key(obj)),
+        };
     }
 
     /// The object's writes went through: forget its lag.

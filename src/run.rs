@@ -86,7 +86,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let controllers = async {
         tokio::join!(
             vendor_tenant::run(ctx.clone(), streams.vendor_store, streams.vendors),
-            remote_assist_license::run(ctx.clone(), streams.licenses),
+            remote_assist_license::run(ctx.clone(), streams.licenses, streams.segment_updates),
             barrier_segment::run(ctx.clone(), streams.segments)
         );
     };
@@ -149,6 +149,8 @@ struct Streams {
     vendors: Watched<VendorTenant>,
     licenses: Watched<RemoteAssistLicense>,
     segments: Watched<BarrierSegment>,
+    /// Segments as the segment cache takes them in, for the licence controller.
+    segment_updates: kube::runtime::reflector::ReflectHandle<BarrierSegment>,
 }
 
 /// Every watch and the context, in one place: the caches go into the context whole, so no part
@@ -166,7 +168,8 @@ fn wire(
         watch::filtered::<VendorTenant>(Api::all(kube.clone()), wc.clone(), &metrics);
     let (licenses, license_stream) =
         watch::filtered::<RemoteAssistLicense>(Api::all(kube.clone()), wc.clone(), &metrics);
-    let (segments, segment_stream) = watch::filtered::<BarrierSegment>(Api::all(kube.clone()), wc, &metrics);
+    let (segments, segment_stream, segment_updates) =
+        watch::filtered_subscribed::<BarrierSegment>(Api::all(kube.clone()), wc, &metrics);
     let coordinator = Arc::new(Coordinator::new(
         compliance.clone(),
         segments.clone(),
@@ -198,6 +201,7 @@ fn wire(
         vendors: Box::pin(vendor_stream),
         licenses: Box::pin(license_stream),
         segments: Box::pin(segment_stream),
+        segment_updates,
     };
     (ctx, streams)
 }

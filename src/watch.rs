@@ -174,6 +174,46 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
+    cached_and_filtered(reader, writer, api, wc, metrics)
+}
+
+/// How many updates a subscription to a cache may fall behind before the cache's watch waits.
+const SUBSCRIPTION_BUFFER: usize = 1024;
+
+/// [`filtered`], with a subscription that yields each object once the cache holds it: a
+/// reconciler triggered by it and reading the cache never sees an older version than the one
+/// that triggered it (an uncached watch of its own can be ahead of the cache).
+pub fn filtered_subscribed<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    metrics: &Arc<Metrics>,
+) -> (
+    Cache<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static + use<K>,
+    reflector::ReflectHandle<K>,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store_shared(SUBSCRIPTION_BUFFER);
+    let subscription = writer.subscribe().expect("a shared store can be subscribed to");
+    let (cache, stream) = cached_and_filtered(reader, writer, api, wc, metrics);
+    (cache, stream, subscription)
+}
+
+fn cached_and_filtered<K>(
+    reader: reflector::Store<K>,
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    wc: watcher::Config,
+    metrics: &Arc<Metrics>,
+) -> (
+    Cache<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static + use<K>,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (cache, listed) = Cache::new(reader);
     let stream = reported(watcher(api, wc).backoff(backoff()), "controller", metrics)
         .inspect(move |e| {
@@ -183,7 +223,8 @@ where
             }
         })
         .modify(forget_managed_fields)
-        .reflect(writer)
+        // `reflect_shared` tells a subscription (if any) once the store holds the object.
+        .reflect_shared(writer)
         .applied_objects()
         .predicate_filter(actionable::<K>, PredicateConfig::default());
     (cache, stream)

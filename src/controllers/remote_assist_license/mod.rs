@@ -13,7 +13,7 @@ pub mod safety;
 pub mod status;
 
 use crate::context::Context;
-use crate::controllers::reconcile::{error_policy, write_status};
+use crate::controllers::reconcile::{error_policy, write_status_versioned};
 use crate::crd::remote_assist_license::{AdoptionPolicy, DeletionPolicy};
 use crate::crd::vendor_tenant::LicenseMode;
 use crate::crd::{RemoteAssistLicense, RemoteAssistLicenseStatus, VendorTenant};
@@ -42,13 +42,13 @@ const JOIN_FALLBACK: Duration = Duration::from_secs(60);
 /// How soon to look again after a seat shortage.
 const SEATS_REQUEUE: Duration = Duration::from_secs(30);
 
-/// Runs the controller until shutdown.
 /// Runs the controller on `stream`, the main watch `run.rs` built with the licence cache.
 pub async fn run(
     ctx: Arc<Context>,
     stream: impl futures::Stream<Item = Result<RemoteAssistLicense, kube::runtime::watcher::Error>>
     + Send
     + 'static,
+    segment_updates: kube::runtime::reflector::ReflectHandle<crate::crd::BarrierSegment>,
 ) {
     let client = ctx.kube.clone();
     let wc = watch::config(&ctx.config);
@@ -57,14 +57,10 @@ pub async fn run(
     // A vendor's RemoteAssistLicenses are looked at again when its spec or its groups change,
     // not on every status update of the vendor.
     let vendors = watch::filtered_stream(Api::all(client), wc.clone(), watch::vendor_binding, &ctx.metrics);
-    // An account's barrier is decided by its vendor's accounts segment: look again when that
-    // segment's status changes (its policy applied by a newer application).
+    // An account's barrier is decided by its vendor's accounts segment, read from the segment
+    // cache: look again when that segment's status changes (its policy applied by a newer
+    // application), once the cache holds the change.
     let licenses = store.clone();
-    let segments = watch::related(
-        Api::<crate::crd::BarrierSegment>::all(ctx.kube.clone()),
-        wc.clone(),
-        &ctx.metrics,
-    );
     // Adds to the accounts groups are written behind; each answer brings its licence back.
     let answered = ctx.directory.subscribe_joins().filter_map(|owner| async move {
         let (namespace, name) = owner.split_once('/')?;
@@ -72,7 +68,8 @@ pub async fn run(
     });
     let controller = Controller::for_stream(stream, reader)
         .reconcile_on(answered)
-        .watches_stream(segments, move |segment| {
+        .reconcile_on(crate::controllers::pacer::released(ctx.license_resyncs.clone()))
+        .watches_shared_stream(segment_updates, move |segment| {
             let vendor = segment.spec.members.vendor_accounts.clone().unwrap_or_default();
             watch::licenses_of(&licenses, &vendor)
                 .iter()
@@ -89,6 +86,8 @@ pub async fn run(
         .shutdown_on_signal()
         .run(
             |obj, ctx| async move {
+                let pacer = ctx.license_resyncs.clone();
+                let _pass = pacer.enter(&ObjectRef::from_obj(obj.as_ref()));
                 crate::controllers::reconcile::instrumented::<RemoteAssistLicense, _>(
                     &ctx.clone(),
                     reconcile(obj, ctx),
@@ -105,24 +104,64 @@ pub async fn run(
     }
 }
 
-pub async fn reconcile(ral: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(cached: Arc<RemoteAssistLicense>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<RemoteAssistLicense> =
-        Api::namespaced(ctx.kube.clone(), &ral.namespace().unwrap_or_default());
-    // Read fresh, not from the cache: the barrier decisions read this object's own last status
-    // write (when the account was seen in its segment), and after an API server restart a
-    // watch can stay on an expired resource version for minutes, so the cache would show a
-    // status from before that write and the account would never count as behind its barrier.
-    let Some(ral) = api.get_opt(&ral.name_any()).await? else {
+        Api::namespaced(ctx.kube.clone(), &cached.namespace().unwrap_or_default());
+    let Some(ral) = current(&ctx, &api, cached).await? else {
         return Ok(Action::await_change());
     };
-    let ral = Arc::new(ral);
     crate::controllers::reconcile::with_finalizer(
         &api,
         ral,
         async |r| apply(&r, &ctx, &api).await,
-        async |r| cleanup(&r, &ctx).await,
+        async |r| {
+            // The finalizer's removal is the object's last version: nothing to remember.
+            ctx.saw_version(r.as_ref(), None);
+            cleanup(&r, &ctx).await
+        },
     )
     .await
+}
+
+/// The licence as the API server holds it. The barrier decisions read this object's own last
+/// status write (when the account was seen in its segment), and after an API server restart a
+/// watch can stay on an expired resource version for minutes, so a cache could show a status
+/// from before that write and the account would never count as behind its barrier. So the
+/// cached object is used only at the version the operator last read or wrote; else it is read.
+async fn current(
+    ctx: &Context,
+    api: &Api<RemoteAssistLicense>,
+    cached: Arc<RemoteAssistLicense>,
+) -> Result<Option<Arc<RemoteAssistLicense>>, Error> {
+    if ctx.is_known_version(cached.as_ref()) {
+        return Ok(Some(cached));
+    }
+    let fresh = api.get_opt(&cached.name_any()).await?;
+    let version = fresh.as_ref().and_then(|r| r.resource_version());
+    ctx.saw_version(cached.as_ref(), version);
+    Ok(fresh.map(Arc::new))
+}
+
+/// Writes the licence's status when it changed, remembering the version written.
+pub(crate) async fn write_license_status(
+    ctx: &Context,
+    api: &Api<RemoteAssistLicense>,
+    ral: &RemoteAssistLicense,
+    status: &RemoteAssistLicenseStatus,
+) -> Result<bool, Error> {
+    let written = write_status_versioned(api, ral, ral.status.as_ref(), status).await?;
+    let wrote = written.is_some();
+    if wrote {
+        ctx.saw_version(ral, written);
+    }
+    Ok(wrote)
+}
+
+/// Nothing left to do: look again after the resync interval, when real work leaves room.
+pub(super) fn resync(ctx: &Context, ral: &RemoteAssistLicense) -> Action {
+    ctx.license_resyncs
+        .park(ObjectRef::from_obj(ral), ctx.config.resync);
+    Action::await_change()
 }
 
 /// Writes a refusal: status says why, an Event says it once.
@@ -139,7 +178,7 @@ async fn refuse(
         crate::controllers::reconcile::now(),
     )
     .refuse(reason, &message);
-    if write_status(api, ral, ral.status.as_ref(), &status).await? {
+    if write_license_status(ctx, api, ral, &status).await? {
         // Waiting for the vendor's groups is part of normal start-up, not a fault.
         let type_ = if reason == "VendorNotReady" {
             EventType::Normal
@@ -151,7 +190,7 @@ async fn refuse(
     // A refused licence keeps no enabled account, in every mode (it is disabled, never deleted).
     safety::disable_bound_account(ctx, ral, reason).await?;
     ctx.succeeded(ral);
-    Ok(Action::requeue(ctx.config.resync))
+    Ok(resync(ctx, ral))
 }
 
 /// The vendor, the adoption policy in force and the accounts group, once every check that
@@ -242,7 +281,7 @@ async fn apply(
         builder.status.previous_employee_type = previous.clone();
     }
     let status = builder.finish(plan.enablement_settled, desired.suspended);
-    let written = write_status(api, ral, ral.status.as_ref(), &status).await?;
+    let written = write_license_status(ctx, api, ral, &status).await?;
     if written {
         observe_first_ready(ctx, ral, &status);
     }
@@ -383,7 +422,7 @@ fn next_look(ctx: &Context, ral: &RemoteAssistLicense, plan: &plan::Plan, outcom
     } else if !outcome.done.is_empty() {
         Action::requeue(STEP_REQUEUE)
     } else {
-        Action::requeue(ctx.config.resync)
+        resync(ctx, ral)
     }
 }
 

@@ -8,7 +8,6 @@ use super::enforcement::Enforcement;
 use super::plan::{Desired, Plan};
 use super::status::StatusBuilder;
 use crate::context::Context;
-use crate::controllers::reconcile::write_status;
 use crate::crd::RemoteAssistLicense;
 use crate::crd::conditions::{Conditions, Status, types};
 use crate::directory::SkuTable;
@@ -88,7 +87,7 @@ pub async fn plan_only(
         );
         status.message = Some(message.clone());
     }
-    if write_status(api, ral, ral.status.as_ref(), &status).await? && n > 0 {
+    if super::write_license_status(ctx, api, ral, &status).await? && n > 0 {
         ctx.event(
             ral,
             EventType::Normal,
@@ -99,5 +98,5 @@ pub async fn plan_only(
         .await;
     }
     ctx.succeeded(ral);
-    Ok(Action::requeue(ctx.config.resync))
+    Ok(super::resync(ctx, ral))
 }
