@@ -148,10 +148,8 @@ fn judged(
     if let Some(run) = state.running.as_ref().filter(|r| r.started_after(since.0)) {
         return pending(
             "Applying",
-            format!(
-                "policy application {} is {} ({}%)",
-                run.id, run.status, run.percent
-            ),
+            // No percentage: it would rewrite every waiting account's status at each poll.
+            format!("policy application {} is {}", run.id, run.status),
         );
     }
     if let Some(run) = state.failed.as_ref().filter(|r| r.started_after(since.0)) {

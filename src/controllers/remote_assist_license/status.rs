@@ -198,16 +198,28 @@ impl StatusBuilder {
                 "NotRequired",
                 format!("VendorTenant {vendor_name} does not require barriers; the account is enabled once licensed"),
             ),
-            Enforcement::Enforced(app) => self.set(
-                types::BARRIER_ENFORCED,
-                Status::True,
-                "Enforced",
-                format!("in force since policy application {app} completed"),
-            ),
+            Enforcement::Enforced(app) => {
+                // Every later application covers the account again; naming the newest would
+                // rewrite the status of every enforced account after each application.
+                let message = self
+                    .enforced_since()
+                    .unwrap_or_else(|| format!("in force since policy application {app} completed"));
+                self.set(types::BARRIER_ENFORCED, Status::True, "Enforced", message)
+            }
             Enforcement::Pending { reason, message } => {
                 self.set(types::BARRIER_ENFORCED, Status::False, reason, message.clone())
             }
         }
+    }
+}
+
+impl StatusBuilder {
+    /// The message of a `BarrierEnforced` condition that is already True for this generation.
+    fn enforced_since(&self) -> Option<String> {
+        crate::crd::conditions::find(&self.status.conditions, types::BARRIER_ENFORCED)
+            .filter(|c| c.status == "True" && c.reason == "Enforced")
+            .filter(|c| c.observed_generation == self.status.observed_generation)
+            .map(|c| c.message.clone())
     }
 }
 
@@ -301,6 +313,31 @@ mod tests {
             error: "Others".into(),
         };
         assert!(group_license_message(&unknown, &skus).contains("sku-unknown"));
+    }
+
+    #[test]
+    fn a_later_application_does_not_rewrite_an_enforced_account() {
+        let at = |s: i64| Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap());
+        let mut b = StatusBuilder::new(None, Some(1), at(100));
+        b.barrier(&Enforcement::Enforced("first".into()), "v1");
+        let enforced = b.status.clone();
+        let mut b = StatusBuilder::new(Some(&enforced), Some(1), at(200));
+        b.barrier(&Enforcement::Enforced("second".into()), "v1");
+        assert_eq!(b.status, enforced, "the status stays as it was: nothing to write");
+        // Pending in between, then enforced again: the new application is named.
+        let mut b = StatusBuilder::new(Some(&enforced), Some(1), at(300));
+        b.barrier(
+            &Enforcement::Pending {
+                reason: "AwaitingApplication",
+                message: "m".into(),
+            },
+            "v1",
+        );
+        let pending = b.status.clone();
+        let mut b = StatusBuilder::new(Some(&pending), Some(1), at(400));
+        b.barrier(&Enforcement::Enforced("third".into()), "v1");
+        let c = crate::crd::conditions::find(&b.status.conditions, types::BARRIER_ENFORCED).unwrap();
+        assert!(c.message.contains("third"), "{}", c.message);
     }
 
     #[test]
