@@ -80,6 +80,13 @@ pub fn isolating_segment<'a>(
             ));
         }
     };
+    policy_in_force(segment)?;
+    Ok(segment)
+}
+
+/// Whether `segment`'s policy keeps its members apart: an Active allow policy, applied for the
+/// segment's current spec. Pure.
+fn policy_in_force(segment: &BarrierSegment) -> Result<(), Enforcement> {
     let seg = segment.name_any();
     if segment.policy_type() != PolicyType::Allow
         || segment.spec.policy_state.unwrap_or_default() != PolicyState::Active
@@ -103,7 +110,36 @@ pub fn isolating_segment<'a>(
             format!("BarrierSegment {seg}'s policy is not applied yet"),
         ));
     }
-    Ok(segment)
+    Ok(())
+}
+
+/// Whether a segment vouches for the accounts it holds: not being deleted, and its policy in
+/// force. A change to one that does not reaches every licence of its vendor (so that each is
+/// judged again, and disabled if need be); one that does, only the licences still waiting for
+/// their barrier. Pure.
+pub fn vouches(segment: &BarrierSegment) -> bool {
+    segment.metadata.deletion_timestamp.is_none() && policy_in_force(segment).is_ok()
+}
+
+/// Whether the licence's barrier was found enforced for its current generation. Pure.
+pub fn held_enforced(ral: &RemoteAssistLicense) -> bool {
+    ral.status.as_ref().is_some_and(|s| {
+        s.observed_generation == ral.metadata.generation
+            && conditions::find(&s.conditions, types::BARRIER_ENFORCED).is_some_and(|c| c.status == "True")
+    })
+}
+
+/// The licences a change of `segment` should bring back (see [`vouches`]). Pure.
+pub fn brought_back_by(
+    segment: &BarrierSegment,
+    licences: &[Arc<RemoteAssistLicense>],
+) -> Vec<kube::runtime::reflector::ObjectRef<RemoteAssistLicense>> {
+    let everyone = !vouches(segment);
+    licences
+        .iter()
+        .filter(|l| everyone || !held_enforced(l))
+        .map(|l| kube::runtime::reflector::ObjectRef::from_obj(l.as_ref()))
+        .collect()
 }
 
 /// Whether the account's barrier is enforced. Never judged on a segment cache still filling

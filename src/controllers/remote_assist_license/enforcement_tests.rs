@@ -97,3 +97,62 @@ fn a_segment_being_deleted_is_not_counted() {
     s.metadata.deletion_timestamp = Some(crate::controllers::reconcile::now());
     assert_eq!(reason(isolating_segment(&[Arc::new(s)], &vendor())), "NoSegment");
 }
+
+fn licence(name: &str, enforced: Option<&str>) -> Arc<RemoteAssistLicense> {
+    let conditions: Vec<Value> = enforced
+        .map(|status| {
+            json!({"type": "BarrierEnforced", "status": status, "reason": "r", "message": "",
+                   "lastTransitionTime": "2026-12-01T10:00:00Z", "observedGeneration": 1})
+        })
+        .into_iter()
+        .collect();
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "remoteassist.dev/v1alpha1", "kind": "RemoteAssistLicense",
+            "metadata": {"name": name, "namespace": "v1", "generation": 1},
+            "spec": {"vendorRef": {"name": "v1"}, "mailNickname": name,
+                     "displayName": name, "usageLocation": "US"},
+            "status": {"observedGeneration": 1, "conditions": conditions},
+        }))
+        .unwrap(),
+    )
+}
+
+fn names(refs: Vec<kube::runtime::reflector::ObjectRef<RemoteAssistLicense>>) -> Vec<String> {
+    refs.into_iter().map(|r| r.name).collect()
+}
+
+#[test]
+fn a_segment_in_force_brings_back_only_the_licences_still_waiting() {
+    let licences = [
+        licence("enforced", Some("True")),
+        licence("waiting", Some("False")),
+        licence("new", None),
+    ];
+    let applied = segment("v1-accounts", allow_accounts());
+    assert!(vouches(&applied));
+    assert_eq!(names(brought_back_by(&applied, &licences)), ["waiting", "new"]);
+}
+
+#[test]
+fn a_segment_that_stops_vouching_brings_back_every_licence_to_be_judged_again() {
+    let licences = [licence("enforced", Some("True")), licence("waiting", None)];
+    let every = ["enforced", "waiting"];
+    // Its spec changed and is not applied yet.
+    let mut changed = (*segment("v1-accounts", allow_accounts())).clone();
+    changed.metadata.generation = Some(2);
+    // Its policy made inactive.
+    let mut spec = allow_accounts();
+    spec["policyState"] = json!("Inactive");
+    let inactive = (*segment("v1-accounts", spec)).clone();
+    // Being deleted.
+    let mut deleted = (*segment("v1-accounts", allow_accounts())).clone();
+    deleted.metadata.deletion_timestamp = Some(crate::controllers::reconcile::now());
+    // A block list instead of an allow list.
+    let block = json!({"members": {"vendorAccounts": "v1"}, "blockedSegments": ["v2-accounts"]});
+    let block = (*segment("v1-accounts", block)).clone();
+    for s in [changed, inactive, deleted, block] {
+        assert!(!vouches(&s), "{s:?}");
+        assert_eq!(names(brought_back_by(&s, &licences)), every);
+    }
+}

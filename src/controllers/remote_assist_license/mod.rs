@@ -58,8 +58,9 @@ pub async fn run(
     // not on every status update of the vendor.
     let vendors = watch::filtered_stream(Api::all(client), wc.clone(), watch::vendor_binding, &ctx.metrics);
     // An account's barrier is decided by its vendor's accounts segment, read from the segment
-    // cache: look again when that segment's status changes (its policy applied by a newer
-    // application), once the cache holds the change.
+    // cache: look again when that segment changes, once the cache holds the change (every
+    // licence of the vendor if the segment no longer vouches for its accounts, else those still
+    // waiting for their barrier).
     let licenses = store.clone();
     // Adds to the accounts groups are written behind; each answer brings its licence back.
     let answered = ctx.directory.subscribe_joins().filter_map(|owner| async move {
@@ -71,10 +72,7 @@ pub async fn run(
         .reconcile_on(crate::controllers::pacer::released(ctx.license_resyncs.clone()))
         .watches_shared_stream(segment_updates, move |segment| {
             let vendor = segment.spec.members.vendor_accounts.clone().unwrap_or_default();
-            watch::licenses_of(&licenses, &vendor)
-                .iter()
-                .map(|l| ObjectRef::from_obj(l.as_ref()))
-                .collect::<Vec<_>>()
+            enforcement::brought_back_by(&segment, &watch::licenses_of(&licenses, &vendor))
         })
         .watches_stream(vendors, move |vendor| {
             watch::licenses_of(&store, &vendor.name_any())
