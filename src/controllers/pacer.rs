@@ -109,8 +109,9 @@ impl<R: Clone + Eq + Hash> Pacer<R> {
         Pass { pacer: self, resync }
     }
 
-    /// Parked objects, for metrics and tests.
-    pub fn parked(&self) -> usize {
+    /// Parked objects.
+    #[cfg(test)]
+    fn parked(&self) -> usize {
         self.state.lock().expect("lock").parked.len()
     }
 

@@ -121,14 +121,6 @@ pub fn vouches(segment: &BarrierSegment) -> bool {
     segment.metadata.deletion_timestamp.is_none() && policy_in_force(segment).is_ok()
 }
 
-/// Whether the licence's barrier was found enforced for its current generation. Pure.
-pub fn held_enforced(ral: &RemoteAssistLicense) -> bool {
-    ral.status.as_ref().is_some_and(|s| {
-        s.observed_generation == ral.metadata.generation
-            && conditions::find(&s.conditions, types::BARRIER_ENFORCED).is_some_and(|c| c.status == "True")
-    })
-}
-
 /// The licences a change of `segment` should bring back (see [`vouches`]). Pure.
 pub fn brought_back_by(
     segment: &BarrierSegment,
@@ -137,7 +129,7 @@ pub fn brought_back_by(
     let everyone = !vouches(segment);
     licences
         .iter()
-        .filter(|l| everyone || !held_enforced(l))
+        .filter(|l| everyone || !super::held_before(l, types::BARRIER_ENFORCED))
         .map(|l| kube::runtime::reflector::ObjectRef::from_obj(l.as_ref()))
         .collect()
 }

@@ -211,9 +211,7 @@ impl StatusBuilder {
             }
         }
     }
-}
 
-impl StatusBuilder {
     /// The message of a `BarrierEnforced` condition that is already True for this generation.
     fn enforced_since(&self) -> Option<String> {
         crate::crd::conditions::find(&self.status.conditions, types::BARRIER_ENFORCED)
