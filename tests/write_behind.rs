@@ -144,8 +144,40 @@ async fn a_patch_refused_for_a_member_already_sends_the_others_together_again() 
     );
     for (i, user) in t.users.iter().enumerate() {
         let joined = t.dir.join(&t.group, user, &format!("ns/l{i}"), true).await;
-        assert!(matches!(joined, Joined::Queued), "no failure to tell: {joined:?}");
+        assert!(matches!(joined, Joined::Added), "no failure to tell: {joined:?}");
     }
+}
+
+/// A pass that looked at the group before the sender's answer asks again after it: the add
+/// counts as done, and no second PATCH goes (Graph would refuse it: a member already).
+#[tokio::test]
+async fn an_add_asked_for_again_after_its_patch_is_not_sent_again() {
+    let t = tenant(3, &[]).await;
+    let mut rx = start_sender(&t.dir);
+    for (i, user) in t.users.iter().enumerate() {
+        t.dir.join(&t.group, user, &format!("ns/l{i}"), true).await;
+    }
+    assert_eq!(answers(&mut rx, 3).await.len(), 3);
+    let again = t.dir.join(&t.group, &t.users[1], "ns/l1", true).await;
+    assert!(matches!(again, Joined::Added), "{again:?}");
+    assert!(
+        !t.dir.take_joined(&t.group, &t.users[1]),
+        "told once, by the join"
+    );
+    assert!(
+        t.dir.take_joined(&t.group, &t.users[0]),
+        "the others still to be told"
+    );
+    let late = t.dir.join(&t.group, &t.users[2], "ns/l2", true).await;
+    assert!(matches!(late, Joined::Added), "{late:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(answered(&t.sim, "PATCH /v1.0/groups/{id}", "204").await, 1);
+    assert_eq!(
+        answered(&t.sim, "PATCH /v1.0/groups/{id}", "400").await,
+        0,
+        "nothing sent twice"
+    );
+    assert_eq!(members(&t).await.len(), 3);
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// What became of a request to add a user to a group.
 #[derive(Debug)]
 pub enum Joined {
-    /// In the group (sent on the spot: no sender runs).
+    /// In the group: sent on the spot (no sender runs), or sent behind since the owner last asked.
     Added,
     /// Queued, or being sent; the owner is told when the answer is in.
     Queued,
@@ -110,14 +110,19 @@ impl JoinQueue {
     }
 
     /// Queues an add (once: asking again while it waits or is sent changes nothing); returns
-    /// the last attempt's failure instead, if there is one.
+    /// the last attempt's failure instead, if there is one, and `Added` (once) when it was sent
+    /// since the owner last asked: a pass that looked at the group before that PATCH's answer
+    /// must not queue the add again, as Graph refuses a second add of a member.
     pub fn enqueue(&self, group: &str, add: Add) -> Joined {
         if let Some(owners) = self.expected.lock().unwrap().get_mut(group) {
             owners.remove(&add.owner);
         }
-        let failure = (group.to_owned(), add.user.clone());
-        if let Some(e) = self.failed.lock().unwrap().remove(&failure) {
+        let key = (group.to_owned(), add.user.clone());
+        if let Some(e) = self.failed.lock().unwrap().remove(&key) {
             return Joined::Failed(e);
+        }
+        if self.joined.lock().unwrap().remove(&key) {
+            return Joined::Added;
         }
         let mut groups = self.groups.lock().unwrap();
         let q = groups.entry(group.to_owned()).or_default();
@@ -284,6 +289,21 @@ mod tests {
             matches!(q.enqueue("g", add("u1")), Joined::Queued),
             "asked again: queued again"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_add_asked_for_again_after_its_answer_is_not_sent_twice() {
+        let q = JoinQueue::default();
+        let _answers = q.subscribe();
+        q.enqueue("g", add("u1"));
+        tokio::time::advance(QUIET_ALONE).await;
+        let (taken, _) = q.take_due(false);
+        q.answered("g", &taken[0].1[0], Ok(()));
+        // The owner's pass looked before the answer and asks again.
+        assert!(matches!(q.enqueue("g", add("u1")), Joined::Added));
+        tokio::time::advance(MAX_HOLD).await;
+        assert!(q.take_due(false).0.is_empty(), "nothing is sent again");
+        assert!(!q.take_joined("g", "u1"), "told once, by the enqueue");
     }
 
     #[tokio::test(start_paused = true)]
