@@ -4,11 +4,12 @@
 //! adds costs nothing while writes queue for Graph's write budget anyway, and a full PATCH
 //! spends one write where twenty single adds would spend twenty.
 //!
-//! A group's queue is sent when it holds 20, when its first add has waited [`MAX_HOLD`], or
-//! when no add has joined it for [`QUIET_ALONE`] (no account is on its way to the group) or
-//! [`QUIET`] (some are). While writes wait for the budget and accounts are on their way, it
-//! waits for them: they wait for their creates, their adds will come, and a half-empty
-//! PATCH now would take another write's place.
+//! A group's queue is sent in full PATCHes of 20 as it fills, and the rest when its first add
+//! has waited [`MAX_HOLD`], or when no add has joined it for [`QUIET_ALONE`] (no account is on
+//! its way to the group) or [`QUIET`] (some are). While writes wait for the budget the rest
+//! waits longer: for [`QUIET_SATURATED`] when no account is on its way, else for 20 or
+//! [`MAX_HOLD`], since the accounts on their way wait for their creates, their adds will
+//! come, and a half-empty PATCH now would take another write's place.
 
 use crate::graph::GraphError;
 use futures::channel::mpsc;
@@ -26,6 +27,9 @@ pub const BIND_LIMIT: usize = 20;
 pub const QUIET_ALONE: Duration = Duration::from_millis(250);
 /// ... and when some are, unless writes wait for the budget (see [`due`]).
 pub const QUIET: Duration = Duration::from_secs(1);
+/// While writes wait for the budget, a queue nothing joined for this long is sent when no
+/// account is on its way (adds at a budget's pace come seconds apart).
+pub const QUIET_SATURATED: Duration = Duration::from_secs(5);
 /// No add waits longer than this, whatever the budget.
 pub const MAX_HOLD: Duration = Duration::from_secs(40);
 /// How long an account on its way to a group is waited for (its create and the pass after).
@@ -55,22 +59,29 @@ pub struct Add {
 #[derive(Default)]
 struct GroupQueue {
     waiting: Vec<Add>,
-    first: Option<Instant>,
+    /// When each waiting add came, in order.
+    arrived: Vec<Instant>,
     last: Option<Instant>,
     /// Taken by the sender and not yet answered.
     sending: HashSet<String>,
 }
 
-/// Whether a group's waiting adds are due to be sent (pure). `coming`: accounts on their way
-/// to the group. While writes wait for the budget those wait for their creates and their adds
-/// will come; a half-empty PATCH now would take another write's place.
-pub fn due(waiting: usize, held: Duration, quiet: Duration, writes_waiting: bool, coming: usize) -> bool {
+/// How many of a group's waiting adds are due to be sent (pure): all of them, or only full
+/// PATCHes. `coming`: accounts on their way to the group. While writes wait for the budget
+/// those wait for their creates and their adds will come; a half-empty PATCH now would take
+/// another write's place.
+pub fn due(waiting: usize, held: Duration, quiet: Duration, writes_waiting: bool, coming: usize) -> usize {
     let quiet_enough = match (coming, writes_waiting) {
-        (0, _) => quiet >= QUIET_ALONE,
+        (0, false) => quiet >= QUIET_ALONE,
+        (0, true) => quiet >= QUIET_SATURATED,
         (_, false) => quiet >= QUIET,
         (_, true) => false,
     };
-    waiting >= BIND_LIMIT || (waiting > 0 && (held >= MAX_HOLD || quiet_enough))
+    if held >= MAX_HOLD || quiet_enough {
+        waiting
+    } else {
+        waiting - waiting % BIND_LIMIT
+    }
 }
 
 /// The queues, by group, and what the sender found.
@@ -130,7 +141,7 @@ impl JoinQueue {
             return Joined::Queued;
         }
         let now = Instant::now();
-        q.first.get_or_insert(now);
+        q.arrived.push(now);
         q.last = Some(now);
         q.waiting.push(add);
         if q.waiting.len() == 1 || q.waiting.len() >= BIND_LIMIT {
@@ -147,14 +158,19 @@ impl JoinQueue {
         let mut next: Option<Duration> = None;
         for (group, q) in groups.iter_mut() {
             let since = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| now.duration_since(t));
-            let (held, quiet) = (since(q.first), since(q.last));
+            let (held, quiet) = (since(q.arrived.first().copied()), since(q.last));
             let coming = self.coming(group, now);
-            if due(q.waiting.len(), held, quiet, writes_waiting, coming) {
-                let adds = std::mem::take(&mut q.waiting);
+            let n = due(q.waiting.len(), held, quiet, writes_waiting, coming);
+            if n > 0 {
+                let adds: Vec<Add> = q.waiting.drain(..n).collect();
+                q.arrived.drain(..n);
                 q.sending.extend(adds.iter().map(|a| a.user.clone()));
-                (q.first, q.last) = (None, None);
+                if q.waiting.is_empty() {
+                    q.last = None;
+                }
                 taken.push((group.clone(), adds));
-            } else if !q.waiting.is_empty() {
+            }
+            if !q.waiting.is_empty() {
                 let until = MAX_HOLD
                     .saturating_sub(held)
                     .min(QUIET_ALONE.saturating_sub(quiet))
@@ -238,32 +254,78 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_goes_at_once_and_a_quiet_one_only_while_writes_do_not_wait() {
+    fn full_patches_go_at_once_and_the_rest_when_quiet_for_the_budget_s_state() {
         let (s, ms) = (Duration::from_secs, Duration::from_millis);
-        assert!(!due(0, s(100), s(100), false, 0), "nothing to send");
-        assert!(
+        assert_eq!(due(0, s(100), s(100), false, 0), 0, "nothing to send");
+        assert_eq!(
             due(2, ms(300), QUIET_ALONE, false, 0),
+            2,
             "nothing else is coming: go"
         );
-        assert!(
-            !due(2, ms(300), QUIET_ALONE, false, 1),
+        assert_eq!(
+            due(2, ms(300), QUIET_ALONE, false, 1),
+            0,
             "another add is on its way"
         );
-        assert!(due(20, s(0), s(0), true, 9), "20 fill a PATCH");
-        assert!(
-            !due(5, s(10), s(5), true, 3),
+        assert_eq!(due(20, s(0), s(0), true, 9), 20, "20 fill a PATCH");
+        assert_eq!(
+            due(45, s(1), s(0), true, 9),
+            40,
+            "full PATCHes go, the rest fills"
+        );
+        assert_eq!(
+            due(5, s(10), s(4), true, 3),
+            0,
             "writes wait and adds are coming: a half-empty PATCH would take a place"
         );
-        assert!(due(5, s(10), s(5), true, 0), "writes wait, but no add is coming");
-        assert!(
+        assert_eq!(
+            due(5, s(10), s(4), true, 0),
+            0,
+            "writes wait: adds at the budget's pace come seconds apart"
+        );
+        assert_eq!(
+            due(5, s(10), QUIET_SATURATED, true, 0),
+            5,
+            "writes wait, but no add came for long and none is coming"
+        );
+        assert_eq!(
             due(5, s(10), s(5), false, 3),
+            5,
             "quiet, and the write costs nobody anything"
         );
-        assert!(!due(5, s(10), ms(200), false, 0), "others are still joining");
-        assert!(
+        assert_eq!(due(5, s(10), ms(200), false, 0), 0, "others are still joining");
+        assert_eq!(
             due(1, MAX_HOLD, s(0), true, 9),
+            1,
             "no add waits longer than MAX_HOLD"
         );
+        assert_eq!(due(21, MAX_HOLD, s(0), true, 9), 21, "the overdue one goes too");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rest_of_a_full_take_waits_by_its_own_age() {
+        let q = JoinQueue::default();
+        for i in 0..2 {
+            q.enqueue("g", add(&format!("a{i}")));
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        for i in 0..20 {
+            q.enqueue("g", add(&format!("b{i}")));
+        }
+        q.expect("g", "ns/coming");
+        let (taken, _) = q.take_due(true);
+        assert_eq!(taken[0].1.len(), 20, "one full PATCH, the oldest first; two wait");
+        assert_eq!(taken[0].1[0], add("a0"));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        q.expect("g", "ns/coming");
+        assert!(
+            q.take_due(true).0.is_empty(),
+            "the two came 10 s ago, not 40 s: they wait to fill a PATCH"
+        );
+        tokio::time::advance(MAX_HOLD - Duration::from_secs(10)).await;
+        q.expect("g", "ns/coming");
+        let (taken, _) = q.take_due(true);
+        assert_eq!(taken[0].1, vec![add("b18"), add("b19")], "overdue now");
     }
 
     #[tokio::test(start_paused = true)]
@@ -318,22 +380,32 @@ mod tests {
         q.expect("g", "ns/u3");
         q.enqueue("g", add("u3"));
         tokio::time::advance(QUIET_ALONE).await;
+        assert!(
+            q.take_due(true).0.is_empty(),
+            "nothing is coming, but while writes wait adds come seconds apart"
+        );
+        assert_eq!(q.take_due(false).0.len(), 1, "writes do not wait: go");
+        q.enqueue("g", add("u4"));
+        tokio::time::advance(QUIET_SATURATED).await;
         assert_eq!(
             q.take_due(true).0.len(),
             1,
-            "its add came: nothing is coming any more"
+            "its add came and no other for long: nothing is coming any more"
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn twenty_go_in_one_take_and_a_stopped_sender_lets_its_adds_be_queued_again() {
+    async fn full_patches_go_at_once_and_a_stopped_sender_lets_its_adds_be_queued_again() {
         let q = JoinQueue::default();
-        for i in 0..25 {
+        for i in 0..45 {
             q.enqueue("g", add(&format!("u{i}")));
         }
         let running = q.start();
         let (taken, _) = q.take_due(true);
-        assert_eq!(taken[0].1.len(), 25, "the sender cuts them into PATCHes of 20");
+        assert_eq!(taken[0].1.len(), 40, "two full PATCHes; five wait for more");
+        tokio::time::advance(QUIET_ALONE).await;
+        let (taken, _) = q.take_due(false);
+        assert_eq!(taken[0].1.len(), 5, "quiet, and writes do not wait");
         assert!(matches!(q.enqueue("g", add("u3")), Joined::Queued));
         drop(running);
         assert!(!q.running());

@@ -74,14 +74,22 @@ pub struct Budget {
     enabled: bool,
     /// Writes waiting for a token right now: the write bucket is the bottleneck.
     writes_waiting: AtomicUsize,
+    /// When a write last stopped waiting (see [`Budget::writes_saturated`]).
+    last_waited: std::sync::Mutex<Option<Instant>>,
 }
 
+/// How long the write bucket counts as the bottleneck after a write last waited: between two
+/// writes of a saturated budget a moment passes where none waits, and a membership PATCH
+/// sent in that moment half empty would still take the next write's place.
+pub const SATURATION_MEMORY: Duration = Duration::from_secs(2);
+
 /// Counts a write as waiting for as long as it waits (also when its caller goes away).
-struct Waiting<'a>(&'a AtomicUsize);
+struct Waiting<'a>(&'a Budget);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        *self.0.last_waited.lock().unwrap() = Some(Instant::now());
+        self.0.writes_waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -96,6 +104,7 @@ impl Budget {
             }),
             enabled: true,
             writes_waiting: AtomicUsize::new(0),
+            last_waited: std::sync::Mutex::new(None),
         }
     }
 
@@ -141,17 +150,22 @@ impl Budget {
                 waiting = None;
             } else if waiting.is_none() {
                 self.writes_waiting.fetch_add(1, Ordering::Relaxed);
-                waiting = Some(Waiting(&self.writes_waiting));
+                waiting = Some(Waiting(self));
             }
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
     }
 
-    /// Whether writes are waiting for the write bucket now (not for resource units): every write
-    /// sent takes the place of another, so writes that can wait (membership written behind)
-    /// should.
+    /// Whether writes wait for the write bucket (not for resource units), now or within
+    /// [`SATURATION_MEMORY`]: every write sent takes the place of another, so writes that can
+    /// wait (membership written behind) should.
     pub fn writes_saturated(&self) -> bool {
         self.writes_waiting.load(Ordering::Relaxed) > 0
+            || self
+                .last_waited
+                .lock()
+                .unwrap()
+                .is_some_and(|t| t.elapsed() < SATURATION_MEMORY)
     }
 
     /// Each bucket now: (name, capacity, window, share in use); nothing in use when disabled.
@@ -273,7 +287,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn writes_count_as_saturated_only_while_one_waits() {
+    async fn writes_count_as_saturated_while_one_waits_and_shortly_after() {
         let budget = std::sync::Arc::new(Budget::new(BudgetConfig {
             resource_units_per_10s: 100.0,
             writes_per_150s: 1.0,
@@ -294,6 +308,11 @@ mod tests {
         );
         waiter.abort();
         let _ = waiter.await;
+        assert!(
+            budget.writes_saturated(),
+            "a write waited a moment ago: the next may come"
+        );
+        tokio::time::sleep(SATURATION_MEMORY).await;
         assert!(
             !budget.writes_saturated(),
             "a waiter that went away no longer counts"
