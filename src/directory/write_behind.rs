@@ -58,12 +58,22 @@ pub struct Add {
 
 #[derive(Default)]
 struct GroupQueue {
-    waiting: Vec<Add>,
-    /// When each waiting add came, in order.
-    arrived: Vec<Instant>,
-    last: Option<Instant>,
+    /// The adds waiting, in order, each with when it came.
+    waiting: Vec<(Add, Instant)>,
     /// Taken by the sender and not yet answered.
     sending: HashSet<String>,
+}
+
+impl GroupQueue {
+    /// When the oldest waiting add came.
+    fn first(&self) -> Option<Instant> {
+        self.waiting.first().map(|(_, at)| *at)
+    }
+
+    /// When the newest waiting add came.
+    fn last(&self) -> Option<Instant> {
+        self.waiting.last().map(|(_, at)| *at)
+    }
 }
 
 /// How many of a group's waiting adds are due to be sent (pure): all of them, or only full
@@ -137,13 +147,10 @@ impl JoinQueue {
         }
         let mut groups = self.groups.lock().unwrap();
         let q = groups.entry(group.to_owned()).or_default();
-        if q.sending.contains(&add.user) || q.waiting.iter().any(|a| a.user == add.user) {
+        if q.sending.contains(&add.user) || q.waiting.iter().any(|(a, _)| a.user == add.user) {
             return Joined::Queued;
         }
-        let now = Instant::now();
-        q.arrived.push(now);
-        q.last = Some(now);
-        q.waiting.push(add);
+        q.waiting.push((add, Instant::now()));
         if q.waiting.len() == 1 || q.waiting.len() >= BIND_LIMIT {
             self.wake.notify_one();
         }
@@ -158,19 +165,17 @@ impl JoinQueue {
         let mut next: Option<Duration> = None;
         for (group, q) in groups.iter_mut() {
             let since = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| now.duration_since(t));
-            let (held, quiet) = (since(q.arrived.first().copied()), since(q.last));
+            let (held, quiet) = (since(q.first()), since(q.last()));
             let coming = self.coming(group, now);
             let n = due(q.waiting.len(), held, quiet, writes_waiting, coming);
             if n > 0 {
-                let adds: Vec<Add> = q.waiting.drain(..n).collect();
-                q.arrived.drain(..n);
+                let adds: Vec<Add> = q.waiting.drain(..n).map(|(a, _)| a).collect();
                 q.sending.extend(adds.iter().map(|a| a.user.clone()));
-                if q.waiting.is_empty() {
-                    q.last = None;
-                }
                 taken.push((group.clone(), adds));
             }
             if !q.waiting.is_empty() {
+                // The rest's own age: its first add may have come well after the taken ones.
+                let held = since(q.first());
                 let until = MAX_HOLD
                     .saturating_sub(held)
                     .min(QUIET_ALONE.saturating_sub(quiet))
