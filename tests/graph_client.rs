@@ -238,7 +238,11 @@ async fn batch_items_throttled_inside_a_200_are_retried_and_results_keep_their_o
         .collect();
     let results = graph.batch(&requests).await;
     for (i, r) in results.iter().enumerate() {
-        let body = &r.as_ref().expect("every item succeeds after retries").body;
+        let body = r
+            .as_ref()
+            .expect("every item succeeds after retries")
+            .body
+            .value();
         assert!(
             body["userPrincipalName"]
                 .as_str()

@@ -359,11 +359,10 @@ impl Directory {
     pub async fn user(&self, key: &str) -> Result<Option<DirUser>, GraphError> {
         match self
             .graph
-            .get(&format!("/users/{}?$select={USER_SELECT}", segment(key)))
+            .get_as::<DirUser>(&format!("/users/{}?$select={USER_SELECT}", segment(key)))
             .await
         {
-            Ok(v) => {
-                let user: DirUser = decode(v, "user")?;
+            Ok(user) => {
                 self.view.read_user(key, Some(&user));
                 Ok(Some(user))
             }
@@ -439,7 +438,7 @@ impl Directory {
         let answer = self.graph.call(Method::POST, "/users", Some(body)).await?;
         // Graph answers with a few default properties only: what was asked for fills the rest.
         let mut known = body.clone();
-        if let Some(fields) = answer.body.as_object() {
+        if let Some(fields) = answer.body.value().as_object() {
             for (k, v) in fields.iter().filter(|(_, v)| !v.is_null()) {
                 known[k] = v.clone();
             }
@@ -531,10 +530,10 @@ impl Directory {
     pub async fn group(&self, id: &str) -> Result<Option<DirGroup>, GraphError> {
         let group = match self
             .graph
-            .get(&format!("/groups/{}?$select={GROUP_SELECT}", segment(id)))
+            .get_as::<DirGroup>(&format!("/groups/{}?$select={GROUP_SELECT}", segment(id)))
             .await
         {
-            Ok(v) => Some(decode(v, "group")?),
+            Ok(group) => Some(group),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
@@ -591,7 +590,7 @@ impl Directory {
             "securityEnabled": true,
         });
         let answer = self.graph.call(Method::POST, "/groups", Some(&body)).await?;
-        let group: DirGroup = decode(answer.body, "created group")?;
+        let group: DirGroup = decode(answer.body.value(), "created group")?;
         self.view.read_group(&group.id, Some(&group));
         Ok(group)
     }

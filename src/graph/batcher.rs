@@ -7,6 +7,7 @@
 //! batching saves round trips and connections, not budget; the budget is taken per item before
 //! it is queued.
 
+use super::body::{Body, batch_items};
 use super::error::GraphError;
 use super::transport::{Raw, Transport};
 use reqwest::Method;
@@ -110,7 +111,7 @@ async fn dispatch(mut items: Vec<Item>, transport: Arc<Transport>) {
         // The batch itself was refused (throttled, unavailable): every item carries that answer
         // back to its own caller, whose retry loop decides.
         Ok(raw) if raw.status >= 400 => items.iter().map(|_| Ok(raw.clone())).collect(),
-        Ok(raw) => split(raw.body, items.len()),
+        Ok(raw) => split(&raw.body, items.len()),
         Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
     };
     for (item, answer) in items.into_iter().zip(answers) {
@@ -119,28 +120,24 @@ async fn dispatch(mut items: Vec<Item>, transport: Arc<Transport>) {
 }
 
 /// The `$batch` answer, item by item, in request order (item `i` has the id `"i"`).
-/// The answer is taken apart, not copied: a batch of twenty users is a sizeable document.
+/// Each item's body is copied out as text, never parsed here: a batch of twenty pages of users
+/// is a sizeable document, and each reader decodes its own into the type it wants.
 /// An item without a valid HTTP status is an error: read as success, a refused write would be
 /// reported as done.
-pub(super) fn split(mut body: Value, n: usize) -> Vec<Result<Raw, GraphError>> {
+pub(super) fn split(body: &Body, n: usize) -> Vec<Result<Raw, GraphError>> {
     let mut out: Vec<Result<Raw, GraphError>> = (0..n)
         .map(|i| Err(GraphError::Decode(format!("the $batch answer lacks item {i}"))))
         .collect();
-    // `get_mut`, not indexing: indexing into a body that is not an object panics.
-    let responses = match body.get_mut("responses").map(Value::take) {
-        Some(Value::Array(a)) => a,
-        _ => Vec::new(),
-    };
-    for mut r in responses {
-        let Some(i) = r["id"]
-            .as_str()
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|i| *i < n)
+    for r in batch_items(body) {
+        let Some(i) =
+            r.id.as_str()
+                .and_then(|s| s.parse::<usize>().ok())
+                .filter(|i| *i < n)
         else {
             continue;
         };
         let header = |name: &str| {
-            r["headers"]
+            r.headers
                 .as_object()
                 .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
                 .map(|(_, v)| v)
@@ -149,14 +146,15 @@ pub(super) fn split(mut body: Value, n: usize) -> Vec<Result<Raw, GraphError>> {
             .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
             .map(super::transport::retry_after_secs);
         let request_id = header("request-id").and_then(|v| v.as_str()).map(str::to_owned);
-        let status = r["status"]
+        let status = r
+            .status
             .as_u64()
             .and_then(|s| u16::try_from(s).ok())
             .filter(|s| (100..=599).contains(s));
         out[i] = match status {
             Some(status) => Ok(Raw {
                 status,
-                body: r.get_mut("body").map(Value::take).unwrap_or_default(),
+                body: r.body.map(Body::from).unwrap_or_default(),
                 request_id,
                 retry_after,
             }),
@@ -173,6 +171,10 @@ pub(super) fn split(mut body: Value, n: usize) -> Vec<Result<Raw, GraphError>> {
 mod tests {
     use super::*;
 
+    fn body_of(v: &Value) -> Body {
+        Body::from_bytes(serde_json::to_vec(v).unwrap())
+    }
+
     #[test]
     fn batch_answers_are_matched_to_items_by_id() {
         let body = json!({"responses": [
@@ -180,9 +182,12 @@ mod tests {
             {"id": "0", "status": 200, "headers": {"request-id": "r0"}, "body": {"id": "u0"}},
             {"id": "9", "status": 200, "body": {}},
         ]});
-        let out = split(body, 3);
+        let out = split(&body_of(&body), 3);
         let first = out[0].as_ref().unwrap();
-        assert_eq!((first.status, first.body["id"].as_str()), (200, Some("u0")));
+        assert_eq!(
+            (first.status, first.body.value()["id"].as_str()),
+            (200, Some("u0"))
+        );
         assert_eq!(first.request_id.as_deref(), Some("r0"));
         let second = out[1].as_ref().unwrap();
         assert_eq!(
@@ -203,7 +208,7 @@ mod tests {
             {"id": "2", "status": 70000, "body": {}},
             {"id": "3", "status": 204},
         ]});
-        let out = split(body, 4);
+        let out = split(&body_of(&body), 4);
         for (i, r) in out[..3].iter().enumerate() {
             let e = r.as_ref().expect_err("no valid status");
             assert!(e.to_string().contains("no valid status"), "item {i}: {e}");
@@ -219,7 +224,7 @@ mod tests {
             json!([1]),
             json!({"responses": [true, "x", {"id": "0"}]}),
         ] {
-            assert!(split(body.clone(), 2).iter().all(Result::is_err), "{body}");
+            assert!(split(&body_of(&body), 2).iter().all(Result::is_err), "{body}");
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `@odata.nextLink` verbatim.
 
 use super::batcher::{Batcher, MAX_BATCH, split};
+use super::body::Body;
 use super::budget::{Budget, cost};
 use super::credentials::TokenProvider;
 use super::error::GraphError;
@@ -49,7 +50,7 @@ impl RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
-    pub body: Value,
+    pub body: Body,
     pub request_id: Option<String>,
 }
 
@@ -179,7 +180,7 @@ impl GraphClient {
                 raw.status,
                 raw.request_id,
                 raw.retry_after,
-                &raw.body,
+                &raw.body.value(),
             ));
         }
         Ok(Answer {
@@ -225,7 +226,14 @@ impl GraphClient {
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, GraphError> {
-        Ok(self.call(Method::GET, path, None).await?.body)
+        Ok(self.call(Method::GET, path, None).await?.body.value())
+    }
+
+    /// A GET answer decoded as `T`, without building a `Value` on the way.
+    pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, GraphError> {
+        let body = self.call(Method::GET, path, None).await?.body;
+        body.decode()
+            .map_err(|e| GraphError::Decode(format!("the answer of {}: {e}", path_only(path))))
     }
 
     /// Every item of a collection, following `@odata.nextLink` until it is absent.
@@ -240,7 +248,11 @@ impl GraphClient {
         let mut next = Some(path.to_owned());
         let mut seen = std::collections::HashSet::new();
         while let Some(url) = next {
-            let page: Page<T> = serde_json::from_value(self.get(&url).await?)
+            let page: Page<T> = self
+                .call(Method::GET, &url, None)
+                .await?
+                .body
+                .decode()
                 .map_err(|e| GraphError::Decode(format!("a page of {}: {e}", path_only(path))))?;
             items.extend(page.value);
             next = page.next_link;
@@ -335,7 +347,7 @@ impl GraphClient {
         };
         let mut retry = Vec::new();
         let mut wait = Duration::ZERO;
-        for (i, answer) in pending.iter().copied().zip(split(outer.body, pending.len())) {
+        for (i, answer) in pending.iter().copied().zip(split(&outer.body, pending.len())) {
             let e = match answer {
                 Ok(raw) if raw.status < 400 => {
                     results[i] = Some(Ok(Answer {
@@ -345,7 +357,9 @@ impl GraphClient {
                     }));
                     continue;
                 }
-                Ok(raw) => GraphError::from_response(raw.status, raw.request_id, raw.retry_after, &raw.body),
+                Ok(raw) => {
+                    GraphError::from_response(raw.status, raw.request_id, raw.retry_after, &raw.body.value())
+                }
                 Err(e) => e,
             };
             if e.is_transient() && attempt < self.policy.max_attempts {

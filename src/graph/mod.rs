@@ -3,12 +3,14 @@
 //! Microsoft or to the simulated tenant; only the base URL and authority differ.
 
 pub mod batcher;
+pub mod body;
 pub mod budget;
 pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod transport;
 
+pub use body::Body;
 pub use budget::{Budget, BudgetConfig};
 pub use client::{Answer, BatchRequest, GraphClient, RetryPolicy, odata_string};
 pub use credentials::{AppIdentity, Credential, Secret, TokenProvider};

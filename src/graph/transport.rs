@@ -3,6 +3,7 @@
 //! budget) is the client's job, so a `$batch` item and a direct request are read the same way.
 //! Also the limits every outbound client shares: connect and total timeouts, and body caps.
 
+use super::body::Body;
 use super::credentials::TokenProvider;
 use super::error::GraphError;
 use reqwest::Method;
@@ -14,7 +15,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Raw {
     pub status: u16,
-    pub body: Value,
+    pub body: Body,
     pub request_id: Option<String>,
     pub retry_after: Option<Duration>,
 }
@@ -66,7 +67,8 @@ pub async fn read_capped(mut response: reqwest::Response, limit: usize) -> Resul
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
-    let mut body = Vec::new();
+    // Sized once when the length is announced, instead of doubling towards it.
+    let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n as usize));
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
         if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge);
@@ -128,14 +130,9 @@ impl Transport {
             },
             BodyError::Read(e) => transport_error(e),
         })?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
         Ok(Raw {
             status,
-            body,
+            body: Body::from_bytes(bytes),
             request_id,
             retry_after,
         })
