@@ -232,8 +232,13 @@ impl GraphClient {
     /// A GET answer decoded as `T`, without building a `Value` on the way.
     pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, GraphError> {
         let body = self.call(Method::GET, path, None).await?.body;
-        body.decode()
-            .map_err(|e| GraphError::Decode(format!("the answer of {}: {e}", path_only(path))))
+        // The route, not the path: a path can hold a user principal name.
+        body.decode().map_err(|e| {
+            GraphError::Decode(format!(
+                "the answer of {}: {e}",
+                crate::metrics::route_template(path)
+            ))
+        })
     }
 
     /// Every item of a collection, following `@odata.nextLink` until it is absent.
