@@ -164,10 +164,18 @@ fn wire(
 ) -> (Arc<Context>, Streams) {
     let wc = watch::config(&config);
     let (vendors, vendor_cache) = watch::vendor_cache(Api::all(kube.clone()), wc.clone(), &metrics);
-    let (vendor_store, vendor_stream) =
-        watch::filtered::<VendorTenant>(Api::all(kube.clone()), wc.clone(), &metrics);
-    let (licenses, license_stream) =
-        watch::filtered::<RemoteAssistLicense>(Api::all(kube.clone()), wc.clone(), &metrics);
+    let (vendor_store, vendor_stream) = watch::filtered::<VendorTenant>(
+        Api::all(kube.clone()),
+        wc.clone(),
+        watch::forget_managed_fields,
+        &metrics,
+    );
+    let (licenses, license_stream) = watch::filtered(
+        Api::all(kube.clone()),
+        wc.clone(),
+        watch::forget_unread_license_metadata,
+        &metrics,
+    );
     let (segments, segment_stream, segment_updates) =
         watch::filtered_subscribed::<BarrierSegment>(Api::all(kube.clone()), wc, &metrics);
     let coordinator = Arc::new(Coordinator::new(

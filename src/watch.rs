@@ -161,10 +161,31 @@ pub fn forget_managed_fields<K: Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
 
-/// A cached, filtered watch for a controller's main kind.
+/// The prefix of the annotations the operator reads on its objects.
+const OWN_ANNOTATIONS: &str = "remoteassist.dev/";
+
+/// What the licence cache keeps of a licence's metadata: no reconciler reads a licence's
+/// labels or annotations other than the operator's own, and thousands of licences each with
+/// a GitOps tool's labels (or `kubectl apply`'s copy of the whole object in an annotation)
+/// would otherwise cost more than their specs and statuses together.
+pub fn forget_unread_license_metadata(ral: &mut crate::crd::RemoteAssistLicense) {
+    forget_managed_fields(ral);
+    let meta = &mut ral.metadata;
+    meta.labels = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|k, _| k.starts_with(OWN_ANNOTATIONS));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// A cached, filtered watch for a controller's main kind; `slim` takes out of each object
+/// what no reader of the cache needs.
 pub fn filtered<K>(
     api: Api<K>,
     wc: watcher::Config,
+    slim: fn(&mut K),
     metrics: &Arc<Metrics>,
 ) -> (
     Cache<K>,
@@ -174,7 +195,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    cached_and_filtered(reader, writer, api, wc, metrics)
+    cached_and_filtered(reader, writer, api, wc, slim, metrics)
 }
 
 /// How many updates a subscription to a cache may fall behind before the cache's watch waits.
@@ -197,7 +218,7 @@ where
 {
     let (reader, writer) = reflector::store_shared(SUBSCRIPTION_BUFFER);
     let subscription = writer.subscribe().expect("a shared store can be subscribed to");
-    let (cache, stream) = cached_and_filtered(reader, writer, api, wc, metrics);
+    let (cache, stream) = cached_and_filtered(reader, writer, api, wc, forget_managed_fields, metrics);
     (cache, stream, subscription)
 }
 
@@ -206,6 +227,7 @@ fn cached_and_filtered<K>(
     writer: reflector::store::Writer<K>,
     api: Api<K>,
     wc: watcher::Config,
+    slim: fn(&mut K),
     metrics: &Arc<Metrics>,
 ) -> (
     Cache<K>,
@@ -222,7 +244,7 @@ where
                 listed.send_replace(true);
             }
         })
-        .modify(forget_managed_fields)
+        .modify(slim)
         // `reflect_shared` tells a subscription (if any) once the store holds the object.
         .reflect_shared(writer)
         .applied_objects()
@@ -323,6 +345,32 @@ mod tests {
     use super::*;
     use kube::runtime::utils::Backoff;
     use std::time::Duration;
+
+    #[test]
+    fn the_licence_cache_keeps_only_the_operator_s_own_annotations() {
+        let mut ral: crate::crd::RemoteAssistLicense = serde_json::from_value(serde_json::json!({
+            "apiVersion": "remoteassist.dev/v1alpha1", "kind": "RemoteAssistLicense",
+            "metadata": {"name": "t1", "namespace": "v1", "labels": {"app": "x"},
+                "annotations": {"remoteassist.dev/mode": "plan",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                "managedFields": [{"manager": "kubectl"}], "finalizers": ["remoteassist.dev/cleanup"]},
+            "spec": {"vendorRef": {"name": "v1"}, "displayName": "T", "mailNickname": "t1",
+                "usageLocation": "US"},
+        }))
+        .unwrap();
+        forget_unread_license_metadata(&mut ral);
+        let m = &ral.metadata;
+        assert!(m.labels.is_none() && m.managed_fields.is_none());
+        let kept: Vec<&String> = m.annotations.iter().flatten().map(|(k, _)| k).collect();
+        assert_eq!(kept, ["remoteassist.dev/mode"]);
+        assert_eq!(
+            m.finalizers.as_deref(),
+            Some(&["remoteassist.dev/cleanup".to_owned()][..])
+        );
+        ral.metadata.annotations = Some([("a/b".to_owned(), String::new())].into());
+        forget_unread_license_metadata(&mut ral);
+        assert!(ral.metadata.annotations.is_none());
+    }
 
     #[test]
     fn a_failing_watch_is_retried_within_seconds_however_long_it_fails() {

@@ -10,7 +10,7 @@ pub mod write_behind;
 use crate::graph::{GraphClient, GraphError, odata_string};
 use futures::future::join_all;
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -29,6 +29,16 @@ pub const ADOPTED_MARK: &str = "adopted:";
 /// Group description prefix that marks a group as created by this operator (uid follows).
 pub const MANAGED_GROUP_PREFIX: &str = "Managed by remote-assist-operator; owner uid ";
 
+fn managed_users_path() -> String {
+    let filter = format!("startswith(employeeType,{})", odata_string(MANAGED_USER_PREFIX));
+    let query = crate::graph::client::encode_query(&[
+        ("$filter", &filter),
+        ("$select", USER_SELECT),
+        ("$top", "999"),
+    ]);
+    format!("/users?{query}")
+}
+
 /// Values Graph takes in one `$filter=... in (...)`.
 const IN_LIMIT: usize = 15;
 
@@ -40,38 +50,44 @@ fn id_in(ids: &[String]) -> String {
 const USER_SELECT: &str = "id,userPrincipalName,displayName,mailNickname,accountEnabled,usageLocation,employeeType,onPremisesExtensionAttributes,department,companyName,assignedLicenses,licenseAssignmentStates";
 const GROUP_SELECT: &str = "id,displayName,description,assignedLicenses,securityEnabled";
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+// Serialize: the directory view keeps users as compact JSON (see `view::Packed`); what is
+// left out when empty is what `Deserialize` defaults.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignedLicense {
     pub sku_id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_plans: Vec<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct DirUser {
     pub id: String,
     pub user_principal_name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_enabled: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_location: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employee_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
     /// The extension attributes that hold a value (Graph sends all fifteen, mostly null; a
     /// thousand users' nulls cost megabytes in the view).
-    #[serde(default, deserialize_with = "attributes_set")]
+    #[serde(
+        default,
+        deserialize_with = "attributes_set",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub on_premises_extension_attributes: BTreeMap<String, Option<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assigned_licenses: Vec<AssignedLicense>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub license_assignment_states: Vec<LicenseState>,
 }
 
@@ -91,21 +107,21 @@ pub fn upn_domain(upn: &str) -> String {
 }
 
 /// One entry of `licenseAssignmentStates`: tells direct assignments from inherited ones.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LicenseState {
     pub sku_id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_by_group: Option<String>,
     /// `Active`, `ActiveWithError`, `Disabled` or `Error`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// `None`, or why group licensing failed: `CountViolation`, `MutuallyExclusiveViolation`,
     /// `DependencyViolation`, `ProhibitedInUsageLocationViolation`, `UniquenessViolation`,
     /// `Others` (https://learn.microsoft.com/graph/api/resources/licenseassignmentstate).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated_date_time: Option<String>,
 }
 
@@ -271,8 +287,13 @@ impl Directory {
         let groups = join_all(known.groups.chunks(IN_LIMIT).map(|ids| self.groups_by_id(ids)));
         let members = join_all(known.member_lists.iter().map(|g| self.members(g)));
         let others = join_all(known.other_users.iter().map(|u| self.user(u)));
-        let (users, groups, members, others, skus) =
-            tokio::join!(self.managed_users(), groups, members, others, self.skus(true));
+        let (users, groups, members, others, skus) = tokio::join!(
+            self.managed_users_packed(),
+            groups,
+            members,
+            others,
+            self.skus(true)
+        );
         // One object that cannot be read is read again when it is asked for; the listing of
         // managed users is what the refresh is for.
         for failed in [
@@ -376,13 +397,16 @@ impl Directory {
 
     /// Every user the operator marked as its own.
     pub async fn managed_users(&self) -> Result<Vec<DirUser>, GraphError> {
-        let filter = format!("startswith(employeeType,{})", odata_string(MANAGED_USER_PREFIX));
-        let query = crate::graph::client::encode_query(&[
-            ("$filter", &filter),
-            ("$select", USER_SELECT),
-            ("$top", "999"),
-        ]);
-        self.graph.list_as(&format!("/users?{query}")).await
+        self.graph.list_as(&managed_users_path()).await
+    }
+
+    /// [`Self::managed_users`] as the view keeps them (by id), packed page by page.
+    async fn managed_users_packed(&self) -> Result<Vec<(String, view::Packed)>, GraphError> {
+        let pack = |u: DirUser| {
+            let packed = view::Packed::new(&u);
+            (u.id, packed)
+        };
+        self.graph.list_map(&managed_users_path(), pack).await
     }
 
     /// The directory roles a user holds, directly or through a role-assignable group (its

@@ -3,7 +3,7 @@
 //! transport failures with exponential backoff and jitter. Collections are paged by following
 //! `@odata.nextLink` verbatim.
 
-use super::batcher::{Batcher, MAX_BATCH, split};
+use super::batcher::{Batcher, Linger, MAX_BATCH, split};
 use super::body::Body;
 use super::budget::{Budget, cost};
 use super::credentials::TokenProvider;
@@ -99,8 +99,10 @@ fn same_origin(link: &str, base: &str) -> bool {
     !link.contains("://") || origin(link).eq_ignore_ascii_case(origin(base))
 }
 
-/// How long the first request of a batch waits for others to join it.
+/// How long the first request of a batch waits for others to join it...
 pub const BATCH_LINGER: Duration = Duration::from_millis(60);
+/// ... and while writes wait for the write budget (about ten writes at its pace).
+pub const BATCH_LINGER_SATURATED: Duration = Duration::from_millis(500);
 
 impl GraphClient {
     pub fn new(
@@ -124,9 +126,19 @@ impl GraphClient {
         }
     }
 
-    /// Sends requests made at about the same time together, as one `$batch`.
+    /// Sends requests made at about the same time together, as one `$batch` (after
+    /// [`Self::with_metrics`], so the batches are counted).
     pub fn with_batching(mut self) -> Self {
-        self.batcher = Some(Batcher::spawn(self.transport.clone(), BATCH_LINGER));
+        let linger = Linger {
+            usual: BATCH_LINGER,
+            saturated: BATCH_LINGER_SATURATED,
+            budget: self.budget.clone(),
+        };
+        self.batcher = Some(Batcher::spawn(
+            self.transport.clone(),
+            linger,
+            self.metrics.clone(),
+        ));
         self
     }
 
@@ -249,6 +261,16 @@ impl GraphClient {
     /// Every item of a collection decoded as `T` page by page, so no more than one page's JSON
     /// is held at a time however long the collection.
     pub async fn list_as<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, GraphError> {
+        self.list_map(path, |item: T| item).await
+    }
+
+    /// [`Self::list_as`], each item turned into what the caller keeps as its page arrives, so
+    /// a long listing is never held whole in its decoded form.
+    pub async fn list_map<T: DeserializeOwned, U>(
+        &self,
+        path: &str,
+        mut keep: impl FnMut(T) -> U,
+    ) -> Result<Vec<U>, GraphError> {
         let mut items = Vec::new();
         let mut next = Some(path.to_owned());
         let mut seen = std::collections::HashSet::new();
@@ -259,7 +281,7 @@ impl GraphClient {
                 .body
                 .decode()
                 .map_err(|e| GraphError::Decode(format!("a page of {}: {e}", path_only(path))))?;
-            items.extend(page.value);
+            items.extend(page.value.into_iter().map(&mut keep));
             next = page.next_link;
             if let Some(link) = &next {
                 // The token goes wherever the link points: only ever to the configured Graph,

@@ -27,6 +27,8 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// Buckets of the time from a licence's creation to Ready: 5 s to about 5.7 h.
+/// Requests per Graph send: 1 is a request sent alone, 20 a full `$batch`.
+const BATCH_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 19.0, 20.0];
 const READY_BUCKETS: [f64; 13] = [
     5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 20480.0,
 ];
@@ -50,6 +52,7 @@ pub struct Metrics {
     accounts: Family<Labels, Gauge>,
     oldest_not_ready: Family<Labels, FloatGauge>,
     ready_seconds: Histogram,
+    batch_size: Histogram,
     application_state: Family<Labels, Gauge>,
     application_percent: Gauge,
     leader: Gauge,
@@ -174,6 +177,12 @@ impl Default for Metrics {
                 "Time from a licence's creation to its first Ready",
                 Histogram::new(READY_BUCKETS),
             ),
+            batch_size: reg(
+                &mut r,
+                "graph_batch_size",
+                "Requests the batcher sent together, per send (1: alone; 20: a full $batch)",
+                Histogram::new(BATCH_BUCKETS),
+            ),
             application_state: reg(
                 &mut r,
                 "policy_application_state",
@@ -297,6 +306,11 @@ impl Metrics {
     /// A licence became Ready for the first time, `seconds` after its creation.
     pub fn account_ready(&self, seconds: f64) {
         self.ready_seconds.observe(seconds.max(0.0));
+    }
+
+    /// The batcher sent `n` requests together.
+    pub fn graph_batch(&self, n: usize) {
+        self.batch_size.observe(n as f64);
     }
 
     /// The policy application's state (one-hot), its reason when held or failed, and progress.

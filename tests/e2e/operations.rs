@@ -44,6 +44,8 @@ async fn metrics_health_and_readiness_are_served_and_sigterm_stops_cleanly() {
         "remoteassist_graph_budget_capacity{bucket=\"writes\",window_seconds=\"150\"} 2850",
         "remoteassist_graph_budget_consumed_total{bucket=\"writes\"}",
         "remoteassist_account_ready_seconds_count 1",
+        // How full the batcher's sends are (it sent at least the create).
+        "remoteassist_graph_batch_size_count",
         "remoteassist_policy_application_state{state=",
         "remoteassist_leader 1",
     ]
