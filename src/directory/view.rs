@@ -180,7 +180,9 @@ impl View {
                     e.confirmed = false;
                 }
                 None => {
+                    let upn = e.value.upn.clone();
                     s.users.remove(&key(id));
+                    s.by_upn.remove(&upn);
                 }
             }
         }

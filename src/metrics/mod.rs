@@ -26,9 +26,9 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-/// Buckets of the time from a licence's creation to Ready: 5 s to about 5.7 h.
 /// Requests per Graph send: 1 is a request sent alone, 20 a full `$batch`.
 const BATCH_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 19.0, 20.0];
+/// Buckets of the time from a licence's creation to Ready: 5 s to about 5.7 h.
 const READY_BUCKETS: [f64; 13] = [
     5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 20480.0,
 ];
